@@ -1,0 +1,97 @@
+//! Command-line types (clap derive) and nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// pushbench: measure webhook and WebSocket event delivery side by side.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario (default: the built-in quick scenario) and write a results directory.
+    Run {
+        /// Scenario file (TOML). Without it, the embedded scenarios/quick.toml runs.
+        scenario: Option<PathBuf>,
+        /// Write results into exactly this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Progress display.
+        #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+        progress: ProgressArg,
+    },
+    /// Check a scenario file and print every problem; runs nothing.
+    Validate {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+    },
+    /// Run a built-in target on its own.
+    Serve {
+        /// Which target.
+        #[command(subcommand)]
+        target: ServeTarget,
+    },
+}
+
+/// Progress display choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// A bar on a terminal, plain lines otherwise.
+    Auto,
+    /// Plain lines every 5 s.
+    Plain,
+    /// Nothing.
+    Off,
+}
+
+/// Built-in targets.
+#[derive(Debug, Subcommand)]
+pub enum ServeTarget {
+    /// The webhook receiver: verifies signatures, de-duplicates, times deliveries (GET /stats).
+    Webhook(WebhookServeArgs),
+}
+
+/// Options of `serve webhook`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookServeArgs {
+    /// Address to listen on (loopback unless you name another address).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Signature scheme to verify: standard, github, stripe or none.
+    #[arg(long, default_value = "standard")]
+    pub signature: String,
+    /// Environment variable holding the secret (never pass secrets as arguments).
+    #[arg(long)]
+    pub secret_env: Option<String>,
+    /// Delay added to every answer, e.g. 5ms.
+    #[arg(long, default_value = "0s")]
+    pub delay: String,
+    /// Fraction of requests answered 503, 0..1.
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_rate: f64,
+    /// Start of a one-off stall, measured from the first request, e.g. 2s.
+    #[arg(long, requires = "stall_for")]
+    pub stall_at: Option<String>,
+    /// Length of the stall, e.g. 1s.
+    #[arg(long, requires = "stall_at")]
+    pub stall_for: Option<String>,
+    /// Bodies larger than this get 413.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Accept any signature (raw-speed benchmarks).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Seed for injected failures.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Runtime worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}

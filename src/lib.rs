@@ -1,0 +1,23 @@
+//! pushbench: a load-testing harness that delivers one scheduled event stream as webhooks (and,
+//! soon, over WebSockets) and measures what each delivers and costs.
+//!
+//! Map:
+//! - [`scenario`]: TOML scenario files -> validated [`scenario::Scenario`] (every problem, with lines)
+//! - [`schedule`]: pure pacing; event i -> intended time, subscriber
+//! - [`webhook`]: the provider side: payload, signing schemes, HTTP client, delivery workers
+//! - [`target`]: built-in servers (webhook receiver) and how runs start them
+//! - [`record`]: per-worker histograms and counters, interval merge, results files
+//! - [`run`]: one run end to end; [`report`]: what the user reads
+//! - [`clock`]: monotonic time and the microsecond timer the pacer sleeps on
+//! - [`serve`]: `pushbench serve ...`
+
+pub mod cli;
+pub mod clock;
+pub mod record;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod schedule;
+pub mod serve;
+pub mod target;
+pub mod webhook;

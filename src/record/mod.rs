@@ -1,0 +1,168 @@
+//! Recording: per-worker histograms and counters, swapped at interval boundaries and merged.
+//!
+//! A worker records into its own [`IntervalStats`] (plain fields, no locks) and, at each 1 s
+//! boundary, hands the whole thing to the collector and starts a fresh twin (`new_from`, fixed
+//! bounds, never resized). The collector merges with `add`; percentiles are derived only at the
+//! end, from merged histograms, never averaged. Each record lands in one of two phases, warm-up or
+//! measured, so the summary leaves the warm-up out while the time series shows it.
+
+pub mod hist;
+pub mod resources;
+pub mod results;
+
+use hdrhistogram::Histogram;
+
+pub use hist::{decode_hist, encode_hist, new_hist, Percentiles};
+
+/// Warm-up phase index.
+pub const WARMUP: usize = 0;
+/// Measured phase index.
+pub const MEASURED: usize = 1;
+
+/// Counter slots of a generator worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Counter {
+    /// Deliveries whose intended time came.
+    Offered = 0,
+    /// Attempts started (first tries and retries).
+    Attempts,
+    /// First attempts started.
+    Sent,
+    /// Deliveries acknowledged with 2xx.
+    Delivered,
+    /// Deliveries that ended without 2xx (after all retries, or still pending at the end).
+    Failed,
+    /// Of `Failed`, those still pending when the run ended.
+    Unfinished,
+    /// Retry attempts scheduled.
+    Retries,
+    /// First attempts that started more than [`LATE_NS`] after their intended time.
+    LateSends,
+    /// Connections opened.
+    Connects,
+    /// Connections that failed to open.
+    ConnectErrors,
+    /// Bytes written.
+    BytesOut,
+    /// Bytes read.
+    BytesIn,
+    /// First error-kind slot; `ErrorBase + kind as usize`.
+    ErrorBase,
+}
+
+/// Number of counter slots (the error kinds follow `ErrorBase`).
+pub const COUNTERS: usize =
+    Counter::ErrorBase as usize + crate::webhook::http::ErrorKind::ALL.len();
+
+/// A send that starts later than this after its intended time counts as late.
+pub const LATE_NS: u64 = 1_000_000;
+
+/// Histograms and counters of one phase.
+#[derive(Debug, Clone)]
+pub struct PhaseStats {
+    /// Intended time -> response (corrected).
+    pub ack: Histogram<u64>,
+    /// Actual send -> response (uncorrected).
+    pub ack_uncorrected: Histogram<u64>,
+    /// TCP connect time of each new connection.
+    pub connect: Histogram<u64>,
+    /// Intended time -> first attempt started (the pacer's and the pool's lag).
+    pub lag: Histogram<u64>,
+    /// Counter slots, indexed by [`Counter`].
+    pub counters: [u64; COUNTERS],
+}
+
+impl PhaseStats {
+    /// Empty.
+    pub fn new() -> Self {
+        Self {
+            ack: new_hist(),
+            ack_uncorrected: new_hist(),
+            connect: new_hist(),
+            lag: new_hist(),
+            counters: [0; COUNTERS],
+        }
+    }
+
+    /// Adds another phase's records into this one.
+    pub fn add(&mut self, other: &PhaseStats) {
+        self.ack.add(&other.ack).expect("same bounds");
+        self.ack_uncorrected
+            .add(&other.ack_uncorrected)
+            .expect("same bounds");
+        self.connect.add(&other.connect).expect("same bounds");
+        self.lag.add(&other.lag).expect("same bounds");
+        for (a, b) in self.counters.iter_mut().zip(other.counters.iter()) {
+            *a += b;
+        }
+    }
+
+    /// A counter's value.
+    pub fn get(&self, c: Counter) -> u64 {
+        self.counters[c as usize]
+    }
+
+    /// Counts one failed attempt of a kind.
+    #[inline]
+    pub fn bump_error(&mut self, kind: crate::webhook::http::ErrorKind) {
+        self.counters[Counter::ErrorBase as usize + kind as usize] += 1;
+    }
+
+    /// Failed attempts of a kind.
+    pub fn errors(&self, kind: crate::webhook::http::ErrorKind) -> u64 {
+        self.counters[Counter::ErrorBase as usize + kind as usize]
+    }
+
+    /// Adds to a counter.
+    #[inline]
+    pub fn bump(&mut self, c: Counter, by: u64) {
+        self.counters[c as usize] += by;
+    }
+}
+
+impl Default for PhaseStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Everything one worker recorded during one interval.
+#[derive(Debug, Clone, Default)]
+pub struct IntervalStats {
+    /// Warm-up and measured records.
+    pub phases: [PhaseStats; 2],
+    /// Connections open at the end of the interval (a gauge, summed over workers).
+    pub open_connections: u64,
+    /// Deliveries in flight or queued at the end of the interval.
+    pub backlog: u64,
+}
+
+impl IntervalStats {
+    /// Adds another worker's interval into this one.
+    pub fn add(&mut self, other: &IntervalStats) {
+        for (a, b) in self.phases.iter_mut().zip(other.phases.iter()) {
+            a.add(b);
+        }
+        self.open_connections += other.open_connections;
+        self.backlog += other.backlog;
+    }
+
+    /// A counter summed over both phases.
+    pub fn total(&self, c: Counter) -> u64 {
+        self.phases[WARMUP].get(c) + self.phases[MEASURED].get(c)
+    }
+
+    /// Both phases' histograms of one kind merged (for the time series).
+    pub fn merged(&self, pick: impl Fn(&PhaseStats) -> &Histogram<u64>) -> Histogram<u64> {
+        let mut h = pick(&self.phases[WARMUP]).clone();
+        h.add(pick(&self.phases[MEASURED])).expect("same bounds");
+        h
+    }
+}
+
+/// Records a latency in microseconds from two monotonic instants in nanoseconds.
+#[inline]
+pub fn record_ns(h: &mut Histogram<u64>, from_ns: u64, to_ns: u64) {
+    h.saturating_record((to_ns.saturating_sub(from_ns) / 1_000).max(1));
+}

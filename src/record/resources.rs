@@ -1,0 +1,115 @@
+//! CPU and memory of processes, read from /proc: what each side of the comparison costs.
+
+use std::fs;
+
+/// One reading of one process.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcSample {
+    /// User + system CPU time so far, seconds.
+    pub cpu_s: f64,
+    /// Resident set size now, bytes.
+    pub rss_bytes: u64,
+}
+
+fn ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// Reads `/proc/<pid>/stat` (use `"self"` for this process); `None` once the process is gone.
+pub fn sample(pid: &str) -> Option<ProcSample> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces; fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state(0) ... utime(11) stime(12) ... rss pages(21).
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    let rss_pages: u64 = fields.get(21)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    Some(ProcSample {
+        cpu_s: (utime + stime) / ticks_per_sec(),
+        rss_bytes: rss_pages * page,
+    })
+}
+
+/// Tracks one role (generator or target), summed over its processes, between samples.
+#[derive(Debug, Clone, Default)]
+pub struct RoleMeter {
+    pids: Vec<String>,
+    first_cpu_s: Option<f64>,
+    last_cpu_s: f64,
+    last_at_s: f64,
+    /// Highest summed RSS seen.
+    pub peak_rss_bytes: u64,
+}
+
+impl RoleMeter {
+    /// Meters these processes (`"self"` or pid numbers).
+    pub fn new(pids: Vec<String>) -> Self {
+        Self {
+            pids,
+            ..Self::default()
+        }
+    }
+
+    /// Samples now; returns (CPU % since the last call, summed RSS).
+    pub fn tick(&mut self, now_s: f64) -> (f64, u64) {
+        let mut cpu = 0.0;
+        let mut rss = 0;
+        for pid in &self.pids {
+            if let Some(s) = sample(pid) {
+                cpu += s.cpu_s;
+                rss += s.rss_bytes;
+            }
+        }
+        let pct = match self.first_cpu_s {
+            None => {
+                self.first_cpu_s = Some(cpu);
+                0.0
+            }
+            Some(_) if now_s > self.last_at_s => {
+                (cpu - self.last_cpu_s).max(0.0) / (now_s - self.last_at_s) * 100.0
+            }
+            Some(_) => 0.0,
+        };
+        self.last_cpu_s = cpu;
+        self.last_at_s = now_s;
+        self.peak_rss_bytes = self.peak_rss_bytes.max(rss);
+        (pct, rss)
+    }
+
+    /// CPU seconds used since the first sample.
+    pub fn cpu_s(&self) -> f64 {
+        self.last_cpu_s - self.first_cpu_s.unwrap_or(self.last_cpu_s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process_and_sees_cpu_spent() {
+        let s = sample("self").unwrap();
+        assert!(s.rss_bytes > 1 << 20, "rss {}", s.rss_bytes);
+        let mut meter = RoleMeter::new(vec!["self".into()]);
+        meter.tick(0.0);
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed().as_millis() < 300 {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        let (pct, rss) = meter.tick(0.3);
+        assert!(pct > 30.0, "busy loop shows as CPU ({pct}%)");
+        assert!(meter.cpu_s() > 0.1 && rss > 0 && meter.peak_rss_bytes >= rss);
+        assert!(sample("999999999").is_none());
+    }
+}

@@ -1,0 +1,346 @@
+//! The results directory: `summary.json`, `summary.csv`, `timeseries.csv`, `percentiles.csv`
+//! (the `.hlog` interval log is written as the run goes, by the collector).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::Percentiles;
+use crate::target::receiver::ReceiverCounters;
+
+/// The machine the run happened on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// Logical CPUs.
+    pub cores: usize,
+    /// Total memory.
+    pub memory_bytes: u64,
+    /// `uname -r`.
+    pub kernel: String,
+    /// Host name.
+    pub hostname: String,
+}
+
+impl HostInfo {
+    /// Reads this machine's facts from /proc.
+    pub fn current() -> Self {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        let memory_bytes = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024);
+        Self {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_bytes,
+            kernel: read("/proc/sys/kernel/osrelease"),
+            hostname: read("/proc/sys/kernel/hostname"),
+        }
+    }
+}
+
+/// Connections a model used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Connections {
+    /// Connections (or attempts in flight) the scenario allows.
+    pub target: u64,
+    /// Most open at once.
+    pub peak: u64,
+    /// Connections opened in all.
+    pub opened: u64,
+    /// Connection attempts that failed.
+    pub failed: u64,
+    /// Connections opened again after one was lost (keep-alive only).
+    pub reconnects: u64,
+}
+
+/// CPU and memory of one role, summed over its processes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoleCost {
+    /// User + system CPU seconds during the run.
+    pub cpu_s: f64,
+    /// Highest resident memory seen (sampled each interval).
+    pub peak_rss_bytes: u64,
+}
+
+/// Generator and target cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// The harness's load generator.
+    pub generator: RoleCost,
+    /// The system under test (only measured for built-in targets).
+    pub target: RoleCost,
+}
+
+/// One model's figures. Counts cover the measured part of the run (warm-up excluded).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    /// `"webhook"` or `"websocket"`.
+    pub model: String,
+    /// Scheduled deliveries per second.
+    pub target_rate: f64,
+    /// Deliveries acknowledged per second.
+    pub achieved_rate: f64,
+    /// Deliveries scheduled (events x fan-out).
+    pub events: u64,
+    /// Acknowledged (2xx).
+    pub delivered: u64,
+    /// Ended without 2xx, after all retries or still pending at the end.
+    pub failed: u64,
+    /// Of `failed`, those still pending when the run ended.
+    pub unfinished: u64,
+    /// Retry attempts.
+    pub retries: u64,
+    /// Deliveries the receiver had already accepted.
+    pub duplicates: u64,
+    /// First attempts that started more than 1 ms after their intended time.
+    pub late_sends: u64,
+    /// Where `latency_us` is measured: `"receiver"` (body received) or `"ack"` (response received).
+    pub latency_source: String,
+    /// Headline delivery latency, from the intended time (corrected).
+    pub latency_us: Percentiles,
+    /// The same from the actual send (uncorrected).
+    pub uncorrected_latency_us: Percentiles,
+    /// Intended time -> response received.
+    pub ack_latency_us: Percentiles,
+    /// Actual send -> response received.
+    pub ack_uncorrected_latency_us: Percentiles,
+    /// New connection set-up time.
+    pub connect_us: Percentiles,
+    /// Intended time -> first attempt started.
+    pub schedule_lag_us: Percentiles,
+    /// Connection counts.
+    pub connections: Connections,
+    /// CPU and memory.
+    pub resources: Resources,
+    /// Request and response bytes on the wire per delivery (HTTP framing included).
+    pub bytes_per_event: f64,
+    /// Failed attempts by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// What the built-in receiver counted (absent for external targets).
+    pub receiver: Option<ReceiverCounters>,
+}
+
+/// A threshold and how the run did against it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// `metric condition`.
+    pub expression: String,
+    /// The metric's value in this run.
+    pub observed: Option<f64>,
+    /// Whether the condition held.
+    pub pass: bool,
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// UTC start, RFC 3339.
+    pub started_at: String,
+    /// Measured duration (warm-up excluded).
+    pub duration_s: f64,
+    /// Warm-up before it.
+    pub warmup_s: f64,
+    /// True when Ctrl-C cut the run short.
+    pub interrupted: bool,
+    /// The machine.
+    pub host: HostInfo,
+    /// pushbench version.
+    pub version: String,
+    /// One entry per model that ran.
+    pub models: Vec<ModelSummary>,
+    /// Threshold verdicts.
+    pub thresholds: Vec<ThresholdResult>,
+}
+
+/// One `timeseries.csv` row.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimeseriesRow {
+    /// Seconds since the start (interval end).
+    pub t_s: f64,
+    /// Model.
+    pub model: String,
+    /// Deliveries whose intended time fell in the interval.
+    pub offered: u64,
+    /// First attempts started.
+    pub sent: u64,
+    /// Acknowledged.
+    pub delivered: u64,
+    /// Failed attempts.
+    pub errors: u64,
+    /// Retries scheduled.
+    pub retries: u64,
+    /// Open connections at the end of the interval.
+    pub connections: u64,
+    /// Headline latency of deliveries completed in the interval.
+    pub p50_us: u64,
+    /// 99th percentile of the same.
+    pub p99_us: u64,
+    /// Largest of the same.
+    pub max_us: u64,
+    /// Generator CPU over the interval (100 = one core).
+    pub gen_cpu_pct: f64,
+    /// Generator RSS.
+    pub gen_rss_bytes: u64,
+    /// Target CPU over the interval.
+    pub target_cpu_pct: f64,
+    /// Target RSS.
+    pub target_rss_bytes: u64,
+}
+
+/// Writes `summary.json` and `summary.csv`.
+pub fn write_summary(dir: &Path, summary: &Summary) -> io::Result<()> {
+    let mut f = File::create(dir.join("summary.json"))?;
+    serde_json::to_writer_pretty(&mut f, summary)?;
+    f.write_all(b"\n")?;
+
+    let mut w = csv::Writer::from_path(dir.join("summary.csv"))?;
+    let pct = ["p50", "p90", "p99", "p999", "p9999", "max"];
+    let mut header: Vec<String> = [
+        "model",
+        "target_rate",
+        "achieved_rate",
+        "events",
+        "delivered",
+        "failed",
+        "retries",
+        "duplicates",
+        "late_sends",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for metric in [
+        "latency_us",
+        "uncorrected_latency_us",
+        "ack_latency_us",
+        "connect_us",
+    ] {
+        header.extend(pct.iter().map(|p| format!("{metric}_{p}")));
+    }
+    header.extend(
+        [
+            "connections_peak",
+            "connections_failed",
+            "generator_cpu_s",
+            "generator_peak_rss_bytes",
+            "target_cpu_s",
+            "target_peak_rss_bytes",
+            "bytes_per_event",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    w.write_record(&header)?;
+    for m in &summary.models {
+        let mut row = vec![
+            m.model.clone(),
+            format!("{:.1}", m.target_rate),
+            format!("{:.1}", m.achieved_rate),
+            m.events.to_string(),
+            m.delivered.to_string(),
+            m.failed.to_string(),
+            m.retries.to_string(),
+            m.duplicates.to_string(),
+            m.late_sends.to_string(),
+        ];
+        for p in [
+            &m.latency_us,
+            &m.uncorrected_latency_us,
+            &m.ack_latency_us,
+            &m.connect_us,
+        ] {
+            row.extend([p.p50, p.p90, p.p99, p.p999, p.p9999, p.max].map(|v| v.to_string()));
+        }
+        row.extend([
+            m.connections.peak.to_string(),
+            m.connections.failed.to_string(),
+            format!("{:.3}", m.resources.generator.cpu_s),
+            m.resources.generator.peak_rss_bytes.to_string(),
+            format!("{:.3}", m.resources.target.cpu_s),
+            m.resources.target.peak_rss_bytes.to_string(),
+            format!("{:.1}", m.bytes_per_event),
+        ]);
+        w.write_record(&row)?;
+    }
+    w.flush()
+}
+
+/// Appends the HDR percentile distribution of `h` to `percentiles.csv` rows.
+pub fn percentile_rows(
+    w: &mut csv::Writer<File>,
+    model: &str,
+    metric: &str,
+    h: &Histogram<u64>,
+) -> io::Result<()> {
+    if h.is_empty() {
+        return Ok(());
+    }
+    // Five steps per halving of the distance to 100%, as HdrHistogram's percentile output does.
+    for v in h.iter_quantiles(5) {
+        w.write_record([
+            model,
+            metric,
+            &format!("{:.6}", v.quantile_iterated_to()),
+            &v.value_iterated_to().to_string(),
+            &v.count_since_last_iteration().to_string(),
+        ])?;
+    }
+    Ok(())
+}
+
+/// Opens `percentiles.csv` with its header.
+pub fn percentiles_writer(dir: &Path) -> io::Result<csv::Writer<File>> {
+    let mut w = csv::Writer::from_path(dir.join("percentiles.csv"))?;
+    w.write_record(["model", "metric", "quantile", "value_us", "count"])?;
+    Ok(w)
+}
+
+/// Opens `timeseries.csv`; rows are serialized from [`TimeseriesRow`] (the header comes first).
+pub fn timeseries_writer(dir: &Path) -> io::Result<csv::Writer<File>> {
+    Ok(csv::Writer::from_path(dir.join("timeseries.csv"))?)
+}
+
+/// `yyyymmddThhmmssZ` and RFC 3339 forms of a Unix time in seconds, in UTC.
+pub fn utc_stamps(unix_s: u64) -> (String, String) {
+    let days = (unix_s / 86_400) as i64;
+    let secs = unix_s % 86_400;
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    (
+        format!("{y:04}{mo:02}{d:02}T{h:02}{m:02}{s:02}Z"),
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamps_match_known_dates() {
+        assert_eq!(utc_stamps(0).0, "19700101T000000Z");
+        assert_eq!(utc_stamps(951_782_400).1, "2000-02-29T00:00:00Z");
+        assert_eq!(utc_stamps(1_795_740_006).0, "20261127T004006Z");
+    }
+}

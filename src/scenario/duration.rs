@@ -1,0 +1,85 @@
+//! Human durations in scenario files: `"250ms"`, `"30s"`, `"2m"`, `"1.5h"`, `"500us"`.
+
+/// Parses a duration string into nanoseconds, or says what is wrong with it.
+pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("`{text}` has no unit; write e.g. \"{text}s\" or \"{text}ms\""))?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` does not start with a number"))?;
+    let unit_ns = match unit.trim() {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" | "min" => 60e9,
+        "h" => 3600e9,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (use ns, us, ms, s, m or h)"
+            ))
+        }
+    };
+    let ns = value * unit_ns;
+    if !ns.is_finite() || ns > 366.0 * 86400e9 {
+        return Err(format!("`{text}` is longer than a year"));
+    }
+    Ok(ns.round() as u64)
+}
+
+/// Formats nanoseconds compactly for messages and tables (`1.5s`, `250ms`, `80us`).
+pub fn format_ns(ns: u64) -> String {
+    if ns >= 1_000_000_000 {
+        format!("{}s", trim_float(ns as f64 / 1e9))
+    } else if ns >= 1_000_000 {
+        format!("{}ms", trim_float(ns as f64 / 1e6))
+    } else if ns >= 1_000 {
+        format!("{}us", trim_float(ns as f64 / 1e3))
+    } else {
+        format!("{ns}ns")
+    }
+}
+
+fn trim_float(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_unit() {
+        let cases = [
+            ("250ms", 250_000_000),
+            ("30s", 30_000_000_000),
+            ("2m", 120_000_000_000),
+            ("1.5s", 1_500_000_000),
+            ("500us", 500_000),
+            ("1h", 3_600_000_000_000),
+            ("0s", 0),
+            (" 7 ms ", 7_000_000),
+        ];
+        for (text, ns) in cases {
+            assert_eq!(parse_duration_ns(text), Ok(ns), "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_read() {
+        for text in ["", "30", "s", "3 parsecs", "1e999s", "-5s", "9999999h"] {
+            assert!(parse_duration_ns(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn formats_compactly() {
+        assert_eq!(format_ns(1_500_000_000), "1.5s");
+        assert_eq!(format_ns(250_000_000), "250ms");
+        assert_eq!(format_ns(80_000), "80us");
+    }
+}

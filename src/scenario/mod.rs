@@ -1,0 +1,308 @@
+//! Scenario files: TOML in, a validated [`Scenario`] out.
+//!
+//! Parsing is two-phase, as in ripgrep: [`parse`] walks the spanned TOML tree, collects *every*
+//! problem (unknown keys, wrong types, bad durations, rates <= 0, missing secrets...) each with the
+//! key and line, and only when there are none builds a `Scenario` in which invalid combinations
+//! cannot be represented. The rest of the harness never sees raw TOML.
+
+mod duration;
+mod parse;
+
+use std::fmt;
+use std::path::Path;
+
+pub use duration::{format_ns, parse_duration_ns};
+pub use parse::{parse, parse_condition};
+
+use crate::schedule::{Schedule, Shape};
+use crate::webhook::sign::SignatureScheme;
+
+/// The default scenario, compiled in so `pushbench run` works with no files at all.
+pub const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/quick.toml");
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Names the results directory; `[A-Za-z0-9._-]` only.
+    pub name: String,
+    /// Seed for random shapes and injected faults.
+    pub seed: u64,
+    /// The event stream every model delivers.
+    pub workload: Workload,
+    /// Present when the webhook model runs.
+    pub webhook: Option<WebhookConfig>,
+    /// Raw threshold expressions, in file order.
+    pub thresholds: Vec<Threshold>,
+}
+
+/// The open-loop event stream.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Arrival pattern.
+    pub shape: Shape,
+    /// Number of subscribers (webhook endpoints / WebSocket connections).
+    pub subscribers: u64,
+    /// Subscribers each event goes to.
+    pub fanout: u64,
+    /// Size of each event body.
+    pub payload_bytes: usize,
+    /// Measured part of the run.
+    pub duration_ns: u64,
+    /// Unmeasured lead-in before `duration`.
+    pub warmup_ns: u64,
+}
+
+impl Workload {
+    /// The full delivery schedule (warm-up plus measured part).
+    pub fn schedule(&self, seed: u64) -> Schedule {
+        Schedule {
+            shape: self.shape.clone(),
+            total_ns: self.warmup_ns + self.duration_ns,
+            seed,
+            fanout: self.fanout,
+            subscribers: self.subscribers,
+        }
+    }
+}
+
+/// How the provider talks to the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionMode {
+    /// A pool of persistent HTTP/1.1 connections.
+    KeepAlive,
+    /// A new TCP connection for every delivery attempt, as many providers do.
+    Fresh,
+}
+
+/// Randomisation of retry delays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jitter {
+    /// Uniform in [0, backoff] (AWS "full jitter").
+    Full,
+    /// backoff/2 + uniform in [0, backoff/2].
+    Equal,
+    /// Exactly the backoff.
+    None,
+}
+
+/// Retry policy for failed deliveries (connection errors, timeouts, 408, 429 and 5xx).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total attempts including the first (1 = never retry).
+    pub attempts: u32,
+    /// Backoff before the first retry.
+    pub initial_ns: u64,
+    /// Cap on any single backoff.
+    pub max_ns: u64,
+    /// Randomisation.
+    pub jitter: Jitter,
+}
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Behaviour of the built-in receiver, set from the scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiverConfig {
+    /// Processing delay added to every answer.
+    pub delay_ns: u64,
+    /// Fraction of requests answered 503 (0..1).
+    pub fail_rate: f64,
+    /// Hold every answer during `[at, at + for)` after the first request, once.
+    pub stall: Option<Stall>,
+    /// Larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Check signatures (off only for raw-speed benchmarks).
+    pub verify: bool,
+}
+
+/// A one-off window in which the receiver answers nothing until the window ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stall {
+    /// Start, measured from the receiver's first request.
+    pub at_ns: u64,
+    /// Length.
+    pub for_ns: u64,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        Self {
+            delay_ns: 0,
+            fail_rate: 0.0,
+            stall: None,
+            max_body_bytes: 1 << 20,
+            verify: true,
+        }
+    }
+}
+
+/// Where webhook deliveries go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookTarget {
+    /// The harness starts its own receiver as a child process.
+    Builtin(ReceiverConfig),
+    /// Someone else's receiver.
+    External(UrlTemplate),
+}
+
+/// An `http://host:port/path` URL with an optional `{subscriber}` placeholder in the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlTemplate {
+    /// The URL as written.
+    pub raw: String,
+    /// Host as written (name or address), used for the Host header.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Path before the placeholder (or the whole path).
+    pub path_prefix: String,
+    /// Path after the placeholder; `None` when there is no placeholder.
+    pub path_suffix: Option<String>,
+}
+
+impl UrlTemplate {
+    /// The built-in receiver's URL on a given port.
+    pub fn builtin(port: u16) -> Self {
+        Self {
+            raw: format!("http://127.0.0.1:{port}/hooks/{{subscriber}}"),
+            host: "127.0.0.1".into(),
+            port,
+            path_prefix: "/hooks/".into(),
+            path_suffix: Some(String::new()),
+        }
+    }
+
+    /// `host:port`, for connecting and for the Host header.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The webhook model's settings.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Built-in receiver or an external URL.
+    pub target: WebhookTarget,
+    /// Keep-alive pool or fresh connection per attempt.
+    pub connection: ConnectionMode,
+    /// Connections (keep-alive) or attempts in flight (fresh), over all workers.
+    pub pool: usize,
+    /// Signing scheme.
+    pub signature: SignatureScheme,
+    /// Signing secret; generated per run for the built-in receiver when not given.
+    pub secret: Option<Secret>,
+    /// Per-attempt timeout (connect + request + response).
+    pub timeout_ns: u64,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// How long to wait after the last scheduled send for retries and answers.
+    pub drain_ns: u64,
+    /// Generator threads; `None` = one per core.
+    pub workers: Option<usize>,
+}
+
+/// `metric op value`, e.g. `webhook.latency_us.p99 < 50000`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// Dotted metric path.
+    pub metric: String,
+    /// Condition text as written.
+    pub condition: String,
+    /// Line in the scenario file.
+    pub line: usize,
+}
+
+/// One thing wrong with a scenario file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line, when the problem has a place in the file.
+    pub line: Option<usize>,
+    /// Dotted key path (`workload.duration`), empty for whole-file problems.
+    pub key: String,
+    /// What is wrong and, where possible, how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.key.is_empty()) {
+            (Some(line), false) => write!(f, "line {line}: `{}`: {}", self.key, self.message),
+            (Some(line), true) => write!(f, "line {line}: {}", self.message),
+            (None, false) => write!(f, "`{}`: {}", self.key, self.message),
+            (None, true) => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// Every problem found in one scenario file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ScenarioError {
+    /// The file, or `<default>` for the embedded scenario.
+    pub origin: String,
+    /// All problems, in file order.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(
+            f,
+            "{}: {n} problem{} in the scenario:",
+            self.origin,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates a scenario file, resolving `env:` secrets from the process environment.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let origin = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ScenarioError {
+        origin: origin.clone(),
+        problems: vec![Problem {
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the file: {e}"),
+        }],
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| ScenarioError {
+        origin: origin.clone(),
+        problems: vec![Problem {
+            line: None,
+            key: String::new(),
+            message: format!(
+                "the file is not UTF-8 text (invalid byte at offset {}); scenario files are TOML",
+                e.utf8_error().valid_up_to()
+            ),
+        }],
+    })?;
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("scenario");
+    parse(&text, stem, &|name| std::env::var(name).ok())
+        .map_err(|problems| ScenarioError { origin, problems })
+}
+
+/// The embedded default scenario.
+pub fn default_scenario() -> Scenario {
+    parse(DEFAULT_SCENARIO, "quick", &|name| std::env::var(name).ok())
+        .expect("the embedded default scenario is valid (checked by a test)")
+}

@@ -1,0 +1,104 @@
+//! `pushbench serve webhook`: the built-in receiver as a standalone server.
+
+use std::net::SocketAddr;
+
+use crate::cli::WebhookServeArgs;
+use crate::scenario::{parse_duration_ns, ReceiverConfig, Stall};
+use crate::target::receiver::{self, ReceiverOptions};
+use crate::webhook::sign::SignatureScheme;
+
+/// Turns the command line into receiver options; errors are usage errors (exit 2).
+pub fn webhook_options(args: &WebhookServeArgs) -> Result<(SocketAddr, ReceiverOptions), String> {
+    let addr: SocketAddr = args.listen.parse().map_err(|_| {
+        format!(
+            "--listen: \"{}\" is not an address like 127.0.0.1:8080",
+            args.listen
+        )
+    })?;
+    let scheme = SignatureScheme::from_name(&args.signature).ok_or_else(|| {
+        format!(
+            "--signature: unknown scheme \"{}\" (standard, github, stripe, none)",
+            args.signature
+        )
+    })?;
+    let secret = match &args.secret_env {
+        Some(var) => Some(
+            std::env::var(var)
+                .map_err(|_| format!("--secret-env: environment variable `{var}` is not set"))?,
+        ),
+        None => None,
+    };
+    if scheme != SignatureScheme::None && secret.is_none() && !args.no_verify {
+        return Err(format!(
+            "--signature {}: give the secret with --secret-env NAME, or use --no-verify",
+            scheme.name()
+        ));
+    }
+    let dur = |flag: &str, v: &str| parse_duration_ns(v).map_err(|e| format!("{flag}: {e}"));
+    if !(0.0..=1.0).contains(&args.fail_rate) {
+        return Err(format!(
+            "--fail-rate must be between 0 and 1 (got {})",
+            args.fail_rate
+        ));
+    }
+    let stall = match (&args.stall_at, &args.stall_for) {
+        (Some(at), Some(len)) => Some(Stall {
+            at_ns: dur("--stall-at", at)?,
+            for_ns: dur("--stall-for", len)?,
+        }),
+        _ => None,
+    };
+    let config = ReceiverConfig {
+        delay_ns: dur("--delay", &args.delay)?,
+        fail_rate: args.fail_rate,
+        stall,
+        max_body_bytes: args.max_body_bytes,
+        verify: !args.no_verify,
+    };
+    let key = if args.no_verify {
+        None
+    } else {
+        receiver::key_for(scheme, secret.as_deref())?
+    };
+    Ok((
+        addr,
+        ReceiverOptions {
+            config,
+            key,
+            seed: args.seed,
+        },
+    ))
+}
+
+/// Serves until SIGINT or SIGTERM. Prints `listening on http://ADDR` first (the harness reads it).
+pub async fn serve_webhook(addr: SocketAddr, opts: ReceiverOptions) -> std::io::Result<()> {
+    let listener = bind(addr)?;
+    let local = listener.local_addr()?;
+    if !local.ip().is_loopback() {
+        eprintln!("note: listening on {local}, which other machines may reach");
+    }
+    println!("pushbench webhook receiver listening on http://{local}");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    receiver::serve(listener, opts, shutdown_signal()).await
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,223 @@
+//! Starting and stopping the built-in receiver for a run: as a child process of this binary (so
+//! its CPU and memory are measured apart from the generator's), or on a thread of this process
+//! (tests). Also the tiny client that pulls `/stats`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::receiver::{self, ReceiverOptions, ReceiverStats};
+use crate::scenario::ReceiverConfig;
+use crate::webhook::sign::SignatureScheme;
+
+/// Environment variable that carries the secret to a child receiver (never the command line,
+/// where any user could read it with `ps`).
+pub const SECRET_ENV: &str = "PUSHBENCH_RECEIVER_SECRET";
+
+/// How the harness runs built-in targets.
+#[derive(Debug, Clone)]
+pub enum TargetLaunch {
+    /// As `<exe> serve ...` child processes.
+    Child(PathBuf),
+    /// On threads of this process (tests; target resources are not measured apart).
+    InProcess,
+}
+
+enum Handle {
+    Child(Child),
+    InProcess {
+        shutdown: tokio::sync::oneshot::Sender<()>,
+        thread: std::thread::JoinHandle<()>,
+    },
+}
+
+/// A receiver the harness started.
+pub struct RunningTarget {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Process ids to meter (empty when in-process).
+    pub pids: Vec<u32>,
+    handle: Handle,
+}
+
+impl RunningTarget {
+    /// Stops it and waits for it to exit.
+    pub fn stop(self) {
+        match self.handle {
+            Handle::Child(mut child) => {
+                // SAFETY: signalling our own child by its pid.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                for _ in 0..100 {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Handle::InProcess { shutdown, thread } => {
+                let _ = shutdown.send(());
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// Command-line arguments that reproduce a receiver configuration for `serve webhook`.
+pub fn receiver_args(cfg: &ReceiverConfig, scheme: SignatureScheme, seed: u64) -> Vec<String> {
+    let mut args = vec![
+        "serve".into(),
+        "webhook".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--signature".into(),
+        scheme.name().into(),
+        "--seed".into(),
+        seed.to_string(),
+        "--delay".into(),
+        format!("{}ns", cfg.delay_ns),
+        "--fail-rate".into(),
+        cfg.fail_rate.to_string(),
+        "--max-body-bytes".into(),
+        cfg.max_body_bytes.to_string(),
+    ];
+    if scheme != SignatureScheme::None {
+        args.extend(["--secret-env".into(), SECRET_ENV.into()]);
+    }
+    if let Some(stall) = cfg.stall {
+        args.extend([
+            "--stall-at".into(),
+            format!("{}ns", stall.at_ns),
+            "--stall-for".into(),
+            format!("{}ns", stall.for_ns),
+        ]);
+    }
+    if !cfg.verify {
+        args.push("--no-verify".into());
+    }
+    args
+}
+
+/// Starts a receiver and waits until it accepts connections.
+pub fn launch_receiver(
+    launch: &TargetLaunch,
+    cfg: &ReceiverConfig,
+    scheme: SignatureScheme,
+    secret: Option<&str>,
+    seed: u64,
+) -> Result<RunningTarget, String> {
+    match launch {
+        TargetLaunch::Child(exe) => {
+            let mut cmd = Command::new(exe);
+            cmd.args(receiver_args(cfg, scheme, seed))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            if let Some(s) = secret {
+                cmd.env(SECRET_ENV, s);
+            }
+            // SAFETY: prctl is async-signal-safe; the child dies with the harness.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+            let mut child = cmd.spawn().map_err(|e| {
+                format!(
+                    "cannot start the built-in receiver ({}): {e}",
+                    exe.display()
+                )
+            })?;
+            let stdout = child.stdout.take().expect("piped");
+            let mut line = String::new();
+            let read = BufReader::new(stdout).read_line(&mut line);
+            let addr = line
+                .split_once("http://")
+                .and_then(|(_, rest)| rest.trim().parse::<SocketAddr>().ok());
+            match (read, addr) {
+                (Ok(_), Some(addr)) => Ok(RunningTarget {
+                    addr,
+                    pids: vec![child.id()],
+                    handle: Handle::Child(child),
+                }),
+                _ => {
+                    let _ = child.kill();
+                    let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                    Err(format!(
+                        "the built-in receiver did not start ({status}); it printed: {line:?}"
+                    ))
+                }
+            }
+        }
+        TargetLaunch::InProcess => {
+            let listener = StdListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+            listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            let key = receiver::key_for(scheme, secret)?;
+            let opts = ReceiverOptions {
+                config: cfg.clone(),
+                key,
+                seed,
+            };
+            let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
+            let thread = std::thread::Builder::new()
+                .name("receiver".into())
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .enable_all()
+                        .build()
+                        .expect("receiver runtime");
+                    rt.block_on(async move {
+                        let listener =
+                            tokio::net::TcpListener::from_std(listener).expect("listener");
+                        let _ = receiver::serve(listener, opts, async {
+                            let _ = rx.await;
+                        })
+                        .await;
+                    });
+                })
+                .map_err(|e| e.to_string())?;
+            Ok(RunningTarget {
+                addr,
+                pids: Vec::new(),
+                handle: Handle::InProcess { shutdown, thread },
+            })
+        }
+    }
+}
+
+/// `GET path` over a fresh connection; returns the body of a 200 answer.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<Vec<u8>, String> {
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("incomplete answer")?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("answer: {}", head.lines().next().unwrap_or("")));
+    }
+    Ok(raw[split + 4..].to_vec())
+}
+
+/// Pulls and decodes the receiver's `/stats` (histograms since the last pull).
+pub fn fetch_stats(addr: SocketAddr) -> Result<ReceiverStats, String> {
+    let body = http_get(addr, "/stats")?;
+    serde_json::from_slice(&body).map_err(|e| format!("bad /stats answer: {e}"))
+}

@@ -1,0 +1,418 @@
+//! The built-in webhook receiver (hyper): verifies signatures, rejects stale timestamps,
+//! de-duplicates by event id, caps body size, stamps arrival, and can add delay, failures and a
+//! stall. `GET /stats` hands over the delivery-latency histograms recorded since the last call
+//! (and cumulative counters), so the harness can merge them per interval.
+//!
+//! Delivery latency needs the event's intended time; pushbench sends it (and the actual send
+//! time) in the `x-pushbench-t: <intended_us>,<sent_us>,<phase>` header, as wall-clock
+//! microseconds, so it works across machines with synchronised clocks. Other senders' deliveries
+//! are verified and counted but not timed.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+use crate::clock::{mono_ns, real_ns};
+use crate::record::{encode_hist, new_hist, MEASURED, WARMUP};
+use crate::scenario::ReceiverConfig;
+use crate::schedule::SplitMix64;
+use crate::webhook::payload::{index_from_id, run_from_id};
+use crate::webhook::sign::{SignatureScheme, SigningKey, VerifyError};
+
+/// Settings of one receiver.
+#[derive(Debug, Clone)]
+pub struct ReceiverOptions {
+    /// Behaviour (delay, failures, stall, body cap, verification).
+    pub config: ReceiverConfig,
+    /// Key to verify with; `None` or scheme none accepts anything.
+    pub key: Option<SigningKey>,
+    /// Seed for injected failures.
+    pub seed: u64,
+}
+
+/// Cumulative counters, as `/stats` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiverCounters {
+    /// TCP connections that carried at least one delivery.
+    pub connections: u64,
+    /// HTTP requests to the hook path.
+    pub requests: u64,
+    /// First deliveries of an id answered 2xx.
+    pub unique: u64,
+    /// Repeated deliveries of an id already accepted (answered 2xx, not counted again).
+    pub duplicates: u64,
+    /// Signatures that did not verify (401).
+    pub bad_signature: u64,
+    /// Timestamps outside the tolerance (401).
+    pub stale: u64,
+    /// Bodies over the cap (413).
+    pub too_large: u64,
+    /// Requests answered 503 on purpose.
+    pub injected_failures: u64,
+    /// Requests held by the stall window.
+    pub stalled: u64,
+    /// Body bytes received.
+    pub body_bytes: u64,
+}
+
+/// The `/stats` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceiverStats {
+    /// Counters since start.
+    pub counters: ReceiverCounters,
+    /// Intended time -> body received, per phase (warm-up, measured), since the last call.
+    pub delivery: [String; 2],
+    /// Actual send -> body received, per phase, since the last call.
+    pub delivery_uncorrected: [String; 2],
+}
+
+struct Shard {
+    delivery: [Histogram<u64>; 2],
+    uncorrected: [Histogram<u64>; 2],
+}
+
+impl Shard {
+    fn new() -> Self {
+        Self {
+            delivery: [new_hist(), new_hist()],
+            uncorrected: [new_hist(), new_hist()],
+        }
+    }
+}
+
+const SHARDS: usize = 16;
+const CHUNK_BITS: u32 = 18; // ids per chunk: 2^18, 32 KiB of bits
+const CHUNKS: usize = 1 << 14;
+
+/// Ids seen, lock-free for pushbench's dense ids, a set for anyone else's.
+struct SeenIds {
+    run: AtomicU64,
+    chunks: Box<[OnceLock<Box<[AtomicU64]>>]>,
+    other: Mutex<HashSet<Box<[u8]>>>,
+}
+
+impl SeenIds {
+    fn new() -> Self {
+        Self {
+            run: AtomicU64::new(u64::MAX),
+            chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
+            other: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Marks an id seen; true when it was new.
+    fn insert(&self, id: &[u8]) -> bool {
+        if let Some(run) = run_from_id(id) {
+            let _ = self
+                .run
+                .compare_exchange(u64::MAX, u64::from(run), Relaxed, Relaxed);
+            if self.run.load(Relaxed) == u64::from(run) {
+                if let Some(index) = index_from_id(id, run) {
+                    let chunk = (index >> CHUNK_BITS) as usize;
+                    if chunk < CHUNKS {
+                        let words = self.chunks[chunk].get_or_init(|| {
+                            (0..(1usize << CHUNK_BITS) / 64)
+                                .map(|_| AtomicU64::new(0))
+                                .collect()
+                        });
+                        let bit = index & ((1 << CHUNK_BITS) - 1);
+                        let mask = 1u64 << (bit % 64);
+                        let before = words[(bit / 64) as usize].fetch_or(mask, Relaxed);
+                        return before & mask == 0;
+                    }
+                }
+            }
+        }
+        self.other
+            .lock()
+            .expect("seen-set lock")
+            .insert(id.to_vec().into_boxed_slice())
+    }
+}
+
+struct State {
+    opts: ReceiverOptions,
+    counters: [AtomicU64; 10],
+    shards: Vec<Mutex<Shard>>,
+    seen: SeenIds,
+    first_request_mono: OnceLock<u64>,
+    rng_seq: AtomicU64,
+}
+
+#[derive(Clone, Copy)]
+enum C {
+    Connections = 0,
+    Requests,
+    Unique,
+    Duplicates,
+    BadSignature,
+    Stale,
+    TooLarge,
+    Injected,
+    Stalled,
+    BodyBytes,
+}
+
+impl State {
+    fn bump(&self, c: C, by: u64) {
+        self.counters[c as usize].fetch_add(by, Relaxed);
+    }
+
+    fn counters(&self) -> ReceiverCounters {
+        let g = |c: C| self.counters[c as usize].load(Relaxed);
+        ReceiverCounters {
+            connections: g(C::Connections),
+            requests: g(C::Requests),
+            unique: g(C::Unique),
+            duplicates: g(C::Duplicates),
+            bad_signature: g(C::BadSignature),
+            stale: g(C::Stale),
+            too_large: g(C::TooLarge),
+            injected_failures: g(C::Injected),
+            stalled: g(C::Stalled),
+            body_bytes: g(C::BodyBytes),
+        }
+    }
+
+    fn shard(&self) -> &Mutex<Shard> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static SLOT: usize = NEXT.fetch_add(1, Relaxed);
+        }
+        // One shard per thread in practice, so the lock is uncontended.
+        &self.shards[SLOT.with(|s| *s) % SHARDS]
+    }
+
+    fn take_stats(&self) -> ReceiverStats {
+        let mut merged = Shard::new();
+        for shard in &self.shards {
+            let mut s = shard.lock().expect("shard lock");
+            for p in [WARMUP, MEASURED] {
+                merged.delivery[p].add(&s.delivery[p]).expect("same bounds");
+                merged.uncorrected[p]
+                    .add(&s.uncorrected[p])
+                    .expect("same bounds");
+                s.delivery[p].reset();
+                s.uncorrected[p].reset();
+            }
+        }
+        ReceiverStats {
+            counters: self.counters(),
+            delivery: merged.delivery.each_ref().map(encode_hist),
+            delivery_uncorrected: merged.uncorrected.each_ref().map(encode_hist),
+        }
+    }
+
+    fn fail_roll(&self) -> bool {
+        let rate = self.opts.config.fail_rate;
+        if rate <= 0.0 {
+            return false;
+        }
+        // A counter-seeded draw: repeatable for a given request order, no shared RNG state.
+        let n = self.rng_seq.fetch_add(1, Relaxed);
+        SplitMix64::new(self.opts.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_f64() < rate
+    }
+}
+
+fn reply(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r
+}
+
+/// Reads `x-pushbench-t: intended_us,sent_us,phase`.
+fn timing(req: &Request<Incoming>) -> Option<(u64, u64, usize)> {
+    let v = req.headers().get("x-pushbench-t")?.to_str().ok()?;
+    let mut it = v.split(',');
+    let intended = it.next()?.trim().parse().ok()?;
+    let sent = it.next()?.trim().parse().ok()?;
+    let phase = if it.next()?.trim() == "0" {
+        WARMUP
+    } else {
+        MEASURED
+    };
+    Some((intended, sent, phase))
+}
+
+/// The event id: the scheme's id header, else the body's leading `"id":"..."`.
+fn event_id<'a>(req_headers: &'a hyper::HeaderMap, body: &'a [u8]) -> Option<&'a [u8]> {
+    for name in ["webhook-id", "x-github-delivery"] {
+        if let Some(v) = req_headers.get(name) {
+            return Some(v.as_bytes());
+        }
+    }
+    let head = &body[..body.len().min(256)];
+    let start = head.windows(6).position(|w| w == b"\"id\":\"")? + 6;
+    let len = head[start..].iter().position(|&b| b == b'"')?;
+    Some(&head[start..start + len])
+}
+
+async fn handle(
+    state: Arc<State>,
+    counted: Arc<AtomicBool>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.method() == Method::GET {
+        return Ok(match req.uri().path() {
+            "/stats" => {
+                let body = serde_json::to_vec(&state.take_stats()).expect("stats serialize");
+                let mut r = Response::new(Full::new(Bytes::from(body)));
+                r.headers_mut()
+                    .insert("content-type", "application/json".parse().expect("static"));
+                r
+            }
+            "/health" => reply(StatusCode::OK, "ok\n"),
+            _ => reply(StatusCode::NOT_FOUND, "not found\n"),
+        });
+    }
+    if req.method() != Method::POST {
+        return Ok(reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST webhooks here\n",
+        ));
+    }
+    state.bump(C::Requests, 1);
+    // Count connections that carry deliveries (not the harness's /stats pulls).
+    if !counted.swap(true, Relaxed) {
+        state.bump(C::Connections, 1);
+    }
+    let first = *state.first_request_mono.get_or_init(mono_ns);
+    let cfg = &state.opts.config;
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cfg.max_body_bytes as u64) {
+        state.bump(C::TooLarge, 1);
+        return Ok(reply(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"));
+    }
+    let timing = timing(&req);
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, cfg.max_body_bytes).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                state.bump(C::TooLarge, 1);
+                return Ok(reply(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"));
+            }
+            return Ok(reply(StatusCode::BAD_REQUEST, "could not read the body\n"));
+        }
+    };
+    // The receiver "has the body" now.
+    let arrived_real_us = real_ns() / 1_000;
+    state.bump(C::BodyBytes, body.len() as u64);
+
+    if let Some(stall) = cfg.stall {
+        let since = mono_ns().saturating_sub(first);
+        if since >= stall.at_ns && since < stall.at_ns + stall.for_ns {
+            state.bump(C::Stalled, 1);
+            tokio::time::sleep(Duration::from_nanos(stall.at_ns + stall.for_ns - since)).await;
+        }
+    }
+    if cfg.delay_ns > 0 {
+        tokio::time::sleep(Duration::from_nanos(cfg.delay_ns)).await;
+    }
+
+    if cfg.verify {
+        if let Some(key) = &state.opts.key {
+            let now_s = real_ns() / 1_000_000_000;
+            let headers = &parts.headers;
+            match key.verify(|n| headers.get(n).map(|v| v.as_bytes()), &body, now_s) {
+                Ok(()) => {}
+                Err(VerifyError::Stale) => {
+                    state.bump(C::Stale, 1);
+                    return Ok(reply(StatusCode::UNAUTHORIZED, "stale timestamp\n"));
+                }
+                Err(_) => {
+                    state.bump(C::BadSignature, 1);
+                    return Ok(reply(StatusCode::UNAUTHORIZED, "bad signature\n"));
+                }
+            }
+        }
+    }
+    if state.fail_roll() {
+        state.bump(C::Injected, 1);
+        return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "injected failure\n"));
+    }
+    let new = match event_id(&parts.headers, &body) {
+        Some(id) => state.seen.insert(id),
+        None => true,
+    };
+    if !new {
+        state.bump(C::Duplicates, 1);
+        return Ok(reply(StatusCode::NO_CONTENT, ""));
+    }
+    state.bump(C::Unique, 1);
+    if let Some((intended_us, sent_us, phase)) = timing {
+        let mut shard = state.shard().lock().expect("shard lock");
+        shard.delivery[phase].saturating_record(arrived_real_us.saturating_sub(intended_us).max(1));
+        shard.uncorrected[phase].saturating_record(arrived_real_us.saturating_sub(sent_us).max(1));
+    }
+    Ok(reply(StatusCode::NO_CONTENT, ""))
+}
+
+/// Serves webhooks on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    opts: ReceiverOptions,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let state = Arc::new(State {
+        opts,
+        counters: Default::default(),
+        shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
+        seen: SeenIds::new(),
+        first_request_mono: OnceLock::new(),
+        rng_seq: AtomicU64::new(0),
+    });
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of descriptors and the like: back off instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let counted = Arc::new(AtomicBool::new(false));
+            let service = service_fn(move |req| handle(state.clone(), counted.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Scheme + secret -> the key the receiver verifies with.
+pub fn key_for(
+    scheme: SignatureScheme,
+    secret: Option<&str>,
+) -> Result<Option<SigningKey>, String> {
+    match (scheme, secret) {
+        (SignatureScheme::None, _) => Ok(None),
+        (_, Some(s)) => SigningKey::new(scheme, s).map(Some),
+        (_, None) => Err(format!("signature \"{}\" needs a secret", scheme.name())),
+    }
+}

@@ -1,0 +1,352 @@
+//! A lean HTTP/1.1 client connection for the delivery hot path.
+//!
+//! hyper's client builds a `HeaderMap` and boxes per request; a load generator that must not
+//! allocate per event writes the request head into a buffer it reuses and parses the response
+//! head in place with `httparse`. Bodies are framed by Content-Length, chunked encoding, or the
+//! connection closing, and are discarded: only the status matters to a webhook provider.
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Why an attempt failed, as a small counter index (no strings on the hot path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ErrorKind {
+    /// Connection refused.
+    Refused = 0,
+    /// Connection reset or broken pipe.
+    Reset,
+    /// The attempt ran past the timeout.
+    Timeout,
+    /// The peer closed before a full response.
+    Closed,
+    /// The response could not be parsed.
+    BadResponse,
+    /// Another socket error (no ports, no descriptors...).
+    Io,
+    /// 4xx other than 408/429: not retried.
+    Status4xx,
+    /// 5xx, 408 or 429: retried.
+    Status5xx,
+}
+
+impl ErrorKind {
+    /// All kinds, in counter order.
+    pub const ALL: [ErrorKind; 8] = [
+        Self::Refused,
+        Self::Reset,
+        Self::Timeout,
+        Self::Closed,
+        Self::BadResponse,
+        Self::Io,
+        Self::Status4xx,
+        Self::Status5xx,
+    ];
+
+    /// Name used in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::Reset => "reset",
+            Self::Timeout => "timeout",
+            Self::Closed => "closed",
+            Self::BadResponse => "bad_response",
+            Self::Io => "io",
+            Self::Status4xx => "status_4xx",
+            Self::Status5xx => "status_5xx",
+        }
+    }
+
+    /// Whether a provider should try again after this.
+    pub fn retryable(self) -> bool {
+        !matches!(self, Self::Status4xx | Self::BadResponse)
+    }
+
+    /// Classifies a socket error.
+    pub fn from_io(e: &io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => Self::Refused,
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => Self::Reset,
+            io::ErrorKind::UnexpectedEof => Self::Closed,
+            io::ErrorKind::TimedOut => Self::Timeout,
+            _ => Self::Io,
+        }
+    }
+}
+
+/// What came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Whether the connection may carry another request.
+    pub keep_alive: bool,
+}
+
+/// One client connection with its read buffer.
+pub struct Conn {
+    stream: TcpStream,
+    buf: Box<[u8]>,
+    filled: usize,
+    /// Bytes written on this connection.
+    pub bytes_out: u64,
+    /// Bytes read on this connection.
+    pub bytes_in: u64,
+}
+
+/// Largest response head accepted.
+const READ_BUF: usize = 8 * 1024;
+
+impl Conn {
+    /// Opens a TCP connection with Nagle off.
+    pub async fn connect(addr: SocketAddr) -> Result<Self, ErrorKind> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| ErrorKind::from_io(&e))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| ErrorKind::from_io(&e))?;
+        Ok(Self {
+            stream,
+            buf: vec![0u8; READ_BUF].into_boxed_slice(),
+            filled: 0,
+            bytes_out: 0,
+            bytes_in: 0,
+        })
+    }
+
+    /// Writes a complete request and reads the whole response.
+    pub async fn round_trip(&mut self, request: &[u8]) -> Result<Response, ErrorKind> {
+        self.stream
+            .write_all(request)
+            .await
+            .map_err(|e| ErrorKind::from_io(&e))?;
+        self.bytes_out += request.len() as u64;
+        self.read_response().await
+    }
+
+    async fn fill_more(&mut self) -> Result<usize, ErrorKind> {
+        if self.filled == self.buf.len() {
+            return Err(ErrorKind::BadResponse);
+        }
+        let n = self
+            .stream
+            .read(&mut self.buf[self.filled..])
+            .await
+            .map_err(|e| ErrorKind::from_io(&e))?;
+        self.filled += n;
+        self.bytes_in += n as u64;
+        Ok(n)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.buf.copy_within(n..self.filled, 0);
+        self.filled -= n;
+    }
+
+    async fn read_response(&mut self) -> Result<Response, ErrorKind> {
+        // Head.
+        let (head_len, status, framing, keep_alive) = loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&self.buf[..self.filled]) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let status = resp.code.unwrap_or(0);
+                    let http11 = resp.version == Some(1);
+                    let mut keep_alive = http11;
+                    let mut framing = Framing::UntilClose;
+                    for h in resp.headers.iter() {
+                        if h.name.eq_ignore_ascii_case("content-length") {
+                            let len = std::str::from_utf8(h.value)
+                                .ok()
+                                .and_then(|v| v.trim().parse().ok())
+                                .ok_or(ErrorKind::BadResponse)?;
+                            framing = Framing::Length(len);
+                        } else if h.name.eq_ignore_ascii_case("transfer-encoding")
+                            && contains_token(h.value, b"chunked")
+                        {
+                            framing = Framing::Chunked;
+                        } else if h.name.eq_ignore_ascii_case("connection") {
+                            if contains_token(h.value, b"close") {
+                                keep_alive = false;
+                            } else if contains_token(h.value, b"keep-alive") {
+                                keep_alive = true;
+                            }
+                        }
+                    }
+                    if status == 204 || status == 304 || (100..200).contains(&status) {
+                        framing = Framing::Length(0);
+                    }
+                    break (len, status, framing, keep_alive);
+                }
+                Ok(httparse::Status::Partial) => {
+                    if self.fill_more().await? == 0 {
+                        return Err(ErrorKind::Closed);
+                    }
+                }
+                Err(_) => return Err(ErrorKind::BadResponse),
+            }
+        };
+        self.consume(head_len);
+        // Body, discarded.
+        let keep_alive = match framing {
+            Framing::Length(mut left) => {
+                loop {
+                    let take = left.min(self.filled as u64) as usize;
+                    self.consume(take);
+                    left -= take as u64;
+                    if left == 0 {
+                        break;
+                    }
+                    if self.fill_more().await? == 0 {
+                        return Err(ErrorKind::Closed);
+                    }
+                }
+                keep_alive
+            }
+            Framing::Chunked => {
+                self.skip_chunked().await?;
+                keep_alive
+            }
+            Framing::UntilClose => {
+                loop {
+                    self.filled = 0;
+                    if self.fill_more().await? == 0 {
+                        break;
+                    }
+                }
+                false
+            }
+        };
+        // Informational answers (100 Continue) are followed by the real one.
+        if (100..200).contains(&status) {
+            return Box::pin(self.read_response()).await;
+        }
+        Ok(Response { status, keep_alive })
+    }
+
+    async fn skip_chunked(&mut self) -> Result<(), ErrorKind> {
+        loop {
+            // Chunk-size line.
+            let line_end = loop {
+                if let Some(i) = find_crlf(&self.buf[..self.filled]) {
+                    break i;
+                }
+                if self.fill_more().await? == 0 {
+                    return Err(ErrorKind::Closed);
+                }
+            };
+            let size_text =
+                std::str::from_utf8(&self.buf[..line_end]).map_err(|_| ErrorKind::BadResponse)?;
+            let size_text = size_text.split(';').next().unwrap_or("").trim();
+            let size = u64::from_str_radix(size_text, 16).map_err(|_| ErrorKind::BadResponse)?;
+            self.consume(line_end + 2);
+            if size == 0 {
+                // Trailers end with an empty line.
+                loop {
+                    let end = loop {
+                        if let Some(i) = find_crlf(&self.buf[..self.filled]) {
+                            break i;
+                        }
+                        if self.fill_more().await? == 0 {
+                            return Err(ErrorKind::Closed);
+                        }
+                    };
+                    self.consume(end + 2);
+                    if end == 0 {
+                        return Ok(());
+                    }
+                }
+            }
+            let mut left = size + 2; // data + CRLF
+            loop {
+                let take = left.min(self.filled as u64) as usize;
+                self.consume(take);
+                left -= take as u64;
+                if left == 0 {
+                    break;
+                }
+                if self.fill_more().await? == 0 {
+                    return Err(ErrorKind::Closed);
+                }
+            }
+        }
+    }
+}
+
+enum Framing {
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+fn contains_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A server that answers each request with the next canned response, then closes.
+    async fn canned(responses: Vec<&'static [u8]>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            for r in responses {
+                let _ = s.read(&mut buf).await.unwrap();
+                s.write_all(r).await.unwrap();
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn reads_length_chunked_and_close_framed_bodies_on_one_connection() {
+        let addr = canned(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n0\r\nTrailer: t\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.0 201 Created\r\n\r\nuntil close",
+        ])
+        .await;
+        let mut conn = Conn::connect(addr).await.unwrap();
+        let req = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+        let statuses = [(200, true), (503, true), (204, true), (201, false)];
+        for (status, keep_alive) in statuses {
+            let r = conn.round_trip(req).await.unwrap();
+            assert_eq!((r.status, r.keep_alive), (status, keep_alive));
+        }
+        assert!(conn.bytes_in > 100 && conn.bytes_out == 4 * req.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_hangs_up_mid_response_is_closed_not_ok() {
+        let addr = canned(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort"]).await;
+        let mut conn = Conn::connect(addr).await.unwrap();
+        let r = conn.round_trip(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(r, Err(ErrorKind::Closed));
+    }
+
+    #[tokio::test]
+    async fn refused_connections_are_classified() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        assert_eq!(Conn::connect(addr).await.err(), Some(ErrorKind::Refused));
+    }
+}

@@ -1,0 +1,455 @@
+//! Runs the webhook model end to end: starts (or checks) the receiver, spreads the schedule over
+//! delivery workers, merges their interval records with the receiver's, and writes the time
+//! series and interval log as it goes, so a run's memory does not grow with its length.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::Histogram;
+
+use crate::clock::{mono_ns, WallMap};
+use crate::record::resources::RoleMeter;
+use crate::record::results::{
+    percentile_rows, Connections, ModelSummary, Resources, RoleCost, TimeseriesRow,
+};
+use crate::record::{
+    decode_hist, new_hist, Counter, IntervalStats, Percentiles, PhaseStats, MEASURED, WARMUP,
+};
+use crate::run::{Progress, RunContext, RunError};
+use crate::scenario::{ConnectionMode, Scenario, UrlTemplate, WebhookConfig, WebhookTarget};
+use crate::target::launch::{fetch_stats, launch_receiver, RunningTarget};
+use crate::target::receiver::ReceiverCounters;
+use crate::webhook::http::ErrorKind;
+use crate::webhook::provider::{spawn_worker, DeliverySpec, WorkerPlan};
+use crate::webhook::sign::{random_secret, SignatureScheme, SigningKey};
+
+/// Resolves and probes an external URL: unreachable targets stop the run before any load.
+fn check_external(url: &UrlTemplate) -> Result<SocketAddr, RunError> {
+    let unreachable = |reason: String| RunError::Unreachable {
+        url: url.raw.clone(),
+        reason,
+    };
+    let addr = (url.host.as_str(), url.port)
+        .to_socket_addrs()
+        .map_err(|e| unreachable(format!("cannot resolve {}: {e}", url.host)))?
+        .next()
+        .ok_or_else(|| unreachable(format!("{} has no address", url.host)))?;
+    TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .map_err(|e| unreachable(format!("cannot connect to {addr}: {e}")))?;
+    Ok(addr)
+}
+
+/// Totals over the measured part, built as intervals close.
+struct Totals {
+    gen: PhaseStats,
+    /// Both phases: connections are opened during warm-up and held, so count them over the run.
+    all: PhaseStats,
+    delivery: Histogram<u64>,
+    delivery_uncorrected: Histogram<u64>,
+    peak_connections: u64,
+    receiver: Option<ReceiverCounters>,
+    last_measured_completion_s: f64,
+}
+
+/// Runs the webhook model and returns its summary entry.
+pub async fn run_webhook(
+    scenario: &Scenario,
+    cfg: &WebhookConfig,
+    ctx: &mut RunContext,
+) -> Result<ModelSummary, RunError> {
+    let secret = match &cfg.secret {
+        Some(s) => s.0.clone(),
+        None => random_secret(cfg.signature),
+    };
+    let key = SigningKey::new(cfg.signature, &secret).map_err(RunError::Setup)?;
+
+    let (target, url) = match &cfg.target {
+        WebhookTarget::Builtin(rcfg) => {
+            let secret = (cfg.signature != SignatureScheme::None).then_some(secret.as_str());
+            let t = launch_receiver(&ctx.launch, rcfg, cfg.signature, secret, scenario.seed)
+                .map_err(RunError::Setup)?;
+            let url = UrlTemplate::builtin(t.addr.port());
+            (Some(t), url)
+        }
+        WebhookTarget::External(url) => (None, url.clone()),
+    };
+    let result = drive(scenario, cfg, ctx, key, target.as_ref(), url).await;
+    if let Some(t) = target {
+        t.stop();
+    }
+    result
+}
+
+async fn drive(
+    scenario: &Scenario,
+    cfg: &WebhookConfig,
+    ctx: &mut RunContext,
+    key: SigningKey,
+    target: Option<&RunningTarget>,
+    url: UrlTemplate,
+) -> Result<ModelSummary, RunError> {
+    let addr = match target {
+        Some(t) => t.addr,
+        None => check_external(&url)?,
+    };
+    let w = &scenario.workload;
+    let workers = cfg
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, cfg.pool);
+    let slots_per_worker = cfg.pool.div_ceil(workers);
+    let run_id = (crate::clock::real_ns() / 1_000 ^ u64::from(std::process::id())) as u32;
+    let spec = Arc::new(DeliverySpec {
+        addr,
+        host_header: url.authority(),
+        url,
+        connection: cfg.connection,
+        slots_per_worker,
+        key,
+        timeout_ns: cfg.timeout_ns,
+        retry: cfg.retry,
+        drain_ns: cfg.drain_ns,
+        payload_bytes: w.payload_bytes,
+        run_id,
+        seed: scenario.seed,
+    });
+    let schedule = Arc::new(w.schedule(scenario.seed));
+    let interval_ns = ctx.interval_ns;
+    let wall = WallMap::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+
+    let mut gen_meter = RoleMeter::new(vec!["self".into()]);
+    let mut target_meter = RoleMeter::new(
+        target
+            .map(|t| t.pids.iter().map(u32::to_string).collect())
+            .unwrap_or_default(),
+    );
+    gen_meter.tick(0.0);
+    target_meter.tick(0.0);
+    if target.is_some() {
+        // Start the receiver's interval histograms empty.
+        let _ = fetch_stats(addr);
+    }
+
+    // Leave the workers time to start before t = 0.
+    let start_mono = mono_ns() + 50_000_000;
+    let mut handles = Vec::new();
+    for worker in 0..workers as u64 {
+        let plan = WorkerPlan {
+            worker,
+            workers: workers as u64,
+            schedule: schedule.clone(),
+            start_mono,
+            warmup_ns: w.warmup_ns,
+            interval_ns,
+            wall,
+            spec: spec.clone(),
+            stop: stop.clone(),
+            tx: tx.clone(),
+        };
+        handles.push(
+            spawn_worker(plan)
+                .map_err(|e| RunError::Setup(format!("cannot start a worker thread: {e}")))?,
+        );
+    }
+    drop(tx);
+
+    let mut hlog_file = File::create(ctx.dir.join("webhook.hlog")).map_err(RunError::Io)?;
+    let mut serializer = V2DeflateSerializer::new();
+    let mut hlog_writer = IntervalLogWriterBuilder::new()
+        .add_comment("pushbench webhook model; values in microseconds; tags name the metric")
+        .with_start_time(
+            std::time::SystemTime::UNIX_EPOCH + Duration::from_nanos(wall.to_real_ns(start_mono)),
+        )
+        .with_base_time(
+            std::time::SystemTime::UNIX_EPOCH + Duration::from_nanos(wall.to_real_ns(start_mono)),
+        )
+        .begin_log_with(&mut hlog_file, &mut serializer)
+        .map_err(RunError::Io)?;
+
+    let mut totals = Totals {
+        gen: PhaseStats::new(),
+        all: PhaseStats::new(),
+        delivery: new_hist(),
+        delivery_uncorrected: new_hist(),
+        peak_connections: 0,
+        receiver: None,
+        last_measured_completion_s: 0.0,
+    };
+    let mut pending: BTreeMap<u64, (IntervalStats, usize)> = BTreeMap::new();
+    let mut reported_upto = vec![None::<u64>; workers];
+    let mut finished = vec![false; workers];
+    let total_s = schedule.total_ns as f64 / 1e9;
+    let warmup_s = w.warmup_ns as f64 / 1e9;
+    let mut progress = Progress::new(ctx.progress, total_s, "webhook");
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut ctrl_c_seen = false;
+
+    loop {
+        let report = tokio::select! {
+            r = rx.recv() => r,
+            _ = &mut ctrl_c, if !ctrl_c_seen => {
+                ctrl_c_seen = true;
+                ctx.interrupted.store(true, Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
+                progress.note("interrupted: stopping, writing results so far (Ctrl-C again to abort)");
+                continue;
+            }
+        };
+        if ctx.interrupted.load(Ordering::Relaxed) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let Some(report) = report else { break };
+        let wi = report.worker as usize;
+        reported_upto[wi] = Some(report.interval);
+        finished[wi] |= report.last;
+        let entry = pending.entry(report.interval).or_default();
+        entry.0.add(&report.stats);
+        entry.1 += 1;
+        // An interval is complete once every worker has reported it or has finished.
+        while let Some((&k, _)) = pending.first_key_value() {
+            let complete =
+                (0..workers).all(|i| finished[i] || reported_upto[i].is_some_and(|r| r >= k));
+            if !complete {
+                break;
+            }
+            let (stats, _) = pending.remove(&k).expect("first key");
+            let end_s = ((k + 1) as f64 * interval_ns as f64 / 1e9)
+                .min((mono_ns().saturating_sub(start_mono)) as f64 / 1e9);
+            close_interval(
+                k,
+                end_s,
+                &stats,
+                target.map(|t| t.addr),
+                &mut gen_meter,
+                &mut target_meter,
+                &mut totals,
+                ctx,
+                &mut hlog_writer,
+                interval_ns,
+                warmup_s,
+            )?;
+            progress.update(end_s, &stats, &totals.gen);
+        }
+        if finished.iter().all(|f| *f) && pending.is_empty() {
+            break;
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    progress.finish();
+    drop(hlog_writer);
+
+    // Summary.
+    let g = &totals.gen;
+    let all = &totals.all;
+    let measured_s = if ctx.interrupted.load(Ordering::Relaxed) {
+        ((mono_ns().saturating_sub(start_mono)) as f64 / 1e9 - warmup_s)
+            .clamp(1e-9, w.duration_ns as f64 / 1e9)
+    } else {
+        w.duration_ns as f64 / 1e9
+    };
+    let scheduled_measured =
+        crate::schedule::Arrivals::new(&w.shape, schedule.total_ns, scenario.seed)
+            .filter(|&t| t >= w.warmup_ns)
+            .count() as u64
+            * w.fanout;
+    let builtin = target.is_some();
+    let (latency, uncorrected) = if builtin {
+        (&totals.delivery, &totals.delivery_uncorrected)
+    } else {
+        (&g.ack, &g.ack_uncorrected)
+    };
+    let mut errors = BTreeMap::new();
+    for kind in ErrorKind::ALL {
+        errors.insert(
+            kind.name().to_string(),
+            g.counters[Counter::ErrorBase as usize + kind as usize],
+        );
+    }
+    let delivered = g.get(Counter::Delivered);
+    let summary = ModelSummary {
+        model: "webhook".into(),
+        target_rate: scheduled_measured as f64 / (w.duration_ns as f64 / 1e9),
+        achieved_rate: delivered as f64
+            / measured_s
+                .max(totals.last_measured_completion_s - warmup_s)
+                .max(1e-9),
+        events: g.get(Counter::Offered),
+        delivered,
+        failed: g.get(Counter::Failed),
+        unfinished: g.get(Counter::Unfinished),
+        retries: g.get(Counter::Retries),
+        duplicates: totals.receiver.map_or(0, |r| r.duplicates),
+        late_sends: g.get(Counter::LateSends),
+        latency_source: if builtin { "receiver" } else { "ack" }.into(),
+        latency_us: Percentiles::of(latency),
+        uncorrected_latency_us: Percentiles::of(uncorrected),
+        ack_latency_us: Percentiles::of(&g.ack),
+        ack_uncorrected_latency_us: Percentiles::of(&g.ack_uncorrected),
+        connect_us: Percentiles::of(&all.connect),
+        schedule_lag_us: Percentiles::of(&g.lag),
+        connections: Connections {
+            target: cfg.pool as u64,
+            peak: totals.peak_connections,
+            opened: all.get(Counter::Connects),
+            failed: all.get(Counter::ConnectErrors),
+            reconnects: match cfg.connection {
+                ConnectionMode::KeepAlive => {
+                    all.get(Counter::Connects).saturating_sub(cfg.pool as u64)
+                }
+                ConnectionMode::Fresh => 0,
+            },
+        },
+        resources: Resources {
+            generator: RoleCost {
+                cpu_s: gen_meter.cpu_s(),
+                peak_rss_bytes: gen_meter.peak_rss_bytes,
+            },
+            target: RoleCost {
+                cpu_s: target_meter.cpu_s(),
+                peak_rss_bytes: target_meter.peak_rss_bytes,
+            },
+        },
+        bytes_per_event: (g.get(Counter::BytesOut) + g.get(Counter::BytesIn)) as f64
+            / delivered.max(1) as f64,
+        errors,
+        receiver: totals.receiver,
+    };
+    let mut pw = &mut ctx.percentiles;
+    percentile_rows(&mut pw, "webhook", "latency", latency).map_err(RunError::Io)?;
+    percentile_rows(&mut pw, "webhook", "uncorrected_latency", uncorrected)
+        .map_err(RunError::Io)?;
+    percentile_rows(&mut pw, "webhook", "ack_latency", &g.ack).map_err(RunError::Io)?;
+    percentile_rows(&mut pw, "webhook", "connect", &all.connect).map_err(RunError::Io)?;
+    Ok(summary)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn close_interval<W: std::io::Write>(
+    k: u64,
+    end_s: f64,
+    stats: &IntervalStats,
+    receiver: Option<SocketAddr>,
+    gen_meter: &mut RoleMeter,
+    target_meter: &mut RoleMeter,
+    totals: &mut Totals,
+    ctx: &mut RunContext,
+    hlog: &mut hdrhistogram::serialization::interval_log::IntervalLogWriter<
+        '_,
+        '_,
+        W,
+        V2DeflateSerializer,
+    >,
+    interval_ns: u64,
+    warmup_s: f64,
+) -> Result<(), RunError> {
+    // The receiver's view of this interval: histograms since the last pull.
+    let mut delivery = [new_hist(), new_hist()];
+    let mut delivery_unc = [new_hist(), new_hist()];
+    if let Some(addr) = receiver {
+        match fetch_stats(addr) {
+            Ok(s) => {
+                for p in [WARMUP, MEASURED] {
+                    delivery[p] = decode_hist(&s.delivery[p]).unwrap_or_else(|_| new_hist());
+                    delivery_unc[p] =
+                        decode_hist(&s.delivery_uncorrected[p]).unwrap_or_else(|_| new_hist());
+                }
+                totals.receiver = Some(s.counters);
+            }
+            Err(e) => ctx.warn(format!("could not read the receiver's stats: {e}")),
+        }
+    }
+    let measured = &stats.phases[MEASURED];
+    totals.gen.add(measured);
+    totals.all.add(&stats.phases[WARMUP]);
+    totals.all.add(measured);
+    totals
+        .delivery
+        .add(&delivery[MEASURED])
+        .expect("same bounds");
+    totals
+        .delivery_uncorrected
+        .add(&delivery_unc[MEASURED])
+        .expect("same bounds");
+    totals.peak_connections = totals.peak_connections.max(stats.open_connections);
+    if measured.get(Counter::Delivered) > 0 && end_s > warmup_s {
+        totals.last_measured_completion_s = end_s;
+    }
+
+    // Headline latency over both phases, for the time series.
+    let headline = if receiver.is_some() {
+        let mut h = delivery[WARMUP].clone();
+        h.add(&delivery[MEASURED]).expect("same bounds");
+        h
+    } else {
+        stats.merged(|p| &p.ack)
+    };
+    let (gen_cpu_pct, gen_rss_bytes) = gen_meter.tick(end_s);
+    let (target_cpu_pct, target_rss_bytes) = target_meter.tick(end_s);
+    let errors: u64 = (0..ErrorKind::ALL.len())
+        .map(|i| {
+            stats
+                .phases
+                .iter()
+                .map(|p| p.counters[Counter::ErrorBase as usize + i])
+                .sum::<u64>()
+        })
+        .sum();
+    ctx.timeseries
+        .serialize(TimeseriesRow {
+            t_s: (end_s * 1000.0).round() / 1000.0,
+            model: "webhook".into(),
+            offered: stats.total(Counter::Offered),
+            sent: stats.total(Counter::Sent),
+            delivered: stats.total(Counter::Delivered),
+            errors,
+            retries: stats.total(Counter::Retries),
+            connections: stats.open_connections,
+            p50_us: if headline.is_empty() {
+                0
+            } else {
+                headline.value_at_quantile(0.5)
+            },
+            p99_us: if headline.is_empty() {
+                0
+            } else {
+                headline.value_at_quantile(0.99)
+            },
+            max_us: headline.max(),
+            gen_cpu_pct: (gen_cpu_pct * 10.0).round() / 10.0,
+            gen_rss_bytes,
+            target_cpu_pct: (target_cpu_pct * 10.0).round() / 10.0,
+            target_rss_bytes,
+        })
+        .map_err(|e| RunError::Io(e.into()))?;
+    ctx.timeseries.flush().map_err(RunError::Io)?;
+
+    // Interval log: the measured phase only, so the log adds up to the summary.
+    let start = Duration::from_nanos(k * interval_ns);
+    let len = Duration::from_secs_f64((end_s - start.as_secs_f64()).max(0.0));
+    let (lat, unc) = if receiver.is_some() {
+        (&delivery[MEASURED], &delivery_unc[MEASURED])
+    } else {
+        (&measured.ack, &measured.ack_uncorrected)
+    };
+    for (tag, h) in [
+        ("latency", lat),
+        ("uncorrected_latency", unc),
+        ("ack_latency", &measured.ack),
+        ("connect", &measured.connect),
+    ] {
+        hlog.write_histogram(h, start, len, Tag::new(tag))
+            .map_err(|e| RunError::Io(std::io::Error::other(format!("{e:?}"))))?;
+    }
+    Ok(())
+}

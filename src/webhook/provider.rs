@@ -1,0 +1,511 @@
+//! Delivery workers: open-loop pacing, a connection pool, signing and retries.
+//!
+//! Each worker is one OS thread running a current-thread tokio runtime (wrk2's model: a thread
+//! owns its connections and its recorders; nothing is shared across threads but the stop flag and
+//! the report channel). Inside a worker:
+//!
+//! - the **pacer** walks the pure schedule and, at each delivery's intended time (woken by a
+//!   timerfd, so within microseconds), puts it on the ready queue. It never waits for the target:
+//!   if every connection is busy the queue grows, and the wait shows up in the corrected latency.
+//!   It also moves due retries onto the queue and hands the interval's records to the collector
+//!   at every boundary;
+//! - `pool / workers` **slots** each take deliveries off the queue and run attempts on their own
+//!   connection (kept alive, or fresh per attempt), writing the request into a buffer they reuse.
+//!
+//! Latency is measured from the intended time (corrected) and from the actual send (uncorrected).
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc::UnboundedSender, Notify};
+
+use crate::clock::{mono_ns, PreciseTimer, WallMap};
+use crate::record::{record_ns, Counter, IntervalStats, LATE_NS, MEASURED, WARMUP};
+use crate::scenario::{ConnectionMode, Jitter, RetryPolicy, UrlTemplate};
+use crate::schedule::{Schedule, SplitMix64};
+use crate::webhook::http::{Conn, ErrorKind, Response};
+use crate::webhook::payload::Payload;
+use crate::webhook::sign::SigningKey;
+
+/// What every worker needs to deliver, shared read-only.
+#[derive(Debug)]
+pub struct DeliverySpec {
+    /// Resolved receiver address.
+    pub addr: SocketAddr,
+    /// URL template for the request path.
+    pub url: UrlTemplate,
+    /// `host:port` for the Host header.
+    pub host_header: String,
+    /// Keep-alive or fresh connections.
+    pub connection: ConnectionMode,
+    /// Slots (connections / attempts in flight) per worker.
+    pub slots_per_worker: usize,
+    /// Signing.
+    pub key: SigningKey,
+    /// Per-attempt timeout.
+    pub timeout_ns: u64,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Time allowed after the last scheduled send.
+    pub drain_ns: u64,
+    /// Body size.
+    pub payload_bytes: usize,
+    /// Prefix of every event id in this run.
+    pub run_id: u32,
+    /// Seed for retry jitter.
+    pub seed: u64,
+}
+
+/// One worker's marching orders.
+pub struct WorkerPlan {
+    /// This worker's number.
+    pub worker: u64,
+    /// Number of workers.
+    pub workers: u64,
+    /// The delivery stream.
+    pub schedule: Arc<Schedule>,
+    /// Monotonic instant of t = 0.
+    pub start_mono: u64,
+    /// Warm-up length (records before it are kept apart).
+    pub warmup_ns: u64,
+    /// Interval length for hand-overs.
+    pub interval_ns: u64,
+    /// Monotonic -> wall clock.
+    pub wall: WallMap,
+    /// Delivery settings.
+    pub spec: Arc<DeliverySpec>,
+    /// Set on Ctrl-C: stop scheduling, finish briefly, report.
+    pub stop: Arc<AtomicBool>,
+    /// Where interval records go.
+    pub tx: UnboundedSender<WorkerReport>,
+}
+
+/// One interval's records from one worker.
+#[derive(Debug)]
+pub struct WorkerReport {
+    /// Sender.
+    pub worker: u64,
+    /// Interval number (0 = the first second).
+    pub interval: u64,
+    /// The records.
+    pub stats: IntervalStats,
+    /// True for the worker's final report.
+    pub last: bool,
+}
+
+/// How long in-flight work may finish after Ctrl-C.
+const STOP_GRACE_NS: u64 = 2_000_000_000;
+
+/// Backoff before retry number `attempt` (0 = before the first retry); `u` is uniform in [0, 1).
+pub fn backoff_ns(policy: &RetryPolicy, attempt: u32, u: f64) -> u64 {
+    let base = policy
+        .initial_ns
+        .saturating_mul(1u64 << attempt.min(40))
+        .min(policy.max_ns);
+    match policy.jitter {
+        Jitter::None => base,
+        Jitter::Full => (base as f64 * u) as u64,
+        Jitter::Equal => base / 2 + (base as f64 / 2.0 * u) as u64,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Job {
+    intended: u64,
+    index: u64,
+    subscriber: u64,
+    attempt: u32,
+}
+
+struct Local {
+    spec: Arc<DeliverySpec>,
+    wall: WallMap,
+    warmup_end: u64,
+    ready: RefCell<VecDeque<Job>>,
+    ready_notify: Notify,
+    retries: RefCell<BinaryHeap<Reverse<(u64, Job)>>>,
+    retry_notify: Notify,
+    stats: RefCell<IntervalStats>,
+    in_flight: [Cell<u64>; 2],
+    open_conns: Cell<u64>,
+    done: Cell<bool>,
+    rng: RefCell<SplitMix64>,
+}
+
+impl Local {
+    fn phase(&self, job: &Job) -> usize {
+        if job.intended < self.warmup_end {
+            WARMUP
+        } else {
+            MEASURED
+        }
+    }
+
+    fn bump(&self, phase: usize, c: Counter, by: u64) {
+        self.stats.borrow_mut().phases[phase].bump(c, by);
+    }
+}
+
+/// Runs one worker on its own thread until its share of the schedule is done (or stopped).
+pub fn spawn_worker(plan: WorkerPlan) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("webhook-{}", plan.worker))
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                // Check the reactor (and so the pacer's timerfd) often, even when busy.
+                .event_interval(8)
+                .build()
+                .expect("a current-thread runtime");
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, worker_main(plan));
+        })
+}
+
+async fn worker_main(plan: WorkerPlan) {
+    let spec = plan.spec.clone();
+    let local = Rc::new(Local {
+        spec: spec.clone(),
+        wall: plan.wall,
+        warmup_end: plan.start_mono + plan.warmup_ns,
+        ready: RefCell::new(VecDeque::with_capacity(1024)),
+        ready_notify: Notify::new(),
+        retries: RefCell::new(BinaryHeap::with_capacity(256)),
+        retry_notify: Notify::new(),
+        stats: RefCell::new(IntervalStats::default()),
+        in_flight: [Cell::new(0), Cell::new(0)],
+        open_conns: Cell::new(0),
+        done: Cell::new(false),
+        rng: RefCell::new(SplitMix64::new(
+            spec.seed ^ plan.worker.wrapping_mul(0x5851_F42D),
+        )),
+    });
+    for _ in 0..spec.slots_per_worker {
+        tokio::task::spawn_local(slot(local.clone()));
+    }
+    pacer(&local, &plan).await;
+}
+
+async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
+    let mut timer = PreciseTimer::new().expect("timerfd");
+    let start = plan.start_mono;
+    let mut deliveries = plan
+        .schedule
+        .deliveries(plan.worker, plan.workers)
+        .peekable();
+    let mut interval = 0u64;
+    let mut next_flush = start + plan.interval_ns;
+    let mut deadline = start + plan.schedule.total_ns + local.spec.drain_ns;
+    let mut stopping = false;
+    loop {
+        let now = mono_ns();
+        while now >= next_flush {
+            flush(local, plan, interval, false);
+            interval += 1;
+            next_flush += plan.interval_ns;
+        }
+        if !stopping && plan.stop.load(Ordering::Relaxed) {
+            stopping = true;
+            deadline = deadline.min(now + STOP_GRACE_NS);
+        }
+        let mut pushed = 0usize;
+        {
+            let mut ready = local.ready.borrow_mut();
+            while !stopping {
+                let Some(d) = deliveries.peek() else { break };
+                let intended = start + d.intended_ns;
+                if intended > now {
+                    break;
+                }
+                let job = Job {
+                    intended,
+                    index: d.index,
+                    subscriber: d.subscriber,
+                    attempt: 0,
+                };
+                local.bump(local.phase(&job), Counter::Offered, 1);
+                ready.push_back(job);
+                deliveries.next();
+                pushed += 1;
+            }
+            let mut retries = local.retries.borrow_mut();
+            while retries.peek().is_some_and(|Reverse((due, _))| *due <= now) {
+                let Reverse((_, job)) = retries.pop().expect("peeked");
+                ready.push_back(job);
+                pushed += 1;
+            }
+        }
+        for _ in 0..pushed.min(local.spec.slots_per_worker) {
+            local.ready_notify.notify_one();
+        }
+        let exhausted = stopping || deliveries.peek().is_none();
+        let idle = local.ready.borrow().is_empty()
+            && local.retries.borrow().is_empty()
+            && local.in_flight.iter().all(|c| c.get() == 0);
+        if exhausted && idle {
+            break;
+        }
+        if now >= deadline {
+            abandon(local);
+            break;
+        }
+        let mut next = next_flush.min(deadline);
+        if let Some(d) = deliveries.peek() {
+            next = next.min(start + d.intended_ns);
+        }
+        if let Some(Reverse((due, _))) = local.retries.borrow().peek() {
+            next = next.min(*due);
+        }
+        if exhausted {
+            // Draining: look again soon rather than waiting for a whole interval.
+            next = next.min(now + 5_000_000);
+        }
+        tokio::select! {
+            r = timer.sleep_until(next) => r.expect("timerfd wait"),
+            _ = local.retry_notify.notified() => {}
+        }
+    }
+    local.done.set(true);
+    local.ready_notify.notify_waiters();
+    flush(local, plan, interval, true);
+}
+
+/// Counts whatever is still queued, waiting to retry or in flight as failed and unfinished.
+fn abandon(local: &Local) {
+    let mut left = [0u64; 2];
+    for job in local.ready.borrow_mut().drain(..) {
+        left[local.phase(&job)] += 1;
+    }
+    for Reverse((_, job)) in local.retries.borrow_mut().drain() {
+        left[local.phase(&job)] += 1;
+    }
+    for (phase, n) in left.iter().enumerate() {
+        let n = n + local.in_flight[phase].get();
+        local.bump(phase, Counter::Failed, n);
+        local.bump(phase, Counter::Unfinished, n);
+    }
+}
+
+fn flush(local: &Local, plan: &WorkerPlan, interval: u64, last: bool) {
+    let mut stats = std::mem::take(&mut *local.stats.borrow_mut());
+    stats.open_connections = local.open_conns.get();
+    stats.backlog = (local.ready.borrow().len() + local.retries.borrow().len()) as u64
+        + local.in_flight.iter().map(Cell::get).sum::<u64>();
+    // The collector may have gone (run aborted); then there is no one to tell.
+    let _ = plan.tx.send(WorkerReport {
+        worker: plan.worker,
+        interval,
+        stats,
+        last,
+    });
+}
+
+async fn next_job(local: &Local) -> Option<Job> {
+    loop {
+        if let Some(job) = local.ready.borrow_mut().pop_front() {
+            return Some(job);
+        }
+        if local.done.get() {
+            return None;
+        }
+        local.ready_notify.notified().await;
+    }
+}
+
+async fn slot(local: Rc<Local>) {
+    let spec = local.spec.clone();
+    let mut conn: Option<Conn> = None;
+    let mut payload = Payload::new(spec.payload_bytes, spec.run_id);
+    let mut request = Vec::with_capacity(spec.payload_bytes + 1024);
+    while let Some(job) = next_job(&local).await {
+        let phase = local.phase(&job);
+        local.in_flight[phase].set(local.in_flight[phase].get() + 1);
+        attempt(&local, &mut conn, &mut payload, &mut request, job, phase).await;
+        local.in_flight[phase].set(local.in_flight[phase].get() - 1);
+    }
+    if conn.take().is_some() {
+        local.open_conns.set(local.open_conns.get() - 1);
+    }
+}
+
+fn build_request(
+    spec: &DeliverySpec,
+    wall: &WallMap,
+    payload: &mut Payload,
+    out: &mut Vec<u8>,
+    job: &Job,
+    phase: usize,
+    send_ns: u64,
+) {
+    let mut num = itoa::Buffer::new();
+    payload.fill(
+        job.index,
+        wall.to_real_ns(job.intended) / 1_000,
+        job.subscriber,
+    );
+    let body = payload.body();
+    out.clear();
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(spec.url.path_prefix.as_bytes());
+    if let Some(suffix) = &spec.url.path_suffix {
+        out.extend_from_slice(num.format(job.subscriber).as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(spec.host_header.as_bytes());
+    out.extend_from_slice(b"\r\nUser-Agent: pushbench/");
+    out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+    out.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
+    out.extend_from_slice(num.format(body.len()).as_bytes());
+    if spec.connection == ConnectionMode::Fresh {
+        out.extend_from_slice(b"\r\nConnection: close");
+    }
+    out.extend_from_slice(b"\r\nx-pushbench-t: ");
+    out.extend_from_slice(num.format(wall.to_real_ns(job.intended) / 1_000).as_bytes());
+    out.push(b',');
+    let send_real = wall.to_real_ns(send_ns);
+    out.extend_from_slice(num.format(send_real / 1_000).as_bytes());
+    out.extend_from_slice(if phase == WARMUP {
+        b",0\r\n"
+    } else {
+        b",1\r\n"
+    });
+    // Each attempt is signed afresh: a new timestamp, the same id.
+    spec.key
+        .write_headers(out, payload.id(), send_real / 1_000_000_000, body);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+async fn exchange(
+    local: &Local,
+    conn: &mut Option<Conn>,
+    request: &[u8],
+    phase: usize,
+) -> Result<Response, ErrorKind> {
+    if conn.is_none() {
+        let t0 = mono_ns();
+        match Conn::connect(local.spec.addr).await {
+            Ok(c) => {
+                let mut stats = local.stats.borrow_mut();
+                record_ns(&mut stats.phases[phase].connect, t0, mono_ns());
+                stats.phases[phase].bump(Counter::Connects, 1);
+                local.open_conns.set(local.open_conns.get() + 1);
+                *conn = Some(c);
+            }
+            Err(kind) => {
+                local.bump(phase, Counter::ConnectErrors, 1);
+                return Err(kind);
+            }
+        }
+    }
+    let c = conn.as_mut().expect("connected above");
+    let (out0, in0) = (c.bytes_out, c.bytes_in);
+    let result = c.round_trip(request).await;
+    let mut stats = local.stats.borrow_mut();
+    stats.phases[phase].bump(Counter::BytesOut, c.bytes_out - out0);
+    stats.phases[phase].bump(Counter::BytesIn, c.bytes_in - in0);
+    result
+}
+
+async fn attempt(
+    local: &Local,
+    conn: &mut Option<Conn>,
+    payload: &mut Payload,
+    request: &mut Vec<u8>,
+    job: Job,
+    phase: usize,
+) {
+    let spec = &*local.spec;
+    let send_ns = mono_ns();
+    {
+        let mut stats = local.stats.borrow_mut();
+        let p = &mut stats.phases[phase];
+        p.bump(Counter::Attempts, 1);
+        if job.attempt == 0 {
+            p.bump(Counter::Sent, 1);
+            record_ns(&mut p.lag, job.intended, send_ns);
+            if send_ns.saturating_sub(job.intended) > LATE_NS {
+                p.bump(Counter::LateSends, 1);
+            }
+        }
+    }
+    build_request(spec, &local.wall, payload, request, &job, phase, send_ns);
+    let result = tokio::time::timeout(
+        Duration::from_nanos(spec.timeout_ns),
+        exchange(local, conn, request, phase),
+    )
+    .await
+    .unwrap_or(Err(ErrorKind::Timeout));
+    let done_ns = mono_ns();
+
+    let keep =
+        matches!(result, Ok(r) if r.keep_alive) && spec.connection == ConnectionMode::KeepAlive;
+    if !keep && conn.take().is_some() {
+        local.open_conns.set(local.open_conns.get() - 1);
+    }
+    let error = match result {
+        Ok(r) if (200..300).contains(&r.status) => {
+            let mut stats = local.stats.borrow_mut();
+            let p = &mut stats.phases[phase];
+            p.bump(Counter::Delivered, 1);
+            record_ns(&mut p.ack, job.intended, done_ns);
+            record_ns(&mut p.ack_uncorrected, send_ns, done_ns);
+            return;
+        }
+        Ok(r) if r.status >= 500 || r.status == 408 || r.status == 429 => ErrorKind::Status5xx,
+        Ok(_) => ErrorKind::Status4xx,
+        Err(kind) => kind,
+    };
+    local.stats.borrow_mut().phases[phase].bump_error(error);
+    if error.retryable() && job.attempt + 1 < spec.retry.attempts {
+        let u = local.rng.borrow_mut().next_f64();
+        let due = done_ns + backoff_ns(&spec.retry, job.attempt, u);
+        local.bump(phase, Counter::Retries, 1);
+        local.retries.borrow_mut().push(Reverse((
+            due,
+            Job {
+                attempt: job.attempt + 1,
+                ..job
+            },
+        )));
+        local.retry_notify.notify_one();
+    } else {
+        local.bump(phase, Counter::Failed, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_jitters() {
+        let mut p = RetryPolicy {
+            attempts: 5,
+            initial_ns: 100,
+            max_ns: 1000,
+            jitter: Jitter::None,
+        };
+        let table: Vec<u64> = (0..6).map(|a| backoff_ns(&p, a, 0.5)).collect();
+        assert_eq!(table, vec![100, 200, 400, 800, 1000, 1000]);
+        p.jitter = Jitter::Full;
+        assert_eq!(backoff_ns(&p, 2, 0.0), 0);
+        assert_eq!(backoff_ns(&p, 2, 0.5), 200);
+        assert!(backoff_ns(&p, 2, 0.999) < 400);
+        p.jitter = Jitter::Equal;
+        assert_eq!(backoff_ns(&p, 2, 0.0), 200);
+        assert_eq!(backoff_ns(&p, 2, 0.5), 300);
+        assert_eq!(
+            backoff_ns(&p, 100, 0.0),
+            500,
+            "huge attempt numbers do not overflow"
+        );
+    }
+}

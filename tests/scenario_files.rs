@@ -1,0 +1,270 @@
+//! Scenario parsing: good files load, bad ones report every problem with its key and line.
+
+use pushbench::scenario::{self, parse, ConnectionMode, Jitter, Problem, WebhookTarget};
+use pushbench::schedule::Shape;
+use pushbench::webhook::sign::SignatureScheme;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "HOOK_SECRET" => Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+        _ => None,
+    }
+}
+
+fn problems(src: &str) -> Vec<Problem> {
+    parse(src, "t", &env).expect_err("should be rejected")
+}
+
+fn has(problems: &[Problem], key: &str, line: usize, text: &str) -> bool {
+    problems
+        .iter()
+        .any(|p| p.key == key && p.line == Some(line) && p.message.contains(text))
+}
+
+#[test]
+fn the_embedded_default_scenario_is_valid() {
+    let s = scenario::default_scenario();
+    assert_eq!(s.name, "quick");
+    let w = s.webhook.expect("webhook model");
+    assert!(matches!(w.target, WebhookTarget::Builtin(_)));
+    assert_eq!(
+        s.workload.duration_ns + s.workload.warmup_ns,
+        17_000_000_000
+    );
+}
+
+#[test]
+fn a_full_file_parses_into_typed_settings() {
+    let src = r#"
+name = "full"
+seed = 9
+[workload]
+shape = { steps = [[100, "2s"], [500, "3s"]] }
+subscribers = 50
+fanout = 2
+payload_bytes = 1024
+duration = "5s"
+warmup = "500ms"
+[webhook]
+url = "http://127.0.0.1:9000/in/{subscriber}/events"
+connection = "fresh"
+pool = 8
+signature = "github"
+secret = "env:HOOK_SECRET"
+timeout = "2s"
+retry = { attempts = 3, initial = "100ms", max = "1s", jitter = "equal" }
+[thresholds]
+"webhook.latency_us.p99" = "< 50000"
+"#;
+    let s = parse(src, "t", &env).unwrap();
+    assert_eq!((s.name.as_str(), s.seed), ("full", 9));
+    assert_eq!(s.workload.fanout, 2);
+    assert!(matches!(&s.workload.shape, Shape::Steps(steps) if steps.len() == 2));
+    let w = s.webhook.unwrap();
+    assert_eq!(w.connection, ConnectionMode::Fresh);
+    assert_eq!(w.signature, SignatureScheme::Github);
+    assert_eq!(w.retry.jitter, Jitter::Equal);
+    assert_eq!(w.retry.attempts, 3);
+    match w.target {
+        WebhookTarget::External(u) => {
+            assert_eq!((u.host.as_str(), u.port), ("127.0.0.1", 9000));
+            assert_eq!(u.path_prefix, "/in/");
+            assert_eq!(u.path_suffix.as_deref(), Some("/events"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.thresholds[0].line, 20);
+}
+
+#[test]
+fn every_shape_form_is_accepted() {
+    for shape in [
+        r#"shape = "poisson""#,
+        r#"shape = "constant""#,
+        r#"shape = { ramp = [10, 5000] }"#,
+        r#"shape = { burst = 500, every = "1s" }"#,
+    ] {
+        let src =
+            format!("[workload]\nevents_per_second = 100\n{shape}\nduration = \"2s\"\n[webhook]\n");
+        parse(&src, "t", &env).unwrap_or_else(|p| panic!("{shape}: {p:?}"));
+    }
+}
+
+#[test]
+fn all_problems_are_reported_together_with_keys_and_lines() {
+    let src = r#"name = "x"
+[workload]
+events_per_second = -5
+duration = "10 parsecs"
+payload_bytes = "big"
+colour = "blue"
+[webhook]
+url = "localhost:8080/hooks"
+secret = "env:NOT_SET_ANYWHERE"
+signature = "md5"
+retry = { attempts = 0 }
+"#;
+    let p = problems(src);
+    assert!(
+        has(&p, "workload.events_per_second", 3, "greater than 0"),
+        "{p:#?}"
+    );
+    assert!(has(&p, "workload.duration", 4, "unknown unit"), "{p:#?}");
+    assert!(
+        has(
+            &p,
+            "workload.payload_bytes",
+            5,
+            "expected an integer, found a string"
+        ),
+        "{p:#?}"
+    );
+    assert!(has(&p, "workload.colour", 6, "unknown key"), "{p:#?}");
+    assert!(has(&p, "webhook.url", 8, "no scheme"), "{p:#?}");
+    assert!(has(&p, "webhook.secret", 9, "NOT_SET_ANYWHERE"), "{p:#?}");
+    assert!(has(&p, "webhook.signature", 10, "\"md5\""), "{p:#?}");
+    assert!(
+        has(&p, "webhook.retry.attempts", 11, "at least 1"),
+        "{p:#?}"
+    );
+    assert_eq!(p.len(), 8, "{p:#?}");
+}
+
+#[test]
+fn malformed_files_get_one_clear_problem_never_a_panic() {
+    let cases: &[(&str, &str)] = &[
+        ("", "empty"),
+        ("   \n# only a comment\n", "missing [workload]"),
+        ("[workload\nduration = 1", "not valid TOML"),
+        ("a = 1\na = 2\n", "not valid TOML"),
+        ("\u{0}\u{1}\u{2}garbage", "not valid TOML"),
+        (
+            "[workload]\nevents_per_second = 1e999\nduration=\"1s\"\n[webhook]\n",
+            "",
+        ),
+        (
+            "[workload]\nevents_per_second = 99999999999999999999\n",
+            "not valid TOML",
+        ),
+    ];
+    for (src, text) in cases {
+        let p = problems(src);
+        assert!(!p.is_empty());
+        assert!(p[0].to_string().contains(text), "{src:?}: {p:?}");
+    }
+}
+
+#[test]
+fn missing_pieces_are_named() {
+    let p = problems("[webhook]\n");
+    assert!(p.iter().any(|p| p.key == "workload"), "{p:?}");
+    let p = problems("[workload]\nevents_per_second = 10\nduration = \"1s\"\n");
+    assert!(
+        p.iter().any(|p| p.message.contains("no model enabled")),
+        "{p:?}"
+    );
+    let p = problems("[workload]\nduration = \"1s\"\n[webhook]\n");
+    assert!(
+        p.iter().any(|p| p.key == "workload.events_per_second"),
+        "{p:?}"
+    );
+    let p = problems(
+        "[workload]\nevents_per_second = 1\nduration = \"1s\"\n[webhook]\nurl = \"http://h:1/\"\n",
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.key == "webhook.secret" && p.message.contains("required")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn values_out_of_range_are_refused() {
+    let base = |extra: &str| {
+        format!("[workload]\nevents_per_second = 10\nduration = \"1s\"\n{extra}\n[webhook]\n")
+    };
+    let p = problems(&base("subscribers = 2\nfanout = 3"));
+    assert!(
+        has(&p, "workload.fanout", 5, "more than the 2 subscribers"),
+        "{p:?}"
+    );
+    let p = problems(&base("payload_bytes = 10"));
+    assert!(has(&p, "workload.payload_bytes", 4, "at least"), "{p:?}");
+    let p = problems(&base("shape = { ramp = [0, 0] }"));
+    assert!(p.iter().any(|p| p.key == "workload.shape.ramp"), "{p:?}");
+    let p = problems(&base("shape = { burst = 10 }"));
+    assert!(p.iter().any(|p| p.key == "workload.shape.every"), "{p:?}");
+    let p = problems(&base("shape = \"zigzag\""));
+    assert!(has(&p, "workload.shape", 4, "unknown shape"), "{p:?}");
+    let p = problems("[workload]\nevents_per_second = 10\nduration = 30\n[webhook]\n");
+    assert!(has(&p, "workload.duration", 3, "duration string"), "{p:?}");
+}
+
+#[test]
+fn webhook_keys_are_checked() {
+    let base = |extra: &str| {
+        format!("[workload]\nevents_per_second = 10\nduration = \"1s\"\n[webhook]\n{extra}\n")
+    };
+    let p = problems(&base(
+        "url = \"https://example.test/hooks\"\nsecret = \"s\"",
+    ));
+    assert!(has(&p, "webhook.url", 5, "https"), "{p:?}");
+    let p = problems(&base("pool = 0"));
+    assert!(has(&p, "webhook.pool", 5, "at least 1"), "{p:?}");
+    let p = problems(&base("connection = \"sometimes\""));
+    assert!(has(&p, "webhook.connection", 5, "\"keepalive\""), "{p:?}");
+    let p = problems(&base("secret = \"whsec_***\""));
+    assert!(has(&p, "webhook.secret", 5, "base64"), "{p:?}");
+    assert!(!p[0].message.contains("***"), "the secret is never echoed");
+    let p = problems(&base("timeout = \"0s\""));
+    assert!(has(&p, "webhook.timeout", 5, "longer than 0s"), "{p:?}");
+    let p = problems(&base(
+        "retry = { attempts = 3, initial = \"2s\", max = \"1s\" }",
+    ));
+    assert!(p.iter().any(|p| p.key == "webhook.retry.max"), "{p:?}");
+    let p = problems(&base(
+        "[webhook.receiver]\nfail_rate = 1.5\nstall = { at = \"1s\" }",
+    ));
+    assert!(
+        has(&p, "webhook.receiver.fail_rate", 6, "between 0 and 1"),
+        "{p:?}"
+    );
+    assert!(p.iter().any(|p| p.key == "webhook.receiver.stall"), "{p:?}");
+}
+
+#[test]
+fn thresholds_need_a_model_metric_and_a_condition() {
+    let src = "[workload]\nevents_per_second = 10\nduration = \"1s\"\n[webhook]\n[thresholds]\n\"latency\" = \"< 5\"\n\"webhook.failed\" = \"about zero\"\n\"webhook.retries\" = 3\n";
+    let p = problems(src);
+    assert!(
+        has(&p, "thresholds.\"latency\"", 6, "model.metric"),
+        "{p:?}"
+    );
+    assert!(
+        has(
+            &p,
+            "thresholds.\"webhook.failed\"",
+            7,
+            "cannot read condition"
+        ),
+        "{p:?}"
+    );
+    assert!(
+        has(
+            &p,
+            "thresholds.\"webhook.retries\"",
+            8,
+            "expected a condition"
+        ),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn a_scenario_file_that_is_not_utf8_is_refused_by_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bin.toml");
+    std::fs::write(&path, [0xff, 0xfe, 0x00, 0x80]).unwrap();
+    let err = scenario::load(&path).unwrap_err();
+    assert!(err.to_string().contains("not UTF-8"), "{err}");
+}
