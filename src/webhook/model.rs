@@ -104,7 +104,7 @@ async fn drive(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, cfg.pool);
     let slots_per_worker = cfg.pool.div_ceil(workers);
-    let run_id = (crate::clock::real_ns() / 1_000 ^ u64::from(std::process::id())) as u32;
+    let run_id = ((crate::clock::real_ns() / 1_000) ^ u64::from(std::process::id())) as u32;
     let spec = Arc::new(DeliverySpec {
         addr,
         host_header: url.authority(),
@@ -325,12 +325,11 @@ async fn drive(
         errors,
         receiver: totals.receiver,
     };
-    let mut pw = &mut ctx.percentiles;
-    percentile_rows(&mut pw, "webhook", "latency", latency).map_err(RunError::Io)?;
-    percentile_rows(&mut pw, "webhook", "uncorrected_latency", uncorrected)
-        .map_err(RunError::Io)?;
-    percentile_rows(&mut pw, "webhook", "ack_latency", &g.ack).map_err(RunError::Io)?;
-    percentile_rows(&mut pw, "webhook", "connect", &all.connect).map_err(RunError::Io)?;
+    let pw = &mut ctx.percentiles;
+    percentile_rows(pw, "webhook", "latency", latency).map_err(RunError::Io)?;
+    percentile_rows(pw, "webhook", "uncorrected_latency", uncorrected).map_err(RunError::Io)?;
+    percentile_rows(pw, "webhook", "ack_latency", &g.ack).map_err(RunError::Io)?;
+    percentile_rows(pw, "webhook", "connect", &all.connect).map_err(RunError::Io)?;
     Ok(summary)
 }
 

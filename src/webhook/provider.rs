@@ -217,8 +217,7 @@ async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
         let mut pushed = 0usize;
         {
             let mut ready = local.ready.borrow_mut();
-            while !stopping {
-                let Some(d) = deliveries.peek() else { break };
+            while let Some(d) = deliveries.peek().filter(|_| !stopping) {
                 let intended = start + d.intended_ns;
                 if intended > now {
                     break;

@@ -248,7 +248,7 @@ fn parse_u64(raw: &[u8]) -> Option<u64> {
 }
 
 fn decode_hex(hex: &[u8]) -> Option<([u8; 48], usize)> {
-    if hex.len() % 2 != 0 || hex.len() > 96 {
+    if !hex.len().is_multiple_of(2) || hex.len() > 96 {
         return None;
     }
     let mut out = [0u8; 48];

@@ -1,0 +1,211 @@
+//! The command line as a user meets it: exit codes, messages, the results directory.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::Histogram;
+
+fn pushbench(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PB_TEST_SECRET")
+        .output()
+        .expect("binary runs")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn validate_reports_problems_with_lines_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        "[workload]\nevents_per_second = 0\nduration = \"5s\"\nsubscriberz = 10\n[webhook]\nsecret = \"env:PB_TEST_SECRET\"\n",
+    );
+    let out = pushbench(&["validate", &bad], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3 problems"), "{err}");
+    assert!(
+        err.contains("line 2: `workload.events_per_second`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 4: `workload.subscriberz`: unknown key"),
+        "{err}"
+    );
+    assert!(err.contains("PB_TEST_SECRET"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let good = write(
+        dir.path(),
+        "good.toml",
+        "[workload]\nevents_per_second = 10\nduration = \"5s\"\n[webhook]\n",
+    );
+    let out = pushbench(&["validate", &good], dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn run_refuses_a_bad_scenario_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        "[workload]\nduration = \"forever\"\n[webhook]\n",
+    );
+    let out = pushbench(&["run", &bad], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !dir.path().join("results").exists(),
+        "no results directory for a run that never started"
+    );
+}
+
+#[test]
+fn run_with_out_writes_standard_results_and_names_the_directory_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let file = write(
+        dir.path(),
+        "small.toml",
+        &format!(
+            "name = \"small\"\n[workload]\nevents_per_second = 300\nduration = \"2s\"\nwarmup = \"1s\"\nsubscribers = 20\n[webhook]\nsecret = \"{secret}\"\n[thresholds]\n\"webhook.failed\" = \"== 0\"\n"
+        ),
+    );
+    let out_dir = dir.path().join("here");
+    let out = pushbench(
+        &["run", &file, "--out", out_dir.to_str().unwrap()],
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.trim_end().lines().last().unwrap(),
+        format!("results: {}", out_dir.display())
+    );
+    assert!(stdout.contains("PASS webhook.failed == 0"), "{stdout}");
+
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let m = &summary["models"][0];
+    assert_eq!(m["model"], "webhook");
+    assert_eq!(
+        m["events"], 600,
+        "warm-up events are left out of the summary"
+    );
+    assert_eq!(m["delivered"], 600);
+    assert!(
+        m["resources"]["target"]["cpu_s"].as_f64().unwrap() > 0.0,
+        "child receiver metered apart"
+    );
+    assert!(
+        m["resources"]["generator"]["peak_rss_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(summary["host"]["cores"].as_u64().unwrap() >= 1);
+
+    // The interval log decodes with HdrHistogram's own reader and adds up to the summary.
+    let log = std::fs::read(out_dir.join("webhook.hlog")).unwrap();
+    let mut total: Option<Histogram<u64>> = None;
+    let mut deserializer = Deserializer::new();
+    for entry in IntervalLogIterator::new(&log) {
+        if let LogEntry::Interval(h) = entry.expect("valid interval log") {
+            if h.tag().map(|t| t.as_str()) == Some("latency") {
+                let raw = base64_decode(h.encoded_histogram());
+                let hist: Histogram<u64> = deserializer.deserialize(&mut raw.as_slice()).unwrap();
+                match &mut total {
+                    Some(t) => t.add(&hist).unwrap(),
+                    None => total = Some(hist),
+                }
+            }
+        }
+    }
+    assert_eq!(total.unwrap().len(), 600);
+
+    let ts = std::fs::read_to_string(out_dir.join("timeseries.csv")).unwrap();
+    assert!(ts.starts_with("t_s,model,offered,sent,delivered,errors,retries,connections,p50_us,p99_us,max_us,gen_cpu_pct,gen_rss_bytes,target_cpu_pct,target_rss_bytes"));
+    assert!(ts.lines().count() >= 4, "{ts}");
+    let pct = std::fs::read_to_string(out_dir.join("percentiles.csv")).unwrap();
+    assert!(pct.starts_with("model,metric,quantile,value_us,count\nwebhook,latency,"));
+
+    // The secret appears nowhere in the results or the output.
+    for entry in std::fs::read_dir(&out_dir).unwrap() {
+        let text = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!String::from_utf8_lossy(&text).contains("C2FVsBQIhrscChlQIMV"));
+    }
+    assert!(!stdout.contains("C2FVsBQIhrscChlQIMV") && !stderr.contains("C2FVsBQIhrscChlQIMV"));
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+#[test]
+fn a_failed_threshold_exits_1_and_an_unreachable_target_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = write(
+        dir.path(),
+        "strict.toml",
+        "[workload]\nevents_per_second = 100\nduration = \"1s\"\n[webhook]\n[thresholds]\n\"webhook.latency_us.p50\" = \"< 1\"\n",
+    );
+    let out = pushbench(&["run", &strict, "--progress", "off"], dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL webhook.latency_us.p50 < 1"),
+        "{stdout}"
+    );
+    assert!(
+        dir.path().join("results").read_dir().unwrap().count() == 1,
+        "results/<name>-<time>/ written"
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gone = write(
+        dir.path(),
+        "gone.toml",
+        &format!("[workload]\nevents_per_second = 100\nduration = \"1s\"\n[webhook]\nurl = \"http://127.0.0.1:{port}/in\"\nsignature = \"none\"\n"),
+    );
+    let out = pushbench(&["run", &gone, "--progress", "off"], dir.path());
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("http://127.0.0.1:{port}/in")),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unwritable_results_directory_exits_2_before_any_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let out = pushbench(
+        &["run", "--out", blocker.join("sub").to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write results"));
+}

@@ -1,0 +1,40 @@
+//! Helpers shared by the loopback integration tests.
+#![allow(dead_code)]
+
+use pushbench::record::results::ModelSummary;
+use pushbench::run::{run, ProgressMode, RunOptions, RunReport};
+use pushbench::scenario::{parse, Scenario};
+use pushbench::target::launch::TargetLaunch;
+
+/// Parses scenario text; `env:` secrets resolve from the test's own table.
+pub fn scenario(src: &str) -> Scenario {
+    parse(src, "test", &|name| match name {
+        "TEST_SECRET" => Some("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into()),
+        _ => None,
+    })
+    .unwrap_or_else(|p| panic!("bad test scenario: {p:#?}"))
+}
+
+/// Runs with in-process targets into a temporary directory.
+pub async fn run_in_process(s: &Scenario) -> (RunReport, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        out: Some(dir.path().join("out")),
+        results_root: dir.path().to_path_buf(),
+        launch: TargetLaunch::InProcess,
+        progress: ProgressMode::Off,
+        interval_ns: 1_000_000_000,
+    };
+    let report = run(s, &opts).await.expect("run starts");
+    (report, dir)
+}
+
+/// The webhook entry of a report.
+pub fn webhook(report: &RunReport) -> &ModelSummary {
+    report
+        .summary
+        .models
+        .iter()
+        .find(|m| m.model == "webhook")
+        .expect("webhook model ran")
+}
