@@ -56,6 +56,15 @@ pub enum ProgressArg {
 pub enum ServeTarget {
     /// The webhook receiver: verifies signatures, de-duplicates, times deliveries (GET /stats).
     Webhook(WebhookServeArgs),
+    /// A bare HTTP sink that answers 204 to everything (neutral target for speed comparisons).
+    Sink {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Runtime worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
 }
 
 /// Options of `serve webhook`.

@@ -102,18 +102,39 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let mut rt = tokio::runtime::Builder::new_multi_thread();
-            if let Some(n) = args.threads {
-                rt.worker_threads(n.max(1));
+            serve_with(
+                args.threads,
+                addr,
+                pushbench::serve::serve_webhook(addr, opts),
+            )
+        }
+        Command::Serve {
+            target: ServeTarget::Sink { listen, threads },
+        } => match listen.parse() {
+            Ok(addr) => serve_with(threads, addr, pushbench::serve::serve_sink(addr)),
+            Err(_) => {
+                eprintln!("error: --listen: \"{listen}\" is not an address like 127.0.0.1:8080");
+                ExitCode::from(2)
             }
-            let rt = rt.enable_all().build().expect("tokio runtime");
-            match rt.block_on(pushbench::serve::serve_webhook(addr, opts)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: cannot serve on {addr}: {e}");
-                    ExitCode::from(3)
-                }
-            }
+        },
+    }
+}
+
+fn serve_with(
+    threads: Option<usize>,
+    addr: std::net::SocketAddr,
+    server: impl std::future::Future<Output = std::io::Result<()>>,
+) -> ExitCode {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt.enable_all().build().expect("tokio runtime");
+    match rt.block_on(server) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot serve on {addr}: {e}");
+            ExitCode::from(3)
         }
     }
 }

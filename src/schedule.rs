@@ -27,6 +27,9 @@ pub enum Shape {
     Burst { size: u64, every_ns: u64 },
     /// Piecewise-constant rates; the last step's rate holds until the end.
     Steps(Vec<Step>),
+    /// Closed loop: every connection sends its next delivery as soon as the last is answered
+    /// (peak throughput, as wrk measures it). There is no schedule, so nothing to correct for.
+    Max,
 }
 
 impl Shape {
@@ -98,6 +101,7 @@ impl<'a> Arrivals<'a> {
     fn next_offset(&mut self) -> Option<u64> {
         let i = self.index as f64;
         let t = match self.shape {
+            Shape::Max => return None,
             Shape::Constant { rate_per_sec } => i * 1e9 / rate_per_sec,
             Shape::Poisson { rate_per_sec } => {
                 // Inverse CDF of the exponential; 1 - u is in (0, 1], so ln is finite.

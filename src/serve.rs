@@ -83,6 +83,18 @@ pub async fn serve_webhook(addr: SocketAddr, opts: ReceiverOptions) -> std::io::
     receiver::serve(listener, opts, shutdown_signal()).await
 }
 
+/// Serves the 204 sink until SIGINT or SIGTERM.
+pub async fn serve_sink(addr: SocketAddr) -> std::io::Result<()> {
+    let listener = bind(addr)?;
+    println!(
+        "pushbench sink listening on http://{}",
+        listener.local_addr()?
+    );
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    crate::target::sink::serve(listener, shutdown_signal()).await
+}
+
 fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?

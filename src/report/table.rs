@@ -31,7 +31,12 @@ fn rows(m: &ModelSummary) -> Vec<(&'static str, String)> {
     vec![
         (
             "rate, target / achieved",
-            format!("{:.0} / {:.0} /s", m.target_rate, m.achieved_rate),
+            if m.target_rate > 0.0 {
+                format!("{:.0} / {:.0} /s", m.target_rate, m.achieved_rate)
+            } else {
+                // A closed-loop run has no target rate.
+                format!("max / {:.0} /s", m.achieved_rate)
+            },
         ),
         ("events", m.events.to_string()),
         ("delivered", m.delivered.to_string()),

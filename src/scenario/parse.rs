@@ -485,8 +485,15 @@ fn shape(cx: &mut Cx<'_>, f: Field<'_>, rate: Option<f64>, rate_given: bool) -> 
                 needs_rate(cx);
                 rate.map(|r| Shape::Poisson { rate_per_sec: r })
             }
+            "max" => {
+                if rate_given {
+                    cx.problem(f.line, "workload.events_per_second", "shape \"max\" sends as fast as the target answers; remove events_per_second");
+                    return None;
+                }
+                Some(Shape::Max)
+            }
             other => {
-                cx.problem(f.line, KEY, format!("unknown shape \"{other}\"; expected \"constant\", \"poisson\", {{ ramp = [from, to] }}, {{ burst = N, every = \"1s\" }} or {{ steps = [[rate, \"10s\"], ...] }}"));
+                cx.problem(f.line, KEY, format!("unknown shape \"{other}\"; expected \"constant\", \"poisson\", \"max\", {{ ramp = [from, to] }}, {{ burst = N, every = \"1s\" }} or {{ steps = [[rate, \"10s\"], ...] }}"));
                 None
             }
         };

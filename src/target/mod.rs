@@ -3,3 +3,4 @@
 
 pub mod launch;
 pub mod receiver;
+pub mod sink;

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc::UnboundedSender, Notify};
 use crate::clock::{mono_ns, PreciseTimer, WallMap};
 use crate::record::{record_ns, Counter, IntervalStats, LATE_NS, MEASURED, WARMUP};
 use crate::scenario::{ConnectionMode, Jitter, RetryPolicy, UrlTemplate};
-use crate::schedule::{Schedule, SplitMix64};
+use crate::schedule::{Schedule, Shape, SplitMix64};
 use crate::webhook::http::{Conn, ErrorKind, Response};
 use crate::webhook::payload::Payload;
 use crate::webhook::sign::SigningKey;
@@ -135,7 +135,14 @@ struct Local {
     in_flight: [Cell<u64>; 2],
     open_conns: Cell<u64>,
     done: Cell<bool>,
+    stopping: Cell<bool>,
     rng: RefCell<SplitMix64>,
+    /// Closed loop (`shape = "max"`): slots make their own deliveries until this instant.
+    max_end: Option<u64>,
+    max_seq: Cell<u64>,
+    worker: u64,
+    workers: u64,
+    subscribers: u64,
 }
 
 impl Local {
@@ -182,6 +189,13 @@ async fn worker_main(plan: WorkerPlan) {
         in_flight: [Cell::new(0), Cell::new(0)],
         open_conns: Cell::new(0),
         done: Cell::new(false),
+        stopping: Cell::new(false),
+        max_end: matches!(plan.schedule.shape, Shape::Max)
+            .then_some(plan.start_mono + plan.schedule.total_ns),
+        max_seq: Cell::new(0),
+        worker: plan.worker,
+        workers: plan.workers,
+        subscribers: plan.schedule.subscribers,
         rng: RefCell::new(SplitMix64::new(
             spec.seed ^ plan.worker.wrapping_mul(0x5851_F42D),
         )),
@@ -212,6 +226,7 @@ async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
         }
         if !stopping && plan.stop.load(Ordering::Relaxed) {
             stopping = true;
+            local.stopping.set(true);
             deadline = deadline.min(now + STOP_GRACE_NS);
         }
         let mut pushed = 0usize;
@@ -243,7 +258,8 @@ async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
         for _ in 0..pushed.min(local.spec.slots_per_worker) {
             local.ready_notify.notify_one();
         }
-        let exhausted = stopping || deliveries.peek().is_none();
+        let closed_loop_on = local.max_end.is_some_and(|end| now < end);
+        let exhausted = stopping || (deliveries.peek().is_none() && !closed_loop_on);
         let idle = local.ready.borrow().is_empty()
             && local.retries.borrow().is_empty()
             && local.in_flight.iter().all(|c| c.get() == 0);
@@ -257,6 +273,9 @@ async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
         let mut next = next_flush.min(deadline);
         if let Some(d) = deliveries.peek() {
             next = next.min(start + d.intended_ns);
+        }
+        if let Some(end) = local.max_end.filter(|_| closed_loop_on) {
+            next = next.min(end);
         }
         if let Some(Reverse((due, _))) = local.retries.borrow().peek() {
             next = next.min(*due);
@@ -312,6 +331,22 @@ async fn next_job(local: &Local) -> Option<Job> {
         }
         if local.done.get() {
             return None;
+        }
+        if let Some(end) = local.max_end {
+            let now = mono_ns();
+            if now < end && !local.stopping.get() {
+                let seq = local.max_seq.get();
+                local.max_seq.set(seq + 1);
+                let index = seq * local.workers + local.worker;
+                let job = Job {
+                    intended: now,
+                    index,
+                    subscriber: index % local.subscribers,
+                    attempt: 0,
+                };
+                local.bump(local.phase(&job), Counter::Offered, 1);
+                return Some(job);
+            }
         }
         local.ready_notify.notified().await;
     }

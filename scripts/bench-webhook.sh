@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Webhook delivery speed: pushbench against wrk and oha on the same target, alternating.
+#
+#   scripts/bench-webhook.sh [SECONDS] [ROUNDS] [CONNECTIONS]     (defaults: 10 2 64)
+#
+# Target: `pushbench serve sink`, a hyper server that reads each request and answers 204, so
+# every tool measures the same thing. Modes, each run by every tool that supports it, in turn:
+#   keepalive  closed loop, maximum rate over CONNECTIONS keep-alive connections
+#   fresh      closed loop, a new TCP connection per request
+#   fixed      open loop at 20,000 requests/s: achieved rate and corrected p50/p99
+#              (oha with -q and --latency-correction; wrk has no rate option)
+# pushbench runs with full recording on (corrected + uncorrected histograms, counters, 1 s
+# intervals) and signature "none", with 512-byte JSON bodies like the peers' POST bodies.
+#
+# Peers: wrk from Debian's package; oha with `cargo install oha --locked` (about 17 minutes to
+# build here; keep the binary, e.g. `--root /work/tools/oha`, and point OHA at it). A missing peer
+# is skipped with a message.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_PER_RUN=${1:-10}
+ROUNDS=${2:-2}
+CONNS=${3:-64}
+FIXED_RATE=20000
+
+cargo build --release --quiet
+PB=$PWD/target/release/pushbench
+WRK=$(command -v wrk || true)
+OHA=${OHA:-$(command -v oha || true)}
+[ -z "$OHA" ] && [ -x /work/tools/oha/bin/oha ] && OHA=/work/tools/oha/bin/oha
+[ -z "$WRK" ] && echo "wrk not found (apt-get install wrk): skipping wrk"
+[ -z "$OHA" ] && echo "oha not found (cargo install oha --locked): skipping oha"
+
+WORK=$(mktemp -d)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$PB" serve sink --listen "127.0.0.1:$PORT" > "$WORK/sink.log" 2>&1 &
+SINK=$!
+cleanup() { kill "$SINK" 2>/dev/null || true; wait "$SINK" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+for _ in $(seq 50); do grep -q listening "$WORK/sink.log" && break; sleep 0.1; done
+URL="http://127.0.0.1:$PORT/hooks/1"
+BODY=$(head -c 512 /dev/zero | tr '\0' x)
+
+cat > "$WORK/keepalive.lua" <<LUA
+wrk.method = "POST"
+wrk.body = string.rep("x", 512)
+wrk.headers["Content-Type"] = "application/json"
+LUA
+cp "$WORK/keepalive.lua" "$WORK/fresh.lua"
+echo 'wrk.headers["Connection"] = "close"' >> "$WORK/fresh.lua"
+
+scenario() { # mode -> scenario file
+  local shape='shape = "max"' connection=keepalive
+  [ "$1" = fixed ] && shape="events_per_second = $FIXED_RATE"
+  [ "$1" = fresh ] && connection=fresh
+  cat > "$WORK/$1.toml" <<TOML
+name = "bench-$1"
+[workload]
+$shape
+subscribers = 1000
+payload_bytes = 512
+duration = "${SECONDS_PER_RUN}s"
+warmup = "1s"
+[webhook]
+url = "http://127.0.0.1:$PORT/hooks/{subscriber}"
+signature = "none"
+connection = "$connection"
+pool = $CONNS
+retry = { attempts = 1 }
+TOML
+}
+
+RESULTS=$WORK/results.tsv
+: > "$RESULTS"
+record() { echo -e "$1\t$2\t$3\t$4\t$5" >> "$RESULTS"; } # mode tool rate p50_us p99_us
+
+run_pushbench() {
+  scenario "$1"
+  "$PB" run "$WORK/$1.toml" --progress off --out "$WORK/pb-$1-$2" > /dev/null
+  python3 - "$WORK/pb-$1-$2/summary.json" "$1" >> "$RESULTS" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["models"][0]
+print(f"{sys.argv[2]}\tpushbench\t{m['achieved_rate']:.0f}\t{m['latency_us']['p50']}\t{m['latency_us']['p99']}")
+PY
+}
+
+run_wrk() {
+  [ -z "$WRK" ] && return 0
+  local out rate
+  out=$("$WRK" -t2 -c"$CONNS" -d"${SECONDS_PER_RUN}s" -s "$WORK/$1.lua" "$URL")
+  rate=$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
+  record "$1" wrk "$rate" "" ""
+}
+
+run_oha() {
+  [ -z "$OHA" ] && return 0
+  local extra=()
+  [ "$1" = fresh ] && extra=(--disable-keepalive)
+  [ "$1" = fixed ] && extra=(-q "$FIXED_RATE" --latency-correction)
+  "$OHA" -z "${SECONDS_PER_RUN}s" -c "$CONNS" --no-tui --output-format json -m POST \
+    -H "Content-Type: application/json" -d "$BODY" "${extra[@]}" "$URL" > "$WORK/oha.json"
+  python3 - "$WORK/oha.json" "$1" >> "$RESULTS" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = d["latencyPercentiles"]
+print(f"{sys.argv[2]}\toha\t{d['summary']['requestsPerSec']:.0f}\t{p['p50']*1e6:.0f}\t{p['p99']*1e6:.0f}")
+PY
+}
+
+for round in $(seq "$ROUNDS"); do
+  for mode in keepalive fresh fixed; do
+    echo "round $round: $mode" >&2
+    run_pushbench "$mode" "$round"
+    [ "$mode" != fixed ] && run_wrk "$mode"
+    run_oha "$mode"
+  done
+done
+
+python3 - "$RESULTS" "$CONNS" "$FIXED_RATE" <<'PY'
+import sys, statistics
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+conns, fixed = sys.argv[2], float(sys.argv[3])
+by = {}
+for mode, tool, rate, p50, p99 in rows:
+    e = by.setdefault((mode, tool), {"rate": [], "p50": [], "p99": []})
+    e["rate"].append(float(rate))
+    if p50: e["p50"].append(float(p50))
+    if p99: e["p99"].append(float(p99))
+mean = lambda xs: statistics.mean(xs) if xs else float("nan")
+print(f"\nwebhook POST, 512-byte bodies, {conns} connections, mean of rounds (runs: {[len(v['rate']) for v in by.values()][0]})")
+print(f"{'mode':<10} {'tool':<10} {'req/s':>9} {'p50 us':>8} {'p99 us':>8}  {'rates per round'}")
+for (mode, tool), e in sorted(by.items()):
+    print(f"{mode:<10} {tool:<10} {mean(e['rate']):>9.0f} {mean(e['p50']):>8.0f} {mean(e['p99']):>8.0f}  {' '.join(f'{r:.0f}' for r in e['rate'])}")
+print("\nratios pushbench / peer (req/s):")
+for mode in ["keepalive", "fresh", "fixed"]:
+    pb = by.get((mode, "pushbench"))
+    for peer in ["wrk", "oha"]:
+        p = by.get((mode, peer))
+        if pb and p:
+            print(f"  {mode:<10} vs {peer:<4} {mean(pb['rate']) / mean(p['rate']):.3f}")
+pb = by.get(("fixed", "pushbench"))
+if pb:
+    print(f"\nfixed {fixed:.0f}/s: pushbench achieved {mean(pb['rate']):.0f}/s "
+          f"({(mean(pb['rate']) / fixed - 1) * 100:+.2f}% of target)")
+PY
