@@ -209,3 +209,62 @@ fn an_unwritable_results_directory_exits_2_before_any_load() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write results"));
 }
+
+#[test]
+fn ctrl_c_stops_the_run_writes_results_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = write(
+        dir.path(),
+        "long.toml",
+        "name = \"long\"\n[workload]\nevents_per_second = 200\nduration = \"60s\"\n[webhook]\n",
+    );
+    let out_dir = dir.path().join("out");
+    let child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args([
+            "run",
+            &long,
+            "--progress",
+            "off",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed().as_secs() < 10, "stops promptly");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("INTERRUPTED"), "{stdout}");
+    assert!(stdout
+        .trim_end()
+        .ends_with(&format!("results: {}", out_dir.display())));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["interrupted"], true);
+    let m = &summary["models"][0];
+    let delivered = m["delivered"].as_u64().unwrap();
+    assert!(
+        (300..=700).contains(&delivered),
+        "about 2.5 s of 200/s: {delivered}"
+    );
+    assert_eq!(
+        m["events"].as_u64().unwrap(),
+        delivered + m["failed"].as_u64().unwrap()
+    );
+    assert_eq!(
+        m["receiver"]["unique"].as_u64().unwrap(),
+        delivered,
+        "the receiver's last figures were collected"
+    );
+}

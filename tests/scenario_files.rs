@@ -268,3 +268,31 @@ fn a_scenario_file_that_is_not_utf8_is_refused_by_load() {
     let err = scenario::load(&path).unwrap_err();
     assert!(err.to_string().contains("not UTF-8"), "{err}");
 }
+
+#[test]
+fn thresholds_must_name_a_numeric_summary_field_of_an_enabled_model() {
+    let src = "[workload]\nevents_per_second = 10\nduration = \"1s\"\n[webhook]\n[thresholds]\n\"webhook.latency_us.p42\" = \"< 5\"\n\"webhook.model\" = \"== 1\"\n\"websocket.failed\" = \"== 0\"\n\"webhook.errors.timeout\" = \"== 0\"\n\"webhook.receiver.bad_signature\" = \"== 0\"\n";
+    let p = problems(src);
+    assert!(
+        has(
+            &p,
+            "thresholds.\"webhook.latency_us.p42\"",
+            6,
+            "not a numeric field"
+        ),
+        "{p:?}"
+    );
+    assert!(
+        has(&p, "thresholds.\"webhook.model\"", 7, "not a numeric field"),
+        "{p:?}"
+    );
+    assert!(
+        has(&p, "thresholds.\"websocket.failed\"", 8, "not enabled"),
+        "{p:?}"
+    );
+    assert_eq!(
+        p.len(),
+        3,
+        "errors.timeout and receiver.bad_signature are valid: {p:?}"
+    );
+}

@@ -234,3 +234,81 @@ async fn an_unreachable_target_is_named_and_nothing_is_sent() {
         "the summary is still written"
     );
 }
+
+#[tokio::test]
+async fn a_target_that_dies_mid_run_is_counted_and_the_run_finishes() {
+    let receiver = launch_receiver(
+        &TargetLaunch::InProcess,
+        &ReceiverConfig::default(),
+        SignatureScheme::None,
+        None,
+        1,
+    )
+    .unwrap();
+    let s = scenario(&format!(
+        r#"
+[workload]
+events_per_second = 200
+duration = "3s"
+[webhook]
+url = "http://{}/hooks/{{subscriber}}"
+signature = "none"
+timeout = "500ms"
+retry = {{ attempts = 2, initial = "10ms", max = "10ms" }}
+"#,
+        receiver.addr
+    ));
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        receiver.stop();
+    });
+    let (report, _dir) = run_in_process(&s).await;
+    killer.join().unwrap();
+    assert!(
+        report.error.is_none(),
+        "a failing target does not abort the run"
+    );
+    let m = webhook(&report);
+    assert_eq!(m.events, 600);
+    assert_eq!(
+        m.delivered + m.failed,
+        600,
+        "every delivery ends delivered or failed"
+    );
+    assert!(
+        (200..=400).contains(&m.delivered),
+        "about half delivered: {}",
+        m.delivered
+    );
+    assert!(m.errors["refused"] > 0, "{:?}", m.errors);
+    assert!(m.connections.failed > 0);
+    assert!(report.dir.join("summary.json").is_file());
+}
+
+#[tokio::test]
+async fn deliveries_beyond_the_backlog_are_dropped_and_counted_not_queued() {
+    let s = scenario(
+        r#"
+[workload]
+events_per_second = 400
+duration = "1s"
+[webhook]
+pool = 2
+workers = 1
+max_backlog = 50
+[webhook.receiver]
+delay = "200ms"
+"#,
+    );
+    let (report, _dir) = run_in_process(&s).await;
+    let m = webhook(&report);
+    assert_eq!(m.events, 400);
+    assert!(
+        m.dropped > 250,
+        "2 connections at 5/s each cannot keep up: {}",
+        m.dropped
+    );
+    assert_eq!(m.errors["dropped"], m.dropped);
+    assert_eq!(m.delivered + m.failed, 400);
+    assert!(m.failed >= m.dropped);
+}

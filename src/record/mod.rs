@@ -37,6 +37,8 @@ pub enum Counter {
     Unfinished,
     /// Retry attempts scheduled.
     Retries,
+    /// Deliveries dropped because the backlog was full (also counted in `Failed`).
+    Dropped,
     /// First attempts that started more than [`LATE_NS`] after their intended time.
     LateSends,
     /// Connections opened.

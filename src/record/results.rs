@@ -98,6 +98,8 @@ pub struct ModelSummary {
     pub failed: u64,
     /// Of `failed`, those still pending when the run ended.
     pub unfinished: u64,
+    /// Of `failed`, those dropped because the backlog was full.
+    pub dropped: u64,
     /// Retry attempts.
     pub retries: u64,
     /// Deliveries the receiver had already accepted.
@@ -197,6 +199,22 @@ pub struct TimeseriesRow {
     pub target_cpu_pct: f64,
     /// Target RSS.
     pub target_rss_bytes: u64,
+}
+
+/// Whether `path` (dotted, e.g. `latency_us.p99`) names a number in a model's summary entry:
+/// the check thresholds get before any run.
+pub fn is_numeric_metric(path: &str) -> bool {
+    let mut example = ModelSummary {
+        receiver: Some(ReceiverCounters::default()),
+        ..ModelSummary::default()
+    };
+    for kind in crate::webhook::http::ErrorKind::ALL {
+        example.errors.insert(kind.name().into(), 0);
+    }
+    example.errors.insert("dropped".into(), 0);
+    let value = serde_json::to_value(example).expect("summary serializes");
+    let pointer = format!("/{}", path.replace('.', "/"));
+    value.pointer(&pointer).is_some_and(|v| v.is_number())
 }
 
 /// Writes `summary.json` and `summary.csv`.

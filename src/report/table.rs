@@ -23,11 +23,13 @@ pub fn fmt_mib(bytes: u64) -> String {
 fn rows(m: &ModelSummary) -> Vec<(&'static str, String)> {
     let l = &m.latency_us;
     let u = &m.uncorrected_latency_us;
-    let failed = if m.unfinished > 0 {
-        format!("{} ({} unfinished)", m.failed, m.unfinished)
-    } else {
-        m.failed.to_string()
-    };
+    let mut failed = m.failed.to_string();
+    if m.unfinished > 0 {
+        failed += &format!(" ({} unfinished)", m.unfinished);
+    }
+    if m.dropped > 0 {
+        failed += &format!(" ({} dropped)", m.dropped);
+    }
     vec![
         (
             "rate, target / achieved",

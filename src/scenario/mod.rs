@@ -211,6 +211,8 @@ pub struct WebhookConfig {
     pub drain_ns: u64,
     /// Generator threads; `None` = one per core.
     pub workers: Option<usize>,
+    /// Deliveries allowed to wait for a free connection before new ones are dropped.
+    pub max_backlog: usize,
 }
 
 /// `metric op value`, e.g. `webhook.latency_us.p99 < 50000`.

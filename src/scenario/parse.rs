@@ -359,7 +359,8 @@ pub fn parse(
 
     let mut thresholds = Vec::new();
     if let Some((mut s, _)) = cx.table(&mut root, "thresholds") {
-        thresholds = parse_thresholds(&mut cx, &mut s);
+        let models: &[&str] = if has_webhook_table { &["webhook"] } else { &[] };
+        thresholds = parse_thresholds(&mut cx, &mut s, models);
     }
     cx.finish(root);
 
@@ -700,6 +701,9 @@ fn webhook(
         .map(|(ns, _)| ns)
         .unwrap_or(10_000_000_000);
     let workers = cx.integer(s, "workers", 1, 256).map(|w| w as usize);
+    let max_backlog = cx
+        .integer(s, "max_backlog", 1, 100_000_000)
+        .unwrap_or(1_000_000) as usize;
 
     let receiver = match cx.table(s, "receiver") {
         Some((mut r, f)) => {
@@ -734,6 +738,7 @@ fn webhook(
         retry,
         drain_ns,
         workers,
+        max_backlog,
     })
 }
 
@@ -819,23 +824,33 @@ fn receiver(cx: &mut Cx<'_>, r: &mut Section<'_>, payload_bytes: usize) -> Recei
     cfg
 }
 
-fn parse_thresholds(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Vec<Threshold> {
+fn parse_thresholds(cx: &mut Cx<'_>, s: &mut Section<'_>, models: &[&str]) -> Vec<Threshold> {
     let mut out = Vec::new();
     let keys: Vec<String> = s.table.iter().map(|(k, _)| k.to_string()).collect();
     for key in keys {
         let (k, item) = s.table.get_key_value(&key).expect("key from iter");
         let line = cx.line_of(k.span()).or_else(|| cx.line_of(item.span()));
         let path = format!("thresholds.\"{key}\"");
-        let model_ok = key
-            .split('.')
-            .next()
-            .is_some_and(|m| m == "webhook" || m == "websocket");
-        if !model_ok || !key.contains('.') {
-            cx.problem(
+        match key.split_once('.') {
+            Some((model, metric)) if models.contains(&model) => {
+                if !crate::record::results::is_numeric_metric(metric) {
+                    cx.problem(
+                        line,
+                        &path,
+                        format!("`{metric}` is not a numeric field of a model's summary (e.g. latency_us.p99, failed, achieved_rate)"),
+                    );
+                }
+            }
+            Some((model @ ("webhook" | "websocket"), _)) => cx.problem(
+                line,
+                &path,
+                format!("the {model} model is not enabled in this scenario"),
+            ),
+            _ => cx.problem(
                 line,
                 &path,
                 "a threshold key is model.metric, e.g. \"webhook.latency_us.p99\"",
-            );
+            ),
         }
         match item.as_str() {
             Some(cond) if parse_condition(cond).is_some() => out.push(Threshold {
@@ -858,8 +873,6 @@ fn parse_thresholds(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Vec<Threshold> {
             ),
         }
     }
-    // Every key of [thresholds] is a metric, so none is unknown at this level.
-    s.known.extend(std::iter::empty::<&'static str>());
     out
 }
 

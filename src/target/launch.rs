@@ -124,6 +124,9 @@ pub fn launch_receiver(
             unsafe {
                 cmd.pre_exec(|| {
                     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    // Its own process group: a Ctrl-C at the terminal reaches only the harness,
+                    // which then stops the target itself after collecting its last figures.
+                    libc::setpgid(0, 0);
                     Ok(())
                 });
             }

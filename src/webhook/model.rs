@@ -115,6 +115,7 @@ async fn drive(
         timeout_ns: cfg.timeout_ns,
         retry: cfg.retry,
         drain_ns: cfg.drain_ns,
+        max_backlog_per_worker: cfg.max_backlog.div_ceil(workers).max(1),
         payload_bytes: w.payload_bytes,
         run_id,
         seed: scenario.seed,
@@ -189,18 +190,19 @@ async fn drive(
     let total_s = schedule.total_ns as f64 / 1e9;
     let warmup_s = w.warmup_ns as f64 / 1e9;
     let mut progress = Progress::new(ctx.progress, total_s, "webhook");
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let mut ctrl_c_seen = false;
+    let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
 
     loop {
         let report = tokio::select! {
             r = rx.recv() => r,
-            _ = &mut ctrl_c, if !ctrl_c_seen => {
-                ctrl_c_seen = true;
-                ctx.interrupted.store(true, Ordering::Relaxed);
+            _ = &mut ctrl_c => {
+                if ctx.interrupted.swap(true, Ordering::Relaxed) {
+                    eprintln!("interrupted again: exiting without writing the summary");
+                    std::process::exit(130);
+                }
                 stop.store(true, Ordering::Relaxed);
                 progress.note("interrupted: stopping, writing results so far (Ctrl-C again to abort)");
+                ctrl_c = Box::pin(tokio::signal::ctrl_c());
                 continue;
             }
         };
@@ -271,11 +273,9 @@ async fn drive(
     };
     let mut errors = BTreeMap::new();
     for kind in ErrorKind::ALL {
-        errors.insert(
-            kind.name().to_string(),
-            g.counters[Counter::ErrorBase as usize + kind as usize],
-        );
+        errors.insert(kind.name().to_string(), g.errors(kind));
     }
+    errors.insert("dropped".to_string(), g.get(Counter::Dropped));
     let delivered = g.get(Counter::Delivered);
     let summary = ModelSummary {
         model: "webhook".into(),
@@ -288,6 +288,7 @@ async fn drive(
         delivered,
         failed: g.get(Counter::Failed),
         unfinished: g.get(Counter::Unfinished),
+        dropped: g.get(Counter::Dropped),
         retries: g.get(Counter::Retries),
         duplicates: totals.receiver.map_or(0, |r| r.duplicates),
         late_sends: g.get(Counter::LateSends),

@@ -54,6 +54,8 @@ pub struct DeliverySpec {
     pub retry: RetryPolicy,
     /// Time allowed after the last scheduled send.
     pub drain_ns: u64,
+    /// Queued deliveries per worker beyond which new ones are dropped (bounds memory).
+    pub max_backlog_per_worker: usize,
     /// Body size.
     pub payload_bytes: usize,
     /// Prefix of every event id in this run.
@@ -243,8 +245,15 @@ async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
                     subscriber: d.subscriber,
                     attempt: 0,
                 };
-                local.bump(local.phase(&job), Counter::Offered, 1);
-                ready.push_back(job);
+                let phase = local.phase(&job);
+                local.bump(phase, Counter::Offered, 1);
+                if ready.len() < local.spec.max_backlog_per_worker {
+                    ready.push_back(job);
+                } else {
+                    // Open loop: a delivery that cannot even be queued is counted, never waited on.
+                    local.bump(phase, Counter::Dropped, 1);
+                    local.bump(phase, Counter::Failed, 1);
+                }
                 deliveries.next();
                 pushed += 1;
             }
