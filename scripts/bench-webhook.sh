@@ -72,24 +72,29 @@ TOML
 
 RESULTS=$WORK/results.tsv
 : > "$RESULTS"
-record() { echo -e "$1\t$2\t$3\t$4\t$5" >> "$RESULTS"; } # mode tool rate p50_us p99_us
+record() { echo -e "$1\t$2\t$3\t$4\t$5\t$6" >> "$RESULTS"; } # mode tool rate p50_us p99_us cpu_us_per_req
+TIMED=(/usr/bin/time -f "%U %S" -o "$WORK/time.txt")
+cpu_s() { awk '{print $1 + $2}' "$WORK/time.txt"; }
 
 run_pushbench() {
   scenario "$1"
-  "$PB" run "$WORK/$1.toml" --progress off --out "$WORK/pb-$1-$2" > /dev/null
-  python3 - "$WORK/pb-$1-$2/summary.json" "$1" >> "$RESULTS" <<'PY'
-import json, sys
-m = json.load(open(sys.argv[1]))["models"][0]
-print(f"{sys.argv[2]}\tpushbench\t{m['achieved_rate']:.0f}\t{m['latency_us']['p50']}\t{m['latency_us']['p99']}")
+  "${TIMED[@]}" "$PB" run "$WORK/$1.toml" --progress off --out "$WORK/pb-$1-$2" > /dev/null
+  python3 - "$WORK/pb-$1-$2" "$1" "$(cpu_s)" >> "$RESULTS" <<'PY'
+import csv, json, sys
+d, mode, cpu = sys.argv[1], sys.argv[2], float(sys.argv[3])
+m = json.load(open(f"{d}/summary.json"))["models"][0]
+requests = sum(int(r["sent"]) for r in csv.DictReader(open(f"{d}/timeseries.csv")))
+print(f"{mode}\tpushbench\t{m['achieved_rate']:.0f}\t{m['latency_us']['p50']}\t{m['latency_us']['p99']}\t{cpu / requests * 1e6:.2f}")
 PY
 }
 
 run_wrk() {
   [ -z "$WRK" ] && return 0
   local out rate
-  out=$("$WRK" -t2 -c"$CONNS" -d"${SECONDS_PER_RUN}s" -s "$WORK/$1.lua" "$URL")
+  out=$("${TIMED[@]}" "$WRK" -t2 -c"$CONNS" -d"${SECONDS_PER_RUN}s" -s "$WORK/$1.lua" "$URL")
   rate=$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
-  record "$1" wrk "$rate" "" ""
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  record "$1" wrk "$rate" "" "" "$(python3 -c "print(f'{$(cpu_s) / $requests * 1e6:.2f}')")"
 }
 
 run_oha() {
@@ -97,13 +102,15 @@ run_oha() {
   local extra=()
   [ "$1" = fresh ] && extra=(--disable-keepalive)
   [ "$1" = fixed ] && extra=(-q "$FIXED_RATE" --latency-correction)
-  "$OHA" -z "${SECONDS_PER_RUN}s" -c "$CONNS" --no-tui --output-format json -m POST \
+  "${TIMED[@]}" "$OHA" -z "${SECONDS_PER_RUN}s" -c "$CONNS" --no-tui --output-format json -m POST \
     -H "Content-Type: application/json" -d "$BODY" "${extra[@]}" "$URL" > "$WORK/oha.json"
-  python3 - "$WORK/oha.json" "$1" >> "$RESULTS" <<'PY'
+  python3 - "$WORK/oha.json" "$1" "$(cpu_s)" >> "$RESULTS" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 p = d["latencyPercentiles"]
-print(f"{sys.argv[2]}\toha\t{d['summary']['requestsPerSec']:.0f}\t{p['p50']*1e6:.0f}\t{p['p99']*1e6:.0f}")
+s = d["summary"]
+requests = s["requestsPerSec"] * s["total"]
+print(f"{sys.argv[2]}\toha\t{s['requestsPerSec']:.0f}\t{p['p50']*1e6:.0f}\t{p['p99']*1e6:.0f}\t{float(sys.argv[3]) / requests * 1e6:.2f}")
 PY
 }
 
@@ -121,16 +128,18 @@ import sys, statistics
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 conns, fixed = sys.argv[2], float(sys.argv[3])
 by = {}
-for mode, tool, rate, p50, p99 in rows:
-    e = by.setdefault((mode, tool), {"rate": [], "p50": [], "p99": []})
+for mode, tool, rate, p50, p99, cpu in rows:
+    e = by.setdefault((mode, tool), {"rate": [], "p50": [], "p99": [], "cpu": []})
     e["rate"].append(float(rate))
+    e["cpu"].append(float(cpu))
     if p50: e["p50"].append(float(p50))
     if p99: e["p99"].append(float(p99))
 mean = lambda xs: statistics.mean(xs) if xs else float("nan")
 print(f"\nwebhook POST, 512-byte bodies, {conns} connections, mean of rounds (runs: {[len(v['rate']) for v in by.values()][0]})")
-print(f"{'mode':<10} {'tool':<10} {'req/s':>9} {'p50 us':>8} {'p99 us':>8}  {'rates per round'}")
+print("(cpu = generator user+sys CPU per request, the cost that does not depend on the target)")
+print(f"{'mode':<10} {'tool':<10} {'req/s':>9} {'p50 us':>8} {'p99 us':>8} {'cpu us/req':>10}  {'rates per round'}")
 for (mode, tool), e in sorted(by.items()):
-    print(f"{mode:<10} {tool:<10} {mean(e['rate']):>9.0f} {mean(e['p50']):>8.0f} {mean(e['p99']):>8.0f}  {' '.join(f'{r:.0f}' for r in e['rate'])}")
+    print(f"{mode:<10} {tool:<10} {mean(e['rate']):>9.0f} {mean(e['p50']):>8.0f} {mean(e['p99']):>8.0f} {mean(e['cpu']):>10.2f}  {' '.join(f'{r:.0f}' for r in e['rate'])}")
 print("\nratios pushbench / peer (req/s):")
 for mode in ["keepalive", "fresh", "fixed"]:
     pb = by.get((mode, "pushbench"))

@@ -261,7 +261,7 @@ impl Progress {
         let bar = (mode == ProgressMode::Auto && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(total_s.ceil() as u64);
             bar.set_style(
-                ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos:>3}/{len}s  {msg}")
+                ProgressStyle::with_template("{prefix} [{bar:20}] {pos:>3}/{len}s {msg}")
                     .expect("static template")
                     .progress_chars("=> "),
             );
@@ -288,7 +288,7 @@ impl Progress {
             .map(|i| interval.phases.iter().map(|p| p.counters[i]).sum::<u64>())
             .sum();
         let msg = format!(
-            "{} sent/s  ack p99 {}  errors {}  backlog {}  delivered {}",
+            "{}/s  ack p99 {}  {} err  {} queued  {} ok",
             interval.total(Counter::Sent),
             crate::report::table::fmt_us(p99),
             errors,

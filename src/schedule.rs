@@ -33,6 +33,23 @@ pub enum Shape {
 }
 
 impl Shape {
+    /// The highest rate the shape asks for (events per second); `None` for closed loop.
+    pub fn peak_rate_per_sec(&self) -> Option<f64> {
+        match self {
+            Shape::Constant { rate_per_sec } | Shape::Poisson { rate_per_sec } => {
+                Some(*rate_per_sec)
+            }
+            Shape::Ramp {
+                from_per_sec,
+                to_per_sec,
+            } => Some(from_per_sec.max(*to_per_sec)),
+            // A burst is sent at once: treat it as its size per millisecond.
+            Shape::Burst { size, .. } => Some(*size as f64 * 1000.0),
+            Shape::Steps(steps) => Some(steps.iter().map(|s| s.rate_per_sec).fold(0.0, f64::max)),
+            Shape::Max => None,
+        }
+    }
+
     /// The mean rate over a run of `total_ns` (events per second).
     pub fn mean_rate_per_sec(&self, total_ns: u64, seed: u64) -> f64 {
         if total_ns == 0 {

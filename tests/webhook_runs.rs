@@ -312,3 +312,33 @@ delay = "200ms"
     assert_eq!(m.delivered + m.failed, 400);
     assert!(m.failed >= m.dropped);
 }
+
+#[tokio::test]
+async fn timeouts_on_a_slow_receiver_cause_duplicates_which_it_counts() {
+    // The receiver processes each delivery, then answers after 300 ms; the provider gives up
+    // after 100 ms and retries with the same id. Idempotency is what keeps this safe.
+    let s = scenario(
+        r#"
+[workload]
+events_per_second = 20
+duration = "1s"
+[webhook]
+timeout = "100ms"
+retry = { attempts = 3, initial = "10ms", max = "10ms" }
+[webhook.receiver]
+delay = "300ms"
+"#,
+    );
+    let (report, _dir) = run_in_process(&s).await;
+    let m = webhook(&report);
+    let r = m.receiver.unwrap();
+    assert_eq!(
+        (m.delivered, m.failed),
+        (0, 20),
+        "the provider saw only timeouts"
+    );
+    assert_eq!(m.errors["timeout"], 60);
+    assert_eq!(r.unique, 20, "yet every event was received");
+    assert_eq!(r.duplicates, 40, "and each retry was a duplicate");
+    assert_eq!(m.duplicates, 40);
+}

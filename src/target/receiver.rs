@@ -317,6 +317,9 @@ async fn handle(
     let arrived_real_us = real_ns() / 1_000;
     state.bump(C::BodyBytes, body.len() as u64);
 
+    // Process first (verify, de-duplicate, record), then hold the answer: a slow receiver has
+    // usually done the work already, which is why a provider's timeout-and-retry duplicates.
+    let answer = process(&state, &parts.headers, &body, timing, arrived_real_us);
     if let Some(stall) = cfg.stall {
         let since = mono_ns().saturating_sub(first);
         if since >= stall.at_ns && since < stall.at_ns + stall.for_ns {
@@ -327,35 +330,43 @@ async fn handle(
     if cfg.delay_ns > 0 {
         tokio::time::sleep(Duration::from_nanos(cfg.delay_ns)).await;
     }
+    Ok(answer)
+}
 
-    if cfg.verify {
+fn process(
+    state: &State,
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+    timing: Option<(u64, u64, usize)>,
+    arrived_real_us: u64,
+) -> Response<Full<Bytes>> {
+    if state.opts.config.verify {
         if let Some(key) = &state.opts.key {
             let now_s = real_ns() / 1_000_000_000;
-            let headers = &parts.headers;
-            match key.verify(|n| headers.get(n).map(|v| v.as_bytes()), &body, now_s) {
+            match key.verify(|n| headers.get(n).map(|v| v.as_bytes()), body, now_s) {
                 Ok(()) => {}
                 Err(VerifyError::Stale) => {
                     state.bump(C::Stale, 1);
-                    return Ok(reply(StatusCode::UNAUTHORIZED, "stale timestamp\n"));
+                    return reply(StatusCode::UNAUTHORIZED, "stale timestamp\n");
                 }
                 Err(_) => {
                     state.bump(C::BadSignature, 1);
-                    return Ok(reply(StatusCode::UNAUTHORIZED, "bad signature\n"));
+                    return reply(StatusCode::UNAUTHORIZED, "bad signature\n");
                 }
             }
         }
     }
     if state.fail_roll() {
         state.bump(C::Injected, 1);
-        return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "injected failure\n"));
+        return reply(StatusCode::SERVICE_UNAVAILABLE, "injected failure\n");
     }
-    let new = match event_id(&parts.headers, &body) {
+    let new = match event_id(headers, body) {
         Some(id) => state.seen.insert(id),
         None => true,
     };
     if !new {
         state.bump(C::Duplicates, 1);
-        return Ok(reply(StatusCode::NO_CONTENT, ""));
+        return reply(StatusCode::NO_CONTENT, "");
     }
     state.bump(C::Unique, 1);
     if let Some((intended_us, sent_us, phase)) = timing {
@@ -363,7 +374,7 @@ async fn handle(
         shard.delivery[phase].saturating_record(arrived_real_us.saturating_sub(intended_us).max(1));
         shard.uncorrected[phase].saturating_record(arrived_real_us.saturating_sub(sent_us).max(1));
     }
-    Ok(reply(StatusCode::NO_CONTENT, ""))
+    reply(StatusCode::NO_CONTENT, "")
 }
 
 /// Serves webhooks on `listener` until `shutdown` completes.
