@@ -18,12 +18,14 @@ use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc::UnboundedSender, Notify};
+use tokio::time::Sleep;
 
 use crate::clock::{mono_ns, PreciseTimer, WallMap};
 use crate::record::{record_ns, Counter, IntervalStats, LATE_NS, MEASURED, WARMUP};
@@ -366,10 +368,20 @@ async fn slot(local: Rc<Local>) {
     let mut conn: Option<Conn> = None;
     let mut payload = Payload::new(spec.payload_bytes, spec.run_id);
     let mut request = Vec::with_capacity(spec.payload_bytes + 1024);
+    let mut timer = Box::pin(tokio::time::sleep(Duration::from_nanos(spec.timeout_ns)));
     while let Some(job) = next_job(&local).await {
         let phase = local.phase(&job);
         local.in_flight[phase].set(local.in_flight[phase].get() + 1);
-        attempt(&local, &mut conn, &mut payload, &mut request, job, phase).await;
+        attempt(
+            &local,
+            &mut conn,
+            &mut payload,
+            &mut request,
+            &mut timer,
+            job,
+            phase,
+        )
+        .await;
         local.in_flight[phase].set(local.in_flight[phase].get() - 1);
     }
     if conn.take().is_some() {
@@ -462,6 +474,7 @@ async fn attempt(
     conn: &mut Option<Conn>,
     payload: &mut Payload,
     request: &mut Vec<u8>,
+    timer: &mut Pin<Box<Sleep>>,
     job: Job,
     phase: usize,
 ) {
@@ -480,12 +493,16 @@ async fn attempt(
         }
     }
     build_request(spec, &local.wall, payload, request, &job, phase, send_ns);
-    let result = tokio::time::timeout(
-        Duration::from_nanos(spec.timeout_ns),
-        exchange(local, conn, request, phase),
-    )
-    .await
-    .unwrap_or(Err(ErrorKind::Timeout));
+    // Deadlines only move later, so resetting the slot's one timer is an atomic store in tokio
+    // (no timer-wheel insert and removal per attempt, as a fresh `timeout` would cost).
+    timer
+        .as_mut()
+        .reset(tokio::time::Instant::now() + Duration::from_nanos(spec.timeout_ns));
+    let result = tokio::select! {
+        biased;
+        r = exchange(local, conn, request, phase) => r,
+        _ = timer.as_mut() => Err(ErrorKind::Timeout),
+    };
     let done_ns = mono_ns();
 
     let keep =
