@@ -4,3 +4,32 @@
 pub mod launch;
 pub mod receiver;
 pub mod sink;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+
+/// Accepts connections until `shutdown` completes, handing each (Nagle off) to `handle`.
+pub async fn accept_loop(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    mut handle: impl FnMut(TcpStream),
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of descriptors and the like: back off instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        handle(stream);
+    }
+}

@@ -391,20 +391,7 @@ pub async fn serve(
         first_request_mono: OnceLock::new(),
         rng_seq: AtomicU64::new(0),
     });
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                // Out of descriptors and the like: back off instead of spinning.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    super::accept_loop(listener, shutdown, move |stream| {
         let state = state.clone();
         tokio::spawn(async move {
             let counted = Arc::new(AtomicBool::new(false));
@@ -413,7 +400,8 @@ pub async fn serve(
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
-    }
+    })
+    .await
 }
 
 /// Scheme + secret -> the key the receiver verifies with.

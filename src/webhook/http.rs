@@ -195,18 +195,8 @@ impl Conn {
         self.consume(head_len);
         // Body, discarded.
         let keep_alive = match framing {
-            Framing::Length(mut left) => {
-                loop {
-                    let take = left.min(self.filled as u64) as usize;
-                    self.consume(take);
-                    left -= take as u64;
-                    if left == 0 {
-                        break;
-                    }
-                    if self.fill_more().await? == 0 {
-                        return Err(ErrorKind::Closed);
-                    }
-                }
+            Framing::Length(len) => {
+                self.skip(len).await?;
                 keep_alive
             }
             Framing::Chunked => {
@@ -232,15 +222,7 @@ impl Conn {
 
     async fn skip_chunked(&mut self) -> Result<(), ErrorKind> {
         loop {
-            // Chunk-size line.
-            let line_end = loop {
-                if let Some(i) = find_crlf(&self.buf[..self.filled]) {
-                    break i;
-                }
-                if self.fill_more().await? == 0 {
-                    return Err(ErrorKind::Closed);
-                }
-            };
+            let line_end = self.line().await?;
             let size_text =
                 std::str::from_utf8(&self.buf[..line_end]).map_err(|_| ErrorKind::BadResponse)?;
             let size_text = size_text.split(';').next().unwrap_or("").trim();
@@ -249,31 +231,40 @@ impl Conn {
             if size == 0 {
                 // Trailers end with an empty line.
                 loop {
-                    let end = loop {
-                        if let Some(i) = find_crlf(&self.buf[..self.filled]) {
-                            break i;
-                        }
-                        if self.fill_more().await? == 0 {
-                            return Err(ErrorKind::Closed);
-                        }
-                    };
+                    let end = self.line().await?;
                     self.consume(end + 2);
                     if end == 0 {
                         return Ok(());
                     }
                 }
             }
-            let mut left = size + 2; // data + CRLF
-            loop {
-                let take = left.min(self.filled as u64) as usize;
-                self.consume(take);
-                left -= take as u64;
-                if left == 0 {
-                    break;
-                }
-                if self.fill_more().await? == 0 {
-                    return Err(ErrorKind::Closed);
-                }
+            self.skip(size + 2).await?; // data + CRLF
+        }
+    }
+
+    /// Discards `left` bytes of body, reading as needed.
+    async fn skip(&mut self, mut left: u64) -> Result<(), ErrorKind> {
+        loop {
+            let take = left.min(self.filled as u64) as usize;
+            self.consume(take);
+            left -= take as u64;
+            if left == 0 {
+                return Ok(());
+            }
+            if self.fill_more().await? == 0 {
+                return Err(ErrorKind::Closed);
+            }
+        }
+    }
+
+    /// Waits for a CRLF-terminated line; returns its length without the CRLF.
+    async fn line(&mut self) -> Result<usize, ErrorKind> {
+        loop {
+            if let Some(i) = find_crlf(&self.buf[..self.filled]) {
+                return Ok(i);
+            }
+            if self.fill_more().await? == 0 {
+                return Err(ErrorKind::Closed);
             }
         }
     }
