@@ -56,6 +56,15 @@ pub enum ProgressArg {
 pub enum ServeTarget {
     /// The webhook receiver: verifies signatures, de-duplicates, times deliveries (GET /stats).
     Webhook(WebhookServeArgs),
+    /// The WebSocket server: echo, ping/pong, and push of published events.
+    Ws {
+        /// Address to listen on (loopback unless you name another address).
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: String,
+        /// Server processes sharing the port (SO_REUSEPORT), one thread each.
+        #[arg(long, default_value_t = 1)]
+        processes: usize,
+    },
     /// A bare HTTP sink that answers 204 to everything (neutral target for speed comparisons).
     Sink {
         /// Address to listen on.

@@ -21,3 +21,4 @@ pub mod schedule;
 pub mod serve;
 pub mod target;
 pub mod webhook;
+pub mod websocket;

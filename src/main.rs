@@ -109,6 +109,15 @@ fn main() -> ExitCode {
             )
         }
         Command::Serve {
+            target: ServeTarget::Ws { listen, processes },
+        } => match pushbench::serve::serve_ws(&listen, processes) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(3)
+            }
+        },
+        Command::Serve {
             target: ServeTarget::Sink { listen, threads },
         } => match listen.parse() {
             Ok(addr) => serve_with(threads, addr, pushbench::serve::serve_sink(addr)),

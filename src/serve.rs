@@ -83,6 +83,62 @@ pub async fn serve_webhook(addr: SocketAddr, opts: ReceiverOptions) -> std::io::
     receiver::serve(listener, opts, shutdown_signal()).await
 }
 
+/// `serve ws`: one server process here, or several children sharing the port.
+pub fn serve_ws(listen: &str, processes: usize) -> Result<(), String> {
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|_| format!("--listen: \"{listen}\" is not an address like 127.0.0.1:8081"))?;
+    if !addr.ip().is_loopback() {
+        eprintln!("note: listening on {addr}, which other machines may reach");
+    }
+    if processes <= 1 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let local = tokio::task::LocalSet::new();
+        return local.block_on(&rt, async move {
+            let (listener, control) = crate::target::ws_server::bind(addr)
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            println!(
+                "pushbench websocket server listening on ws://{} control {}",
+                listener.local_addr().map_err(|e| e.to_string())?,
+                control.local_addr().map_err(|e| e.to_string())?
+            );
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            crate::target::ws_server::serve(
+                listener,
+                control,
+                Default::default(),
+                shutdown_signal(),
+            )
+            .await
+            .map_err(|e| e.to_string())
+        });
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let servers = crate::target::launch::launch_ws_servers(
+        &crate::target::launch::TargetLaunch::Child(exe),
+        processes,
+        addr.ip(),
+    )?;
+    println!(
+        "pushbench websocket server: {processes} processes on ws://{}",
+        servers.addr
+    );
+    for c in &servers.controls {
+        println!("  control {c}");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(shutdown_signal());
+    servers.stop();
+    Ok(())
+}
+
 /// Serves the 204 sink until SIGINT or SIGTERM.
 pub async fn serve_sink(addr: SocketAddr) -> std::io::Result<()> {
     let listener = bind(addr)?;

@@ -6,6 +6,7 @@
 //! end, from merged histograms, never averaged. Each record lands in one of two phases, warm-up or
 //! measured, so the summary leaves the warm-up out while the time series shows it.
 
+pub mod collect;
 pub mod hist;
 pub mod resources;
 pub mod results;
@@ -49,6 +50,18 @@ pub enum Counter {
     BytesOut,
     /// Bytes read.
     BytesIn,
+    /// WebSocket: events missing from a subscriber's sequence.
+    Gaps,
+    /// WebSocket: events that arrived after a later one (or twice).
+    Reordered,
+    /// Connections opened again after one was lost.
+    Reconnects,
+    /// WebSocket: connections declared dead after a ping went unanswered.
+    PongsMissed,
+    /// WebSocket: connections the server closed (close frame received).
+    ServerCloses,
+    /// WebSocket: connections lost without a close frame.
+    Disconnects,
     /// First error-kind slot; `ErrorBase + kind as usize`.
     ErrorBase,
 }
@@ -71,6 +84,8 @@ pub struct PhaseStats {
     pub connect: Histogram<u64>,
     /// Intended time -> first attempt started (the pacer's and the pool's lag).
     pub lag: Histogram<u64>,
+    /// WebSocket ping -> pong round trips.
+    pub rtt: Histogram<u64>,
     /// Counter slots, indexed by [`Counter`].
     pub counters: [u64; COUNTERS],
 }
@@ -83,6 +98,7 @@ impl PhaseStats {
             ack_uncorrected: new_hist(),
             connect: new_hist(),
             lag: new_hist(),
+            rtt: new_hist(),
             counters: [0; COUNTERS],
         }
     }
@@ -95,6 +111,7 @@ impl PhaseStats {
             .expect("same bounds");
         self.connect.add(&other.connect).expect("same bounds");
         self.lag.add(&other.lag).expect("same bounds");
+        self.rtt.add(&other.rtt).expect("same bounds");
         for (a, b) in self.counters.iter_mut().zip(other.counters.iter()) {
             *a += b;
         }
@@ -161,6 +178,19 @@ impl IntervalStats {
         h.add(pick(&self.phases[MEASURED])).expect("same bounds");
         h
     }
+}
+
+/// One interval's records from one worker (thread or process).
+#[derive(Debug)]
+pub struct WorkerReport {
+    /// Sender.
+    pub worker: u64,
+    /// Interval number (0 = the first second).
+    pub interval: u64,
+    /// The records.
+    pub stats: IntervalStats,
+    /// True for the worker's final report.
+    pub last: bool,
 }
 
 /// Records a latency in microseconds from two monotonic instants in nanoseconds.

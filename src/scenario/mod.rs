@@ -31,6 +31,8 @@ pub struct Scenario {
     pub workload: Workload,
     /// Present when the webhook model runs.
     pub webhook: Option<WebhookConfig>,
+    /// Present when the WebSocket model runs.
+    pub websocket: Option<WebSocketConfig>,
     /// Raw threshold expressions, in file order.
     pub thresholds: Vec<Threshold>,
 }
@@ -180,6 +182,25 @@ impl UrlTemplate {
         }
     }
 
+    /// The built-in WebSocket server's URL on a given port.
+    pub fn builtin_ws(port: u16) -> Self {
+        Self {
+            raw: format!("ws://127.0.0.1:{port}/ws/{{subscriber}}"),
+            host: "127.0.0.1".into(),
+            port,
+            path_prefix: "/ws/".into(),
+            path_suffix: Some(String::new()),
+        }
+    }
+
+    /// The request path for a subscriber.
+    pub fn path(&self, subscriber: u64) -> String {
+        match &self.path_suffix {
+            Some(suffix) => format!("{}{subscriber}{suffix}", self.path_prefix),
+            None => self.path_prefix.clone(),
+        }
+    }
+
     /// `host:port`, for connecting and for the Host header.
     pub fn authority(&self) -> String {
         if self.host.contains(':') {
@@ -213,6 +234,101 @@ pub struct WebhookConfig {
     pub workers: Option<usize>,
     /// Deliveries allowed to wait for a free connection before new ones are dropped.
     pub max_backlog: usize,
+}
+
+/// What the WebSocket fleet does with its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsMode {
+    /// The server pushes each event down its subscriber's connection.
+    Push,
+    /// Each event is sent by its subscriber's client and echoed back.
+    Echo,
+    /// Connections are only held, with heartbeats.
+    Idle,
+}
+
+impl WsMode {
+    /// Name as written in scenarios.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Push => "push",
+            Self::Echo => "echo",
+            Self::Idle => "idle",
+        }
+    }
+}
+
+/// Reconnect backoff: `initial * 2^n` capped at `max`, with jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// Wait before the first reconnect.
+    pub initial_ns: u64,
+    /// Cap.
+    pub max_ns: u64,
+    /// Randomisation.
+    pub jitter: Jitter,
+}
+
+impl ReconnectPolicy {
+    /// As a retry policy without an attempt limit (for the shared backoff function).
+    pub fn as_retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            attempts: u32::MAX,
+            initial_ns: self.initial_ns,
+            max_ns: self.max_ns,
+            jitter: self.jitter,
+        }
+    }
+}
+
+/// A one-off fault of the built-in WebSocket server: drop connections at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DropFault {
+    /// When, from the start of the event stream.
+    pub at_ns: u64,
+    /// Per-mille of connections dropped (1000 = all).
+    pub per_mille: u32,
+    /// Close code sent; 0 resets the connection without a close frame.
+    pub code: u16,
+}
+
+/// The built-in WebSocket server's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WsServerConfig {
+    /// Server processes sharing the port; `None` = enough for the connection count.
+    pub processes: Option<usize>,
+    /// Drop connections once.
+    pub drop: Option<DropFault>,
+}
+
+/// Where the fleet connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsTarget {
+    /// The harness starts its own server processes.
+    Builtin(WsServerConfig),
+    /// Someone else's server.
+    External(crate::websocket::client::WsUrl),
+}
+
+/// The WebSocket model's settings.
+#[derive(Debug, Clone)]
+pub struct WebSocketConfig {
+    /// Built-in or external server.
+    pub target: WsTarget,
+    /// push, echo or idle.
+    pub mode: WsMode,
+    /// New connections per second during the ramp.
+    pub connect_rate: f64,
+    /// Heartbeat period; a ping unanswered for this long marks the connection dead.
+    pub ping_interval_ns: u64,
+    /// Reconnect backoff.
+    pub reconnect: ReconnectPolicy,
+    /// Text message sent after connecting (`{subscriber}` replaced).
+    pub subscribe: Option<String>,
+    /// How long after the last event to wait for stragglers before closing.
+    pub drain_ns: u64,
+    /// Connections one worker may hold; `None` = derived from the open-files limit.
+    pub connections_per_worker: Option<usize>,
 }
 
 /// `metric op value`, e.g. `webhook.latency_us.p99 < 50000`.

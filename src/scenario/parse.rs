@@ -6,8 +6,9 @@ use std::ops::Range;
 use toml_edit::{Document, Item, TableLike, Value};
 
 use super::{
-    parse_duration_ns, ConnectionMode, Jitter, Problem, ReceiverConfig, RetryPolicy, Scenario,
-    Secret, Stall, Threshold, UrlTemplate, WebhookConfig, WebhookTarget, Workload,
+    parse_duration_ns, ConnectionMode, DropFault, Jitter, Problem, ReceiverConfig, ReconnectPolicy,
+    RetryPolicy, Scenario, Secret, Stall, Threshold, UrlTemplate, WebSocketConfig, WebhookConfig,
+    WebhookTarget, Workload, WsMode, WsServerConfig, WsTarget,
 };
 use crate::schedule::{Shape, Step};
 use crate::webhook::payload::MIN_PAYLOAD_BYTES;
@@ -352,15 +353,32 @@ pub fn parse(
         }
         None => None,
     };
-    let has_webhook_table = root.table.get("webhook").is_some();
-    if !has_webhook_table {
-        cx.problem(None, "", "no model enabled: add a [webhook] table");
+    let websocket = match cx.table(&mut root, "websocket") {
+        Some((mut s, _)) => {
+            let w = websocket(&mut cx, &mut s);
+            cx.finish(s);
+            w
+        }
+        None => None,
+    };
+    let mut models = Vec::new();
+    if root.table.get("webhook").is_some() {
+        models.push("webhook");
+    }
+    if root.table.get("websocket").is_some() {
+        models.push("websocket");
+    }
+    if models.is_empty() {
+        cx.problem(
+            None,
+            "",
+            "no model enabled: add a [webhook] and/or a [websocket] table",
+        );
     }
 
     let mut thresholds = Vec::new();
     if let Some((mut s, _)) = cx.table(&mut root, "thresholds") {
-        let models: &[&str] = if has_webhook_table { &["webhook"] } else { &[] };
-        thresholds = parse_thresholds(&mut cx, &mut s, models);
+        thresholds = parse_thresholds(&mut cx, &mut s, &models);
     }
     cx.finish(root);
 
@@ -373,7 +391,167 @@ pub fn parse(
         seed,
         workload: workload.expect("no problems means the workload parsed"),
         webhook,
+        websocket,
         thresholds,
+    })
+}
+
+fn websocket(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<WebSocketConfig> {
+    let before = cx.problems.len();
+    let mut external = None;
+    let url = cx.string(s, "url");
+    if let Some((text, f)) = url {
+        if text != "builtin" {
+            match parse_url_with(text, "ws") {
+                Ok(u) => external = Some(u),
+                Err(msg) => cx.problem(f.line, "websocket.url", msg),
+            }
+        }
+    }
+    let is_builtin = url.is_none_or(|(t, _)| t == "builtin");
+    let mode = cx
+        .choice(
+            s,
+            "mode",
+            &[
+                ("push", WsMode::Push),
+                ("echo", WsMode::Echo),
+                ("idle", WsMode::Idle),
+            ],
+        )
+        .unwrap_or(WsMode::Push);
+    let connect_rate = cx.positive_rate(s, "connect_rate").unwrap_or(5000.0);
+    let ping_interval_ns = match cx.duration(s, "ping_interval") {
+        Some((ns, line)) if ns < 10_000_000 => {
+            cx.problem(line, "websocket.ping_interval", "must be at least 10ms");
+            ns
+        }
+        Some((ns, _)) => ns,
+        None => 15_000_000_000,
+    };
+    let reconnect = match cx.table(s, "reconnect") {
+        Some((mut r, _)) => {
+            let initial_ns = cx
+                .duration(&mut r, "initial")
+                .map(|d| d.0)
+                .unwrap_or(100_000_000);
+            let max_ns = cx
+                .duration(&mut r, "max")
+                .map(|d| d.0)
+                .unwrap_or(10_000_000_000);
+            let jitter = cx
+                .choice(
+                    &mut r,
+                    "jitter",
+                    &[
+                        ("full", Jitter::Full),
+                        ("equal", Jitter::Equal),
+                        ("none", Jitter::None),
+                    ],
+                )
+                .unwrap_or(Jitter::Full);
+            if max_ns < initial_ns {
+                cx.problem(
+                    None,
+                    "websocket.reconnect.max",
+                    "must not be shorter than reconnect.initial",
+                );
+            }
+            cx.finish(r);
+            ReconnectPolicy {
+                initial_ns,
+                max_ns,
+                jitter,
+            }
+        }
+        None => ReconnectPolicy {
+            initial_ns: 100_000_000,
+            max_ns: 10_000_000_000,
+            jitter: Jitter::Full,
+        },
+    };
+    let subscribe = cx.string(s, "subscribe").map(|(t, _)| t.to_string());
+    let drain_ns = cx
+        .duration(s, "drain")
+        .map(|d| d.0)
+        .unwrap_or(2_000_000_000);
+    let connections_per_worker = cx
+        .integer(s, "connections_per_worker", 1, 1_000_000)
+        .map(|v| v as usize);
+    let server = match cx.table(s, "server") {
+        Some((mut sv, f)) => {
+            if !is_builtin {
+                cx.problem(
+                    f.line,
+                    "websocket.server",
+                    "only applies when url = \"builtin\"",
+                );
+            }
+            let processes = cx.integer(&mut sv, "processes", 1, 256).map(|v| v as usize);
+            let mut drop = None;
+            if let Some((mut d, f)) = cx.table(&mut sv, "drop") {
+                let at = cx.duration(&mut d, "at");
+                let fraction = cx.number(&mut d, "fraction").map(|(v, f)| (v, f.line));
+                let code = match cx.field(&mut d, "code") {
+                    None => Some(1001),
+                    Some(c) => match (c.item.as_integer(), c.item.as_str()) {
+                        (Some(v), _) if (1000..=4999).contains(&v) => Some(v as u16),
+                        (_, Some("abrupt")) => Some(0),
+                        _ => {
+                            cx.problem(c.line, "websocket.server.drop.code", "a close code 1000-4999, or \"abrupt\" to reset without a close frame");
+                            None
+                        }
+                    },
+                };
+                let per_mille = match fraction {
+                    None => Some(1000),
+                    Some((v, _)) if (0.0..=1.0).contains(&v) => Some((v * 1000.0).round() as u32),
+                    Some((v, line)) => {
+                        cx.problem(
+                            line,
+                            "websocket.server.drop.fraction",
+                            format!("must be between 0 and 1 (got {v})"),
+                        );
+                        None
+                    }
+                };
+                match (at, per_mille, code) {
+                    (Some((at_ns, _)), Some(per_mille), Some(code)) => {
+                        drop = Some(DropFault {
+                            at_ns,
+                            per_mille,
+                            code,
+                        })
+                    }
+                    (None, _, _) => cx.problem(
+                        f.line,
+                        "websocket.server.drop.at",
+                        "missing; when to drop, e.g. at = \"3s\"",
+                    ),
+                    _ => {}
+                }
+                cx.finish(d);
+            }
+            cx.finish(sv);
+            WsServerConfig { processes, drop }
+        }
+        None => WsServerConfig::default(),
+    };
+    if cx.problems.len() > before {
+        return None;
+    }
+    Some(WebSocketConfig {
+        target: match external {
+            Some(u) => WsTarget::External(u),
+            None => WsTarget::Builtin(server),
+        },
+        mode,
+        connect_rate,
+        ping_interval_ns,
+        reconnect,
+        subscribe,
+        drain_ns,
+        connections_per_worker,
     })
 }
 
@@ -888,17 +1066,22 @@ pub fn parse_condition(text: &str) -> Option<(&str, f64)> {
 }
 
 fn parse_url(text: &str) -> Result<UrlTemplate, String> {
-    let Some(rest) = text.strip_prefix("http://") else {
-        if text.starts_with("https://") {
-            return Err("https is not supported yet; point at a plain http:// endpoint (or a local TLS-terminating proxy)".into());
+    parse_url_with(text, "http")
+}
+
+fn parse_url_with(text: &str, scheme: &str) -> Result<UrlTemplate, String> {
+    let secure = if scheme == "http" { "https" } else { "wss" };
+    let Some(rest) = text.strip_prefix(&format!("{scheme}://")) else {
+        if text.starts_with(&format!("{secure}://")) {
+            return Err(format!("{secure} is not supported yet; point at a plain {scheme}:// endpoint (or a local TLS-terminating proxy)"));
         }
         if text.contains("://") {
             return Err(format!(
-                "unsupported scheme in \"{text}\"; webhook urls start with http://"
+                "unsupported scheme in \"{text}\"; these urls start with {scheme}://"
             ));
         }
         return Err(format!(
-            "\"{text}\" has no scheme; write \"http://{text}\" or \"builtin\""
+            "\"{text}\" has no scheme; write \"{scheme}://{text}\" or \"builtin\""
         ));
     };
     let (authority, path) = match rest.find('/') {

@@ -224,3 +224,135 @@ pub fn fetch_stats(addr: SocketAddr) -> Result<ReceiverStats, String> {
     let body = http_get(addr, "/stats")?;
     serde_json::from_slice(&body).map_err(|e| format!("bad /stats answer: {e}"))
 }
+
+/// Built-in WebSocket server processes sharing one port.
+pub struct RunningWsServers {
+    /// The shared WebSocket address.
+    pub addr: SocketAddr,
+    /// Each process's control address.
+    pub controls: Vec<SocketAddr>,
+    /// Process ids to meter (empty when in-process).
+    pub pids: Vec<u32>,
+    handles: Vec<Handle>,
+}
+
+impl RunningWsServers {
+    /// Stops every process.
+    pub fn stop(self) {
+        for handle in self.handles {
+            RunningTarget {
+                addr: self.addr,
+                pids: Vec::new(),
+                handle,
+            }
+            .stop();
+        }
+    }
+}
+
+fn parse_ws_banner(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let rest = line.split_once("ws://")?.1;
+    let (ws, control) = rest.split_once(" control ")?;
+    Some((ws.trim().parse().ok()?, control.trim().parse().ok()?))
+}
+
+/// Starts `processes` WebSocket servers on one port (the first picks a free one on `ip`).
+pub fn launch_ws_servers(
+    launch: &TargetLaunch,
+    processes: usize,
+    ip: std::net::IpAddr,
+) -> Result<RunningWsServers, String> {
+    let mut servers = RunningWsServers {
+        addr: SocketAddr::new(ip, 0),
+        controls: Vec::new(),
+        pids: Vec::new(),
+        handles: Vec::new(),
+    };
+    for _ in 0..processes.max(1) {
+        let listen = servers.addr;
+        match launch {
+            TargetLaunch::Child(exe) => {
+                let mut cmd = Command::new(exe);
+                cmd.args([
+                    "serve",
+                    "ws",
+                    "--listen",
+                    &listen.to_string(),
+                    "--processes",
+                    "1",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+                // SAFETY: prctl and setpgid are async-signal-safe.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                        libc::setpgid(0, 0);
+                        Ok(())
+                    });
+                }
+                let mut child = cmd
+                    .spawn()
+                    .map_err(|e| format!("cannot start the built-in WebSocket server: {e}"))?;
+                let mut line = String::new();
+                let _ = BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line);
+                let Some((addr, control)) = parse_ws_banner(&line) else {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    servers.stop();
+                    return Err(format!(
+                        "the built-in WebSocket server did not start; it printed: {line:?}"
+                    ));
+                };
+                servers.addr = addr;
+                servers.controls.push(control);
+                servers.pids.push(child.id());
+                servers.handles.push(Handle::Child(child));
+            }
+            TargetLaunch::InProcess => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let (shutdown, stop_rx) = tokio::sync::oneshot::channel::<()>();
+                let thread = std::thread::Builder::new()
+                    .name("ws-server".into())
+                    .spawn(move || {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .expect("server runtime");
+                        let local = tokio::task::LocalSet::new();
+                        local.block_on(&rt, async move {
+                            let bound = super::ws_server::bind(listen);
+                            let (listener, control) = match bound {
+                                Ok(pair) => pair,
+                                Err(e) => {
+                                    let _ = tx.send(Err(e.to_string()));
+                                    return;
+                                }
+                            };
+                            let addrs = (listener.local_addr(), control.local_addr());
+                            let _ = tx.send(match addrs {
+                                (Ok(a), Ok(c)) => Ok((a, c)),
+                                _ => Err("no local address".into()),
+                            });
+                            let _ = super::ws_server::serve(
+                                listener,
+                                control,
+                                Default::default(),
+                                async {
+                                    let _ = stop_rx.await;
+                                },
+                            )
+                            .await;
+                        });
+                    })
+                    .map_err(|e| e.to_string())?;
+                let (addr, control) = rx.recv().map_err(|e| e.to_string())??;
+                servers.addr = addr;
+                servers.controls.push(control);
+                servers.handles.push(Handle::InProcess { shutdown, thread });
+            }
+        }
+    }
+    Ok(servers)
+}

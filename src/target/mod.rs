@@ -4,6 +4,7 @@
 pub mod launch;
 pub mod receiver;
 pub mod sink;
+pub mod ws_server;
 
 use std::future::Future;
 use std::time::Duration;

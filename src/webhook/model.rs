@@ -14,6 +14,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
 use crate::clock::{mono_ns, WallMap};
+use crate::record::collect::Collector;
 use crate::record::resources::RoleMeter;
 use crate::record::results::{
     percentile_rows, Connections, ModelSummary, Resources, RoleCost, TimeseriesRow,
@@ -190,9 +191,7 @@ async fn drive(
         receiver: None,
         last_measured_completion_s: 0.0,
     };
-    let mut pending: BTreeMap<u64, (IntervalStats, usize)> = BTreeMap::new();
-    let mut reported_upto = vec![None::<u64>; workers];
-    let mut finished = vec![false; workers];
+    let mut collector = Collector::new(workers);
     let total_s = schedule.total_ns as f64 / 1e9;
     let warmup_s = w.warmup_ns as f64 / 1e9;
     let mut progress = Progress::new(ctx.progress, total_s, "webhook");
@@ -216,20 +215,7 @@ async fn drive(
             stop.store(true, Ordering::Relaxed);
         }
         let Some(report) = report else { break };
-        let wi = report.worker as usize;
-        reported_upto[wi] = Some(report.interval);
-        finished[wi] |= report.last;
-        let entry = pending.entry(report.interval).or_default();
-        entry.0.add(&report.stats);
-        entry.1 += 1;
-        // An interval is complete once every worker has reported it or has finished.
-        while let Some((&k, _)) = pending.first_key_value() {
-            let complete =
-                (0..workers).all(|i| finished[i] || reported_upto[i].is_some_and(|r| r >= k));
-            if !complete {
-                break;
-            }
-            let (stats, _) = pending.remove(&k).expect("first key");
+        for (k, stats) in collector.push(report) {
             let end_s = ((k + 1) as f64 * interval_ns as f64 / 1e9)
                 .min((mono_ns().saturating_sub(start_mono)) as f64 / 1e9);
             close_interval(
@@ -247,7 +233,7 @@ async fn drive(
             )?;
             progress.update(end_s, &stats, &totals.gen);
         }
-        if finished.iter().all(|f| *f) && pending.is_empty() {
+        if collector.all_done() {
             break;
         }
     }

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc::UnboundedSender, Notify};
 use tokio::time::Sleep;
 
 use crate::clock::{mono_ns, PreciseTimer, WallMap};
-use crate::record::{record_ns, Counter, IntervalStats, LATE_NS, MEASURED, WARMUP};
+use crate::record::{record_ns, Counter, IntervalStats, WorkerReport, LATE_NS, MEASURED, WARMUP};
 use crate::scenario::{ConnectionMode, Jitter, RetryPolicy, UrlTemplate};
 use crate::schedule::{Schedule, Shape, SplitMix64};
 use crate::webhook::http::{Conn, ErrorKind, Response};
@@ -88,19 +88,6 @@ pub struct WorkerPlan {
     pub stop: Arc<AtomicBool>,
     /// Where interval records go.
     pub tx: UnboundedSender<WorkerReport>,
-}
-
-/// One interval's records from one worker.
-#[derive(Debug)]
-pub struct WorkerReport {
-    /// Sender.
-    pub worker: u64,
-    /// Interval number (0 = the first second).
-    pub interval: u64,
-    /// The records.
-    pub stats: IntervalStats,
-    /// True for the worker's final report.
-    pub last: bool,
 }
 
 /// How long in-flight work may finish after Ctrl-C.

@@ -1,0 +1,449 @@
+//! The built-in WebSocket server: hyper + fastwebsockets for the upgrade, then lean framing on
+//! the raw socket so a held connection costs a few hundred bytes, not fastwebsockets' 8 KiB read
+//! buffer. It echoes data frames, answers pings, and pushes the events the harness publishes over
+//! the control connection (see [`crate::websocket::proto`]) to the subscriber's connection.
+//!
+//! One process runs one thread (a current-thread runtime and a `LocalSet`, so connection state is
+//! `Rc`/`RefCell`, never locked). Several processes share one port with SO_REUSEPORT; each has
+//! its own control connection and reports which subscribers it holds.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+use crate::websocket::frame::{self, FrameError, OpCode};
+use crate::websocket::proto::{tag, Control, Event, ServerStats, CONTROL_RECORD};
+
+/// Limits of one server process.
+#[derive(Debug, Clone, Copy)]
+pub struct WsServerOptions {
+    /// Larger messages close the connection with 1009.
+    pub max_message_bytes: usize,
+    /// Unsent bytes a slow subscriber may accumulate before events to it are dropped.
+    pub max_pending_bytes: usize,
+}
+
+impl Default for WsServerOptions {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 1 << 20,
+            max_pending_bytes: 1 << 20,
+        }
+    }
+}
+
+struct Conn {
+    id: u64,
+    subscriber: u32,
+    stream: TcpStream,
+    pending: RefCell<Vec<u8>>,
+    partial: RefCell<Vec<u8>>,
+    wake: Notify,
+    /// Set by a drop command: close code, or 0 for an abrupt reset.
+    closing: Cell<Option<u16>>,
+}
+
+struct Server {
+    opts: WsServerOptions,
+    conns: RefCell<HashMap<u32, Rc<Conn>>>,
+    stats: RefCell<ServerStats>,
+    control_out: RefCell<Vec<u8>>,
+    control_wake: Notify,
+    next_id: Cell<u64>,
+    frame_buf: RefCell<Vec<u8>>,
+    payload_buf: RefCell<Vec<u8>>,
+}
+
+thread_local! {
+    /// Read scratch for every connection of this thread: a read never awaits while holding it.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; 64 * 1024]);
+}
+
+impl Conn {
+    /// Sends a frame now if the socket takes it, else queues it; false if it had to be dropped.
+    fn send(&self, bytes: &[u8], max_pending: usize) -> bool {
+        let mut pending = self.pending.borrow_mut();
+        if pending.is_empty() {
+            match self.stream.try_write(bytes) {
+                Ok(n) if n == bytes.len() => return true,
+                Ok(n) => pending.extend_from_slice(&bytes[n..]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => pending.extend_from_slice(bytes),
+                Err(_) => return false,
+            }
+            self.wake.notify_one();
+            true
+        } else if pending.len() + bytes.len() > max_pending {
+            false
+        } else {
+            pending.extend_from_slice(bytes);
+            true
+        }
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        let mut pending = self.pending.borrow_mut();
+        while !pending.is_empty() {
+            match self.stream.try_write(&pending) {
+                Ok(n) => {
+                    pending.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        // Give a burst's memory back once it is sent.
+        if pending.capacity() > 64 * 1024 {
+            *pending = Vec::new();
+        }
+        Ok(())
+    }
+}
+
+impl Server {
+    fn control_record(&self, tag: u8, subscriber: u32) {
+        let mut out = self.control_out.borrow_mut();
+        out.push(tag);
+        out.extend_from_slice(&subscriber.to_le_bytes());
+        self.control_wake.notify_one();
+    }
+
+    /// Handles complete frames at the start of `buf`; returns bytes consumed, or the close code
+    /// to end the connection with.
+    fn on_frames(&self, conn: &Conn, buf: &mut [u8]) -> Result<usize, u16> {
+        let mut at = 0;
+        let mut out = self.frame_buf.borrow_mut();
+        loop {
+            let h = match frame::parse(&buf[at..], self.opts.max_message_bytes) {
+                Ok(Some(h)) if buf.len() - at >= h.frame_len() => h,
+                Ok(_) => return Ok(at),
+                Err(FrameError::TooBig) => return Err(1009),
+                Err(FrameError::Protocol) => return Err(1002),
+            };
+            let payload = &mut buf[at + h.payload_at..at + h.frame_len()];
+            // Clients must mask; servers unmask.
+            let Some(mask) = h.mask else { return Err(1002) };
+            frame::apply_mask(payload, mask);
+            out.clear();
+            match h.opcode {
+                OpCode::Ping => {
+                    frame::encode(&mut out, OpCode::Pong, payload, None);
+                    conn.send(&out, self.opts.max_pending_bytes);
+                    self.stats.borrow_mut().pongs += 1;
+                }
+                OpCode::Close => {
+                    let code = frame::close_code(payload);
+                    return Err(if code == 1005 { 1000 } else { code });
+                }
+                OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                    let op = if h.opcode == OpCode::Continuation {
+                        OpCode::Binary
+                    } else {
+                        h.opcode
+                    };
+                    frame::encode(&mut out, op, payload, None);
+                    if conn.send(&out, self.opts.max_pending_bytes) {
+                        self.stats.borrow_mut().echoed += 1;
+                    } else {
+                        self.stats.borrow_mut().dropped_slow += 1;
+                    }
+                }
+                OpCode::Pong => {}
+            }
+            at += h.frame_len();
+        }
+    }
+
+    /// Reads what the socket has and handles it; `Err(code)` ends the connection.
+    fn on_readable(&self, conn: &Conn) -> Result<(), u16> {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            loop {
+                let n = match conn.stream.try_read(&mut scratch) {
+                    Ok(0) => return Err(1006),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(_) => return Err(1006),
+                };
+                let mut partial = conn.partial.borrow_mut();
+                if partial.is_empty() {
+                    let used = self.on_frames(conn, &mut scratch[..n])?;
+                    partial.extend_from_slice(&scratch[used..n]);
+                } else {
+                    partial.extend_from_slice(&scratch[..n]);
+                    let used = self.on_frames(conn, &mut partial)?;
+                    partial.drain(..used);
+                    if partial.is_empty() {
+                        *partial = Vec::new();
+                    }
+                }
+            }
+        })
+    }
+
+    async fn run_conn(self: Rc<Self>, subscriber: u32, stream: TcpStream, early: Bytes) {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let conn = Rc::new(Conn {
+            id,
+            subscriber,
+            stream,
+            pending: RefCell::new(Vec::new()),
+            partial: RefCell::new(early.to_vec()),
+            wake: Notify::new(),
+            closing: Cell::new(None),
+        });
+        self.conns.borrow_mut().insert(subscriber, conn.clone());
+        self.stats.borrow_mut().upgrades += 1;
+        self.control_record(tag::HOLD, subscriber);
+
+        let code = self.conn_loop(&conn).await;
+        if code != 0 && code != 1006 {
+            let mut out = Vec::new();
+            frame::encode(&mut out, OpCode::Close, &code.to_be_bytes(), None);
+            let _ = conn.flush();
+            let _ = conn.stream.try_write(&out);
+        }
+        if code == 0 {
+            // Abrupt: reset instead of a close handshake.
+            let _ =
+                socket2::SockRef::from(&conn.stream).set_linger(Some(std::time::Duration::ZERO));
+        }
+        let mut conns = self.conns.borrow_mut();
+        if conns.get(&subscriber).is_some_and(|c| c.id == conn.id) {
+            conns.remove(&subscriber);
+            drop(conns);
+            self.control_record(tag::RELEASE, conn.subscriber);
+        }
+    }
+
+    /// Serves one connection; returns the close code to end with (0 = reset, 1006 = gone).
+    async fn conn_loop(&self, conn: &Conn) -> u16 {
+        // Bytes the client sent along with the upgrade.
+        if !conn.partial.borrow().is_empty() {
+            let mut early = std::mem::take(&mut *conn.partial.borrow_mut());
+            match self.on_frames(conn, &mut early) {
+                Ok(used) => *conn.partial.borrow_mut() = early[used..].to_vec(),
+                Err(code) => return code,
+            }
+        }
+        loop {
+            if let Some(code) = conn.closing.get() {
+                return code;
+            }
+            let want_write = !conn.pending.borrow().is_empty();
+            tokio::select! {
+                biased;
+                _ = conn.wake.notified() => {}
+                r = conn.stream.writable(), if want_write => {
+                    if r.is_err() || conn.flush().is_err() {
+                        return 1006;
+                    }
+                }
+                r = conn.stream.readable() => {
+                    if r.is_err() {
+                        return 1006;
+                    }
+                    if let Err(code) = self.on_readable(conn) {
+                        if code == 1009 || code == 1002 {
+                            self.stats.borrow_mut().protocol_errors += 1;
+                        }
+                        return code;
+                    }
+                }
+            }
+        }
+    }
+
+    fn publish(&self, c: &Control) {
+        let conn = self.conns.borrow().get(&c.subscriber).cloned();
+        let Some(conn) = conn else {
+            self.stats.borrow_mut().not_connected += 1;
+            return;
+        };
+        let len = (c.len as usize).max(crate::websocket::proto::EVENT_HEADER);
+        let mut payload = self.payload_buf.borrow_mut();
+        payload.resize(len, 0);
+        Event {
+            seq: c.seq,
+            intended_us: c.intended_us,
+            sent_us: c.sent_us,
+            subscriber: c.subscriber,
+        }
+        .write(&mut payload);
+        let mut out = self.frame_buf.borrow_mut();
+        out.clear();
+        frame::encode(&mut out, OpCode::Binary, &payload, None);
+        if conn.send(&out, self.opts.max_pending_bytes) {
+            self.stats.borrow_mut().pushed += 1;
+        } else {
+            self.stats.borrow_mut().dropped_slow += 1;
+        }
+    }
+
+    fn drop_connections(&self, code: u16, per_mille: u32) {
+        let conns: Vec<Rc<Conn>> = self.conns.borrow().values().cloned().collect();
+        for (i, conn) in conns.iter().enumerate() {
+            // Spread the chosen fraction evenly over the connections.
+            if (i as u64 * u64::from(per_mille)) % 1000 < u64::from(per_mille) {
+                conn.closing.set(Some(code));
+                conn.wake.notify_one();
+                self.stats.borrow_mut().dropped += 1;
+            }
+        }
+    }
+
+    async fn control(self: Rc<Self>, mut stream: TcpStream) {
+        let mut inbuf = vec![0u8; 64 * 1024];
+        let mut filled = 0;
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.control_wake.notified() => {
+                    let out = std::mem::take(&mut *self.control_out.borrow_mut());
+                    if stream.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+                r = stream.read(&mut inbuf[filled..]) => {
+                    let n = match r {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    filled += n;
+                    let mut at = 0;
+                    while filled - at >= CONTROL_RECORD {
+                        let c = Control::read(&inbuf[at..at + CONTROL_RECORD]);
+                        at += CONTROL_RECORD;
+                        match c.tag {
+                            tag::PUBLISH => self.publish(&c),
+                            tag::DROP => self.drop_connections(c.seq as u16, c.len),
+                            tag::STATS => {
+                                let mut stats = *self.stats.borrow();
+                                stats.connections = self.conns.borrow().len() as u64;
+                                let json = serde_json::to_vec(&stats).expect("stats serialize");
+                                let mut out = self.control_out.borrow_mut();
+                                out.push(tag::STATS);
+                                out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+                                out.extend_from_slice(&json);
+                                self.control_wake.notify_one();
+                            }
+                            _ => return,
+                        }
+                    }
+                    inbuf.copy_within(at..filled, 0);
+                    filled -= at;
+                }
+            }
+        }
+    }
+}
+
+fn subscriber_of(path: &str) -> Option<u32> {
+    path.strip_prefix("/ws/")?
+        .split(['/', '?'])
+        .next()?
+        .parse()
+        .ok()
+}
+
+async fn upgrade(
+    server: Rc<Server>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Empty<Bytes>>, Infallible> {
+    let status = |s: StatusCode| {
+        let mut r = Response::new(Empty::new());
+        *r.status_mut() = s;
+        Ok(r)
+    };
+    if req.uri().path() == "/health" {
+        return status(StatusCode::OK);
+    }
+    let Some(subscriber) = subscriber_of(req.uri().path()) else {
+        return status(StatusCode::NOT_FOUND);
+    };
+    if !fastwebsockets::upgrade::is_upgrade_request(&req) {
+        return status(StatusCode::UPGRADE_REQUIRED);
+    }
+    let Ok((response, fut)) = fastwebsockets::upgrade::upgrade(&mut req) else {
+        return status(StatusCode::BAD_REQUEST);
+    };
+    tokio::task::spawn_local(async move {
+        let Ok(ws) = fut.await else { return };
+        // Keep fastwebsockets for the handshake only: take the raw socket back.
+        let upgraded = ws.into_inner().into_inner();
+        let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+            return;
+        };
+        server
+            .run_conn(subscriber, parts.io.into_inner(), parts.read_buf)
+            .await;
+    });
+    Ok(response)
+}
+
+/// Serves WebSocket clients on `listener` and one harness at a time on `control`, until
+/// `shutdown` completes. Must run inside a `tokio::task::LocalSet`.
+pub async fn serve(
+    listener: TcpListener,
+    control: TcpListener,
+    opts: WsServerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let server = Rc::new(Server {
+        opts,
+        conns: RefCell::new(HashMap::new()),
+        stats: RefCell::new(ServerStats::default()),
+        control_out: RefCell::new(Vec::new()),
+        control_wake: Notify::new(),
+        next_id: Cell::new(0),
+        frame_buf: RefCell::new(Vec::new()),
+        payload_buf: RefCell::new(Vec::new()),
+    });
+    let control_server = server.clone();
+    tokio::task::spawn_local(async move {
+        while let Ok((stream, _)) = control.accept().await {
+            let _ = stream.set_nodelay(true);
+            control_server.clone().control(stream).await;
+        }
+    });
+    super::accept_loop(listener, shutdown, move |stream| {
+        let server = server.clone();
+        tokio::task::spawn_local(async move {
+            let service = service_fn(move |req| upgrade(server.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    })
+    .await
+}
+
+/// Binds the shared WebSocket port (SO_REUSEPORT, backlog 4096) and a private control port.
+pub fn bind(addr: std::net::SocketAddr) -> io::Result<(TcpListener, TcpListener)> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(8192)?;
+    let control = std::net::TcpListener::bind("127.0.0.1:0")?;
+    control.set_nonblocking(true)?;
+    Ok((listener, TcpListener::from_std(control)?))
+}

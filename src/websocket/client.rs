@@ -1,0 +1,201 @@
+//! One client connection: TCP connect from a chosen source address, the upgrade handshake, and
+//! lean framing. The fleet owns the policy (when to connect, what to send, what to record); this
+//! file only speaks the protocol.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use sha1::{Digest, Sha1};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Notify;
+
+use crate::webhook::http::ErrorKind;
+
+/// `ws://host:port/path` with an optional `{subscriber}` placeholder (same shape as webhook URLs).
+pub type WsUrl = crate::scenario::UrlTemplate;
+
+const IP_BIND_ADDRESS_NO_PORT: libc::c_int = 24;
+
+/// Opens a TCP connection, from `source` when given. With a source address the kernel picks the
+/// port at connect time (IP_BIND_ADDRESS_NO_PORT), so each source address has its own 28k-port
+/// range per destination and the port search stays fast at tens of thousands of connections.
+pub async fn tcp_connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = source {
+        let one: libc::c_int = 1;
+        // SAFETY: valid socket descriptor and a c_int option value.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                IP_BIND_ADDRESS_NO_PORT,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// The Sec-WebSocket-Accept value for a key (RFC 6455 section 4.2.2).
+pub fn accept_key(key: &[u8]) -> String {
+    let mut sha = Sha1::new();
+    sha.update(key);
+    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    B64.encode(sha.finalize())
+}
+
+/// Sends the upgrade request and checks the answer. Returns bytes that arrived after the
+/// response head (the first frames, if the server was quick).
+pub async fn handshake(
+    stream: &mut TcpStream,
+    host: &str,
+    path: &str,
+    key_bytes: [u8; 16],
+) -> Result<Vec<u8>, ErrorKind> {
+    let key = B64.encode(key_bytes);
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: pushbench/{}\r\n\r\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| ErrorKind::from_io(&e))?;
+    // On the heap: an array here would sit in every connection task's future for its whole life.
+    let mut buf = vec![0u8; 2048];
+    let mut filled = 0;
+    loop {
+        let n = stream
+            .read(&mut buf[filled..])
+            .await
+            .map_err(|e| ErrorKind::from_io(&e))?;
+        if n == 0 {
+            return Err(ErrorKind::Closed);
+        }
+        filled += n;
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&buf[..filled]) {
+            Ok(httparse::Status::Complete(len)) => {
+                if resp.code != Some(101) {
+                    return Err(ErrorKind::Status4xx);
+                }
+                let expected = accept_key(key.as_bytes());
+                let ok = resp.headers.iter().any(|h| {
+                    h.name.eq_ignore_ascii_case("sec-websocket-accept")
+                        && h.value == expected.as_bytes()
+                });
+                if !ok {
+                    return Err(ErrorKind::BadResponse);
+                }
+                return Ok(buf[len..filled].to_vec());
+            }
+            Ok(httparse::Status::Partial) if filled < buf.len() => continue,
+            _ => return Err(ErrorKind::BadResponse),
+        }
+    }
+}
+
+/// A live client connection, shared between its reader task and the fleet's senders.
+pub struct ClientConn {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Bytes not yet accepted by the socket.
+    pub pending: RefCell<Vec<u8>>,
+    /// An incomplete frame carried over between reads.
+    pub partial: RefCell<Vec<u8>>,
+    /// Wakes the reader task (something to write, or to stop).
+    pub wake: Notify,
+    /// Monotonic send time of the unanswered ping (0 = none).
+    pub ping_out_ns: Cell<u64>,
+    /// When the next ping is due.
+    pub next_ping_ns: Cell<u64>,
+    /// Close with this code at the next wake (end of run, or 0 = dead: drop without closing).
+    pub close_with: Cell<Option<u16>>,
+}
+
+impl ClientConn {
+    /// Wraps a connected, upgraded socket.
+    pub fn new(stream: TcpStream, early: Vec<u8>, next_ping_ns: u64) -> Self {
+        Self {
+            stream,
+            pending: RefCell::new(Vec::new()),
+            partial: RefCell::new(early),
+            wake: Notify::new(),
+            ping_out_ns: Cell::new(0),
+            next_ping_ns: Cell::new(next_ping_ns),
+            close_with: Cell::new(None),
+        }
+    }
+
+    /// Writes now if the socket takes it, queueing the rest; returns bytes written or queued,
+    /// or `None` when the connection is broken or the queue is over `max_pending`.
+    pub fn send(&self, bytes: &[u8], max_pending: usize) -> Option<usize> {
+        let mut pending = self.pending.borrow_mut();
+        if !pending.is_empty() {
+            if pending.len() + bytes.len() > max_pending {
+                return None;
+            }
+            pending.extend_from_slice(bytes);
+            return Some(bytes.len());
+        }
+        match self.stream.try_write(bytes) {
+            Ok(n) if n == bytes.len() => return Some(n),
+            Ok(n) => pending.extend_from_slice(&bytes[n..]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => pending.extend_from_slice(bytes),
+            Err(_) => return None,
+        }
+        self.wake.notify_one();
+        Some(bytes.len())
+    }
+
+    /// Writes queued bytes until the socket would block.
+    pub fn flush(&self) -> io::Result<()> {
+        let mut pending = self.pending.borrow_mut();
+        while !pending.is_empty() {
+            match self.stream.try_write(&pending) {
+                Ok(n) => {
+                    pending.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        if pending.capacity() > 64 * 1024 {
+            *pending = Vec::new();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_key_matches_the_rfc_example() {
+        // RFC 6455 section 1.3.
+        assert_eq!(
+            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn builtin_paths_carry_the_subscriber() {
+        assert_eq!(WsUrl::builtin_ws(1).path(42), "/ws/42");
+    }
+}

@@ -1,0 +1,548 @@
+//! A fleet worker: holds its share of the subscribers' connections (`subscriber % workers ==
+//! worker`), ramps them up at the connect rate, keeps them alive with pings, reconnects with
+//! backoff, sends echo traffic on schedule, and records what arrives. One thread, one
+//! current-thread runtime, `Rc` state: nothing is locked or shared with other workers.
+
+use std::cell::{Cell, RefCell};
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::clock::{mono_ns, real_ns, PreciseTimer, WallMap};
+use crate::record::{record_ns, Counter, IntervalStats, WorkerReport, LATE_NS, MEASURED, WARMUP};
+use crate::scenario::{ReconnectPolicy, WsMode};
+use crate::schedule::{Schedule, SplitMix64};
+use crate::webhook::http::ErrorKind;
+use crate::webhook::provider::backoff_ns;
+use crate::websocket::client::{handshake, tcp_connect, ClientConn, WsUrl};
+use crate::websocket::frame::{self, FrameError, OpCode};
+use crate::websocket::proto::{Event, EVENT_HEADER};
+
+/// Largest message accepted from the server.
+const MAX_MESSAGE: usize = 16 << 20;
+/// Unsent bytes one connection may queue.
+const MAX_PENDING: usize = 1 << 20;
+/// How long closing connections get to finish the close handshake.
+const CLOSE_GRACE_NS: u64 = 2_000_000_000;
+
+/// One worker's marching orders.
+pub struct FleetPlan {
+    /// This worker.
+    pub worker: u64,
+    /// Number of workers.
+    pub workers: u64,
+    /// All subscribers of the run; this worker holds `s % workers == worker`.
+    pub subscribers: u64,
+    /// Server address.
+    pub addr: SocketAddr,
+    /// URL template.
+    pub url: WsUrl,
+    /// Source address to connect from (`None` = the kernel's choice).
+    pub source_ip: Option<IpAddr>,
+    /// push, echo or idle.
+    pub mode: WsMode,
+    /// This worker's share of the connect rate.
+    pub connect_rate_per_sec: f64,
+    /// Heartbeat period.
+    pub ping_interval_ns: u64,
+    /// Reconnect backoff.
+    pub reconnect: ReconnectPolicy,
+    /// t = 0 of the run (the ramp starts here; intervals count from here).
+    pub ramp_start_mono: u64,
+    /// When the event schedule starts.
+    pub events_start_mono: u64,
+    /// Events intended before this (wall-clock us) belong to the warm-up.
+    pub warmup_end_real_us: u64,
+    /// When connections are closed and the worker reports for the last time.
+    pub close_at_mono: u64,
+    /// The event schedule (echo mode sends its share of it).
+    pub schedule: Arc<Schedule>,
+    /// Event size.
+    pub payload_bytes: usize,
+    /// Interval length.
+    pub interval_ns: u64,
+    /// Seed for keys, masks and jitter.
+    pub seed: u64,
+    /// Monotonic -> wall clock.
+    pub wall: WallMap,
+    /// Set on Ctrl-C.
+    pub stop: Arc<AtomicBool>,
+    /// Where interval records go.
+    pub tx: UnboundedSender<WorkerReport>,
+    /// Text message sent after connecting (`{subscriber}` replaced).
+    pub subscribe: Option<String>,
+}
+
+struct Fleet {
+    plan: FleetPlan,
+    conns: RefCell<Vec<Option<Rc<ClientConn>>>>,
+    expected_seq: RefCell<Vec<u64>>,
+    echo_seq: RefCell<Vec<u64>>,
+    stats: RefCell<IntervalStats>,
+    open: Cell<u64>,
+    closing: Cell<bool>,
+    rng: RefCell<SplitMix64>,
+    out: RefCell<Vec<u8>>,
+}
+
+/// Why a session ended.
+enum End {
+    /// The server sent a close frame.
+    ServerClosed,
+    /// We closed (end of run).
+    WeClosed,
+    /// Lost without a close frame, or declared dead.
+    Lost,
+}
+
+impl Fleet {
+    fn local(&self, subscriber: u64) -> usize {
+        (subscriber / self.plan.workers) as usize
+    }
+
+    fn phase_now(&self) -> usize {
+        if mono_ns() < self.plan.events_start_mono
+            || real_ns() / 1000 < self.plan.warmup_end_real_us
+        {
+            WARMUP
+        } else {
+            MEASURED
+        }
+    }
+
+    fn bump(&self, phase: usize, c: Counter, by: u64) {
+        self.stats.borrow_mut().phases[phase].bump(c, by);
+    }
+
+    fn mask(&self) -> [u8; 4] {
+        (self.rng.borrow_mut().next_u64() as u32).to_le_bytes()
+    }
+
+    /// Sends a masked frame; false when the connection cannot take it.
+    fn send_frame(&self, conn: &ClientConn, opcode: OpCode, payload: &[u8]) -> bool {
+        let mut out = self.out.borrow_mut();
+        out.clear();
+        frame::encode(&mut out, opcode, payload, Some(self.mask()));
+        match conn.send(&out, MAX_PENDING) {
+            Some(n) => {
+                self.bump(self.phase_now(), Counter::BytesOut, n as u64);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Handles the complete frames at the start of `buf`; returns bytes used or how it ended.
+    fn on_frames(&self, conn: &ClientConn, local: usize, buf: &mut [u8]) -> Result<usize, End> {
+        let mut at = 0;
+        loop {
+            let h = match frame::parse(&buf[at..], MAX_MESSAGE) {
+                Ok(Some(h)) if buf.len() - at >= h.frame_len() => h,
+                Ok(_) => return Ok(at),
+                Err(FrameError::TooBig | FrameError::Protocol) => return Err(End::Lost),
+            };
+            let payload = &mut buf[at + h.payload_at..at + h.frame_len()];
+            if let Some(mask) = h.mask {
+                frame::apply_mask(payload, mask);
+            }
+            match h.opcode {
+                OpCode::Binary | OpCode::Text => self.on_event(local, payload),
+                OpCode::Ping => {
+                    self.send_frame(conn, OpCode::Pong, payload);
+                }
+                OpCode::Pong => {
+                    let sent = conn.ping_out_ns.replace(0);
+                    if sent != 0 && payload.len() == 8 {
+                        let mut stats = self.stats.borrow_mut();
+                        let phase = if mono_ns() < self.plan.events_start_mono {
+                            WARMUP
+                        } else {
+                            MEASURED
+                        };
+                        record_ns(&mut stats.phases[phase].rtt, sent, mono_ns());
+                    }
+                }
+                OpCode::Close => {
+                    let code = frame::close_code(payload);
+                    self.send_frame(conn, OpCode::Close, &code.to_be_bytes());
+                    let _ = conn.flush();
+                    return Err(End::ServerClosed);
+                }
+                OpCode::Continuation => {}
+            }
+            at += h.frame_len();
+        }
+    }
+
+    fn on_event(&self, local: usize, payload: &[u8]) {
+        if self.plan.mode == WsMode::Idle || payload.len() < EVENT_HEADER {
+            return;
+        }
+        let Some(e) = Event::read(payload) else {
+            return;
+        };
+        let now_us = real_ns() / 1000;
+        let phase = if e.intended_us < self.plan.warmup_end_real_us {
+            WARMUP
+        } else {
+            MEASURED
+        };
+        let mut stats = self.stats.borrow_mut();
+        let p = &mut stats.phases[phase];
+        p.bump(Counter::Delivered, 1);
+        p.ack
+            .saturating_record(now_us.saturating_sub(e.intended_us).max(1));
+        p.ack_uncorrected
+            .saturating_record(now_us.saturating_sub(e.sent_us).max(1));
+        let mut expected = self.expected_seq.borrow_mut();
+        let exp = &mut expected[local];
+        if e.seq == *exp {
+            *exp += 1;
+        } else if e.seq > *exp {
+            p.bump(Counter::Gaps, e.seq - *exp);
+            *exp = e.seq + 1;
+        } else {
+            p.bump(Counter::Reordered, 1);
+        }
+    }
+
+    fn on_readable(&self, conn: &ClientConn, local: usize) -> Result<(), End> {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            loop {
+                let n = match conn.stream.try_read(&mut scratch) {
+                    Ok(0) => return Err(End::Lost),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(_) => return Err(End::Lost),
+                };
+                self.bump(self.phase_now(), Counter::BytesIn, n as u64);
+                let mut partial = conn.partial.borrow_mut();
+                if partial.is_empty() {
+                    let used = self.on_frames(conn, local, &mut scratch[..n])?;
+                    partial.extend_from_slice(&scratch[used..n]);
+                } else {
+                    partial.extend_from_slice(&scratch[..n]);
+                    let used = self.on_frames(conn, local, &mut partial)?;
+                    partial.drain(..used);
+                    if partial.is_empty() {
+                        *partial = Vec::new();
+                    }
+                }
+            }
+        })
+    }
+
+    async fn session(&self, conn: &ClientConn, local: usize) -> End {
+        if !conn.partial.borrow().is_empty() {
+            let mut early = std::mem::take(&mut *conn.partial.borrow_mut());
+            match self.on_frames(conn, local, &mut early) {
+                Ok(used) => *conn.partial.borrow_mut() = early[used..].to_vec(),
+                Err(end) => return end,
+            }
+        }
+        let mut closing_since = None;
+        loop {
+            match conn.close_with.get() {
+                Some(0) => return End::Lost,
+                Some(code) if closing_since.is_none() => {
+                    self.send_frame(conn, OpCode::Close, &code.to_be_bytes());
+                    closing_since = Some(mono_ns());
+                }
+                _ => {}
+            }
+            if closing_since.is_some_and(|t| mono_ns() > t + CLOSE_GRACE_NS) {
+                return End::WeClosed;
+            }
+            let want_write = !conn.pending.borrow().is_empty();
+            tokio::select! {
+                biased;
+                _ = conn.wake.notified() => {}
+                r = conn.stream.writable(), if want_write => {
+                    if r.is_err() || conn.flush().is_err() {
+                        return End::Lost;
+                    }
+                }
+                r = conn.stream.readable() => {
+                    if r.is_err() {
+                        return End::Lost;
+                    }
+                    if let Err(end) = self.on_readable(conn, local) {
+                        return match (end, closing_since) {
+                            (End::ServerClosed, Some(_)) => End::WeClosed,
+                            (end, _) => end,
+                        };
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_millis(200)), if closing_since.is_some() => {}
+            }
+        }
+    }
+
+    async fn connect(
+        &self,
+        subscriber: u64,
+    ) -> Result<(tokio::net::TcpStream, Vec<u8>), ErrorKind> {
+        let mut stream = tcp_connect(self.plan.addr, self.plan.source_ip)
+            .await
+            .map_err(|e| ErrorKind::from_io(&e))?;
+        let key = {
+            let mut rng = self.rng.borrow_mut();
+            let mut k = [0u8; 16];
+            k[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+            k[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+            k
+        };
+        let host = format!("{}:{}", self.plan.url.host, self.plan.url.port);
+        let early = handshake(&mut stream, &host, &self.plan.url.path(subscriber), key).await?;
+        Ok((stream, early))
+    }
+
+    async fn subscriber_task(self: Rc<Self>, subscriber: u64) {
+        let local = self.local(subscriber);
+        let mut failures = 0u32;
+        let mut ever_connected = false;
+        while !self.closing.get() {
+            let t0 = mono_ns();
+            let connected = tokio::time::timeout(Duration::from_secs(10), self.connect(subscriber))
+                .await
+                .unwrap_or(Err(ErrorKind::Timeout));
+            let phase = self.phase_now();
+            match connected {
+                Ok((stream, early)) => {
+                    {
+                        let mut stats = self.stats.borrow_mut();
+                        let p = &mut stats.phases[phase];
+                        record_ns(&mut p.connect, t0, mono_ns());
+                        p.bump(Counter::Connects, 1);
+                        if ever_connected {
+                            p.bump(Counter::Reconnects, 1);
+                        }
+                    }
+                    ever_connected = true;
+                    failures = 0;
+                    let conn = Rc::new(ClientConn::new(
+                        stream,
+                        early,
+                        mono_ns() + self.plan.ping_interval_ns,
+                    ));
+                    if let Some(template) = &self.plan.subscribe {
+                        let text = template.replace("{subscriber}", &subscriber.to_string());
+                        self.send_frame(&conn, OpCode::Text, text.as_bytes());
+                    }
+                    self.conns.borrow_mut()[local] = Some(conn.clone());
+                    self.open.set(self.open.get() + 1);
+                    let end = self.session(&conn, local).await;
+                    self.conns.borrow_mut()[local] = None;
+                    self.open.set(self.open.get() - 1);
+                    let phase = self.phase_now();
+                    match end {
+                        End::ServerClosed => self.bump(phase, Counter::ServerCloses, 1),
+                        End::Lost if conn.close_with.get() == Some(0) => {
+                            self.bump(phase, Counter::PongsMissed, 1)
+                        }
+                        End::Lost => self.bump(phase, Counter::Disconnects, 1),
+                        End::WeClosed => {}
+                    }
+                }
+                Err(kind) => {
+                    let mut stats = self.stats.borrow_mut();
+                    stats.phases[phase].bump(Counter::ConnectErrors, 1);
+                    stats.phases[phase].bump_error(kind);
+                }
+            }
+            if self.closing.get() {
+                break;
+            }
+            let u = self.rng.borrow_mut().next_f64();
+            let wait = backoff_ns(&self.plan.reconnect.as_retry(), failures, u);
+            failures = failures.saturating_add(1);
+            tokio::time::sleep(Duration::from_nanos(wait)).await;
+        }
+    }
+
+    /// Opens this worker's connections at its share of the connect rate.
+    async fn ramp(self: Rc<Self>) {
+        let mine: Vec<u64> = (self.plan.worker..self.plan.subscribers)
+            .step_by(self.plan.workers as usize)
+            .collect();
+        let mut started = 0usize;
+        while started < mine.len() && !self.closing.get() {
+            let elapsed_s = mono_ns().saturating_sub(self.plan.ramp_start_mono) as f64 / 1e9;
+            let due = ((elapsed_s * self.plan.connect_rate_per_sec) as usize + 1).min(mine.len());
+            while started < due {
+                tokio::task::spawn_local(self.clone().subscriber_task(mine[started]));
+                started += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Echo mode: sends this worker's share of the schedule, each at its intended time.
+    async fn echo_pacer(self: Rc<Self>) {
+        let mut timer = PreciseTimer::new().expect("timerfd");
+        let mut payload = vec![0u8; self.plan.payload_bytes.max(EVENT_HEADER)];
+        let workers = self.plan.workers;
+        let worker = self.plan.worker;
+        let schedule = self.plan.schedule.clone();
+        for d in schedule
+            .deliveries(0, 1)
+            .filter(|d| d.subscriber % workers == worker)
+        {
+            if self.closing.get() || self.plan.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let intended = self.plan.events_start_mono + d.intended_ns;
+            if timer.sleep_until(intended).await.is_err() {
+                break;
+            }
+            let intended_us = self.plan.wall.to_real_ns(intended) / 1000;
+            let phase = if intended_us < self.plan.warmup_end_real_us {
+                WARMUP
+            } else {
+                MEASURED
+            };
+            self.bump(phase, Counter::Offered, 1);
+            let local = self.local(d.subscriber);
+            let conn = self.conns.borrow()[local].clone();
+            let now = mono_ns();
+            let sent = conn.is_some_and(|conn| {
+                let seq = {
+                    let mut seqs = self.echo_seq.borrow_mut();
+                    let s = seqs[local];
+                    seqs[local] += 1;
+                    s
+                };
+                Event {
+                    seq,
+                    intended_us,
+                    sent_us: self.plan.wall.to_real_ns(now) / 1000,
+                    subscriber: d.subscriber as u32,
+                }
+                .write(&mut payload);
+                self.send_frame(&conn, OpCode::Binary, &payload)
+            });
+            let mut stats = self.stats.borrow_mut();
+            let p = &mut stats.phases[phase];
+            if sent {
+                p.bump(Counter::Sent, 1);
+                record_ns(&mut p.lag, intended, now);
+                if now.saturating_sub(intended) > LATE_NS {
+                    p.bump(Counter::LateSends, 1);
+                }
+            } else {
+                // Not connected at its intended time: the event is lost, and says so.
+                p.bump(Counter::Failed, 1);
+            }
+        }
+    }
+
+    fn heartbeat(&self) {
+        let now = mono_ns();
+        let interval = self.plan.ping_interval_ns;
+        let conns: Vec<Rc<ClientConn>> = self.conns.borrow().iter().flatten().cloned().collect();
+        for conn in conns {
+            let out = conn.ping_out_ns.get();
+            if out != 0 && now > out + interval {
+                // No pong for a whole interval: treat the connection as dead.
+                conn.close_with.set(Some(0));
+                conn.wake.notify_one();
+            } else if out == 0 && now >= conn.next_ping_ns.get() {
+                conn.ping_out_ns.set(now);
+                conn.next_ping_ns.set(now + interval);
+                self.send_frame(&conn, OpCode::Ping, &now.to_le_bytes());
+            }
+        }
+    }
+
+    fn flush(&self, interval: u64, last: bool) {
+        let mut stats = std::mem::take(&mut *self.stats.borrow_mut());
+        stats.open_connections = self.open.get();
+        let _ = self.plan.tx.send(WorkerReport {
+            worker: self.plan.worker,
+            interval,
+            stats,
+            last,
+        });
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; 64 * 1024]);
+}
+
+/// Runs one fleet worker on its own thread until `close_at_mono` (or Ctrl-C).
+pub fn spawn_fleet_worker(plan: FleetPlan) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("ws-fleet-{}", plan.worker))
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .event_interval(8)
+                .build()
+                .expect("a current-thread runtime");
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, run_fleet(plan));
+        })
+}
+
+/// The worker's main loop: ramp, heartbeats, interval hand-overs, closing.
+pub async fn run_fleet(plan: FleetPlan) {
+    let mine = plan
+        .subscribers
+        .saturating_sub(plan.worker)
+        .div_ceil(plan.workers) as usize;
+    let seed = plan.seed ^ plan.worker.wrapping_mul(0x9E37_79B9);
+    let fleet = Rc::new(Fleet {
+        conns: RefCell::new(vec![None; mine]),
+        expected_seq: RefCell::new(vec![0; mine]),
+        echo_seq: RefCell::new(vec![0; mine]),
+        stats: RefCell::new(IntervalStats::default()),
+        open: Cell::new(0),
+        closing: Cell::new(false),
+        rng: RefCell::new(SplitMix64::new(seed)),
+        out: RefCell::new(Vec::new()),
+        plan,
+    });
+    tokio::task::spawn_local(fleet.clone().ramp());
+    if fleet.plan.mode == WsMode::Echo {
+        tokio::task::spawn_local(fleet.clone().echo_pacer());
+    }
+    let plan = &fleet.plan;
+    let mut interval = 0u64;
+    let mut next_flush = plan.ramp_start_mono + plan.interval_ns;
+    let mut close_at = plan.close_at_mono;
+    let mut closed_at = None;
+    loop {
+        let now = mono_ns();
+        while now >= next_flush {
+            fleet.flush(interval, false);
+            interval += 1;
+            next_flush += plan.interval_ns;
+        }
+        if plan.stop.load(Ordering::Relaxed) {
+            close_at = close_at.min(now);
+        }
+        if now >= close_at && closed_at.is_none() {
+            fleet.closing.set(true);
+            for conn in fleet.conns.borrow().iter().flatten() {
+                conn.close_with.set(Some(1000));
+                conn.wake.notify_one();
+            }
+            closed_at = Some(now);
+        }
+        if let Some(t) = closed_at {
+            if fleet.open.get() == 0 || now > t + CLOSE_GRACE_NS + 500_000_000 {
+                break;
+            }
+        } else {
+            fleet.heartbeat();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fleet.flush(interval, true);
+}

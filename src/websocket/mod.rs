@@ -1,0 +1,7 @@
+//! The WebSocket model: a fleet of client connections, one per subscriber, fed by the same
+//! workload as the webhook model (push), sending it themselves (echo), or only held (idle).
+
+pub mod client;
+pub mod fleet;
+pub mod frame;
+pub mod proto;
