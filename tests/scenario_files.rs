@@ -296,3 +296,77 @@ fn thresholds_must_name_a_numeric_summary_field_of_an_enabled_model() {
         "errors.timeout and receiver.bad_signature are valid: {p:?}"
     );
 }
+
+#[test]
+fn websocket_keys_parse_into_typed_settings() {
+    use pushbench::scenario::{WsMode, WsTarget};
+    let src = r#"
+[workload]
+events_per_second = 10
+subscribers = 100
+duration = "1s"
+[websocket]
+url = "ws://127.0.0.1:9001/feed/{subscriber}"
+mode = "echo"
+connect_rate = 2500
+ping_interval = "5s"
+reconnect = { initial = "50ms", max = "2s", jitter = "equal" }
+subscribe = "{\"op\":\"subscribe\",\"id\":\"{subscriber}\"}"
+"#;
+    let s = parse(src, "t", &env).unwrap();
+    let w = s.websocket.unwrap();
+    assert_eq!(
+        (w.mode, w.connect_rate, w.ping_interval_ns),
+        (WsMode::Echo, 2500.0, 5_000_000_000)
+    );
+    assert_eq!(w.reconnect.jitter, Jitter::Equal);
+    assert_eq!(
+        w.subscribe.as_deref(),
+        Some("{\"op\":\"subscribe\",\"id\":\"{subscriber}\"}")
+    );
+    match w.target {
+        WsTarget::External(u) => assert_eq!((u.port, u.path(7).as_str()), (9001, "/feed/7")),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.webhook.is_none(), "a websocket-only scenario is fine");
+
+    let builtin = "[workload]\nevents_per_second = 10\nduration = \"1s\"\n[websocket]\n[websocket.server]\nprocesses = 3\ndrop = { at = \"2s\", fraction = 0.25, code = \"abrupt\" }\n";
+    let w = parse(builtin, "t", &env).unwrap().websocket.unwrap();
+    match w.target {
+        WsTarget::Builtin(server) => {
+            assert_eq!(server.processes, Some(3));
+            let d = server.drop.unwrap();
+            assert_eq!((d.at_ns, d.per_mille, d.code), (2_000_000_000, 250, 0));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn websocket_mistakes_are_named() {
+    let base = |extra: &str| {
+        format!("[workload]\nevents_per_second = 10\nduration = \"1s\"\n[websocket]\n{extra}\n")
+    };
+    let p = problems(&base("mode = \"broadcast\""));
+    assert!(has(&p, "websocket.mode", 5, "\"push\""), "{p:?}");
+    let p = problems(&base("url = \"http://x:1/ws\""));
+    assert!(has(&p, "websocket.url", 5, "ws://"), "{p:?}");
+    let p = problems(&base("url = \"wss://x:1/ws\""));
+    assert!(has(&p, "websocket.url", 5, "wss is not supported"), "{p:?}");
+    let p = problems(&base("connect_rate = 0"));
+    assert!(
+        has(&p, "websocket.connect_rate", 5, "greater than 0"),
+        "{p:?}"
+    );
+    let p = problems(&base("ping_interval = \"1ms\""));
+    assert!(
+        has(&p, "websocket.ping_interval", 5, "at least 10ms"),
+        "{p:?}"
+    );
+    let p = problems(&base(
+        "[websocket.server]\ndrop = { at = \"1s\", code = 99 }",
+    ));
+    assert!(has(&p, "websocket.server.drop.code", 6, "abrupt"), "{p:?}");
+    let p = problems(&base("hearbeat = \"1s\""));
+    assert!(has(&p, "websocket.hearbeat", 5, "unknown key"), "{p:?}");
+}

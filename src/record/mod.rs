@@ -155,6 +155,10 @@ pub struct IntervalStats {
     pub open_connections: u64,
     /// Deliveries in flight or queued at the end of the interval.
     pub backlog: u64,
+    /// Fleet workers that got all their connections up for the first time in this interval.
+    pub ramps_done: u64,
+    /// The latest monotonic instant at which one of them did.
+    pub ramp_done_mono: u64,
 }
 
 impl IntervalStats {
@@ -165,6 +169,8 @@ impl IntervalStats {
         }
         self.open_connections += other.open_connections;
         self.backlog += other.backlog;
+        self.ramps_done += other.ramps_done;
+        self.ramp_done_mono = self.ramp_done_mono.max(other.ramp_done_mono);
     }
 
     /// A counter summed over both phases.

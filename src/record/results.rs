@@ -130,6 +130,50 @@ pub struct ModelSummary {
     pub errors: BTreeMap<String, u64>,
     /// What the built-in receiver counted (absent for external targets).
     pub receiver: Option<ReceiverCounters>,
+    /// WebSocket-only figures.
+    pub websocket: Option<WsSummary>,
+}
+
+/// Memory per held connection, from RSS growth over the ramp.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerConnection {
+    /// Generator (client fleet) bytes per connection.
+    pub generator: f64,
+    /// Server bytes per connection (built-in server only).
+    pub target: f64,
+}
+
+/// What only the WebSocket model has.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WsSummary {
+    /// push, echo or idle.
+    pub mode: String,
+    /// Events missing from subscribers' sequences.
+    pub gaps: u64,
+    /// Events that arrived out of order or twice.
+    pub reordered: u64,
+    /// Events the controller could not route because no server process held the subscriber.
+    pub unrouted: u64,
+    /// Close frames received from the server.
+    pub server_closes: u64,
+    /// Connections lost without a close frame.
+    pub disconnects: u64,
+    /// Connections declared dead after an unanswered ping.
+    pub pongs_missed: u64,
+    /// Ping -> pong round trips.
+    pub pong_rtt_us: Percentiles,
+    /// Seconds from the first connect until every connection was up (0 = never all up).
+    pub ramp_s: f64,
+    /// Connections established per second during the ramp.
+    pub connects_per_s: f64,
+    /// RSS growth over the ramp divided by the connections held.
+    pub memory_per_connection_bytes: PerConnection,
+    /// Client worker threads or processes.
+    pub fleet_workers: u64,
+    /// Built-in server processes.
+    pub server_processes: u64,
+    /// What the built-in server counted.
+    pub server: Option<crate::websocket::proto::ServerStats>,
 }
 
 /// A threshold and how the run did against it.

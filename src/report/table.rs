@@ -20,7 +20,40 @@ pub fn fmt_mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-fn rows(m: &ModelSummary) -> Vec<(&'static str, String)> {
+/// Which way is better for a row, when models are compared.
+#[derive(Clone, Copy, PartialEq)]
+enum Better {
+    Lower,
+    Higher,
+    Neither,
+}
+
+struct Row {
+    label: &'static str,
+    text: String,
+    value: Option<f64>,
+    better: Better,
+}
+
+fn row(label: &'static str, text: String, value: Option<f64>, better: Better) -> Row {
+    Row {
+        label,
+        text,
+        value,
+        better,
+    }
+}
+
+fn latency(label: &'static str, us: u64, count: u64) -> Row {
+    if count == 0 {
+        row(label, "-".into(), None, Better::Lower)
+    } else {
+        row(label, fmt_us(us), Some(us as f64), Better::Lower)
+    }
+}
+
+fn rows(m: &ModelSummary) -> Vec<Row> {
+    use Better::*;
     let l = &m.latency_us;
     let u = &m.uncorrected_latency_us;
     let mut failed = m.failed.to_string();
@@ -30,71 +63,201 @@ fn rows(m: &ModelSummary) -> Vec<(&'static str, String)> {
     if m.dropped > 0 {
         failed += &format!(" ({} dropped)", m.dropped);
     }
+    let ws = m.websocket.as_ref();
+    let dash = || "-".to_string();
+    let cost_per_million = |cpu_s: f64| (m.delivered > 0).then(|| cpu_s / m.delivered as f64 * 1e6);
+    let gen_cost = cost_per_million(m.resources.generator.cpu_s);
+    let target_cost = cost_per_million(m.resources.target.cpu_s);
     vec![
-        (
+        row(
             "rate, target / achieved",
             if m.target_rate > 0.0 {
                 format!("{:.0} / {:.0} /s", m.target_rate, m.achieved_rate)
+            } else if ws.is_some_and(|w| w.mode == "idle") {
+                "idle".into()
             } else {
                 // A closed-loop run has no target rate.
                 format!("max / {:.0} /s", m.achieved_rate)
             },
+            Some(m.achieved_rate),
+            Higher,
         ),
-        ("events", m.events.to_string()),
-        ("delivered", m.delivered.to_string()),
-        ("failed", failed),
-        ("retries", m.retries.to_string()),
-        ("duplicates", m.duplicates.to_string()),
-        ("late sends (>1ms)", m.late_sends.to_string()),
-        ("latency p50", fmt_us(l.p50)),
-        ("latency p90", fmt_us(l.p90)),
-        ("latency p99", fmt_us(l.p99)),
-        ("latency p99.9", fmt_us(l.p999)),
-        ("latency max", fmt_us(l.max)),
-        (
+        row("events", m.events.to_string(), None, Neither),
+        row("delivered", m.delivered.to_string(), None, Neither),
+        row(
+            "failed / lost",
+            failed,
+            (m.events > 0).then_some(m.failed as f64),
+            Lower,
+        ),
+        row(
+            "retries",
+            if ws.is_some() {
+                dash()
+            } else {
+                m.retries.to_string()
+            },
+            None,
+            Neither,
+        ),
+        row(
+            "duplicates / reordered",
+            m.duplicates.to_string(),
+            None,
+            Neither,
+        ),
+        row("late sends (>1ms)", m.late_sends.to_string(), None, Neither),
+        latency("latency p50", l.p50, l.count),
+        latency("latency p90", l.p90, l.count),
+        latency("latency p99", l.p99, l.count),
+        latency("latency p99.9", l.p999, l.count),
+        latency("latency max", l.max, l.count),
+        row(
             "uncorrected p50 / p99",
-            format!("{} / {}", fmt_us(u.p50), fmt_us(u.p99)),
+            if u.count == 0 {
+                dash()
+            } else {
+                format!("{} / {}", fmt_us(u.p50), fmt_us(u.p99))
+            },
+            None,
+            Neither,
         ),
-        ("ack p99", fmt_us(m.ack_latency_us.p99)),
-        ("schedule lag p99", fmt_us(m.schedule_lag_us.p99)),
-        ("connect p99", fmt_us(m.connect_us.p99)),
-        (
+        latency(
+            "schedule lag p99",
+            m.schedule_lag_us.p99,
+            m.schedule_lag_us.count,
+        ),
+        latency("connect p99", m.connect_us.p99, m.connect_us.count),
+        row(
             "connections peak / opened",
             format!("{} / {}", m.connections.peak, m.connections.opened),
+            None,
+            Neither,
         ),
-        (
+        row(
+            "reconnects / failed connects",
+            format!("{} / {}", m.connections.reconnects, m.connections.failed),
+            None,
+            Neither,
+        ),
+        row(
+            "gaps (missed events)",
+            ws.map_or_else(dash, |w| w.gaps.to_string()),
+            None,
+            Neither,
+        ),
+        row(
+            "pong RTT p99",
+            ws.filter(|w| w.pong_rtt_us.count > 0)
+                .map_or_else(dash, |w| fmt_us(w.pong_rtt_us.p99)),
+            None,
+            Neither,
+        ),
+        row(
+            "ramp: all connected in",
+            ws.filter(|w| w.ramp_s > 0.0).map_or_else(dash, |w| {
+                format!("{:.2}s ({:.0}/s)", w.ramp_s, w.connects_per_s)
+            }),
+            None,
+            Neither,
+        ),
+        row(
+            "memory / connection, gen / target",
+            ws.map_or_else(dash, |w| {
+                format!(
+                    "{:.1} / {:.1} KiB",
+                    w.memory_per_connection_bytes.generator / 1024.0,
+                    w.memory_per_connection_bytes.target / 1024.0
+                )
+            }),
+            None,
+            Neither,
+        ),
+        row(
             "generator CPU",
             format!("{:.2} s", m.resources.generator.cpu_s),
+            None,
+            Neither,
         ),
-        (
+        row(
+            "generator CPU / 1M events",
+            gen_cost.map_or_else(dash, |c| format!("{c:.1} s")),
+            gen_cost,
+            Lower,
+        ),
+        row(
             "generator peak RSS",
             fmt_mib(m.resources.generator.peak_rss_bytes),
+            Some(m.resources.generator.peak_rss_bytes as f64),
+            Lower,
         ),
-        ("target CPU", format!("{:.2} s", m.resources.target.cpu_s)),
-        (
+        row(
+            "target CPU",
+            format!("{:.2} s", m.resources.target.cpu_s),
+            None,
+            Neither,
+        ),
+        row(
+            "target CPU / 1M events",
+            target_cost.map_or_else(dash, |c| format!("{c:.1} s")),
+            target_cost.filter(|c| *c > 0.0),
+            Lower,
+        ),
+        row(
             "target peak RSS",
             fmt_mib(m.resources.target.peak_rss_bytes),
+            Some(m.resources.target.peak_rss_bytes as f64).filter(|v| *v > 0.0),
+            Lower,
         ),
-        (
+        row(
             "bytes on the wire / event",
-            format!("{:.0} B", m.bytes_per_event),
+            if m.delivered > 0 {
+                format!("{:.0} B", m.bytes_per_event)
+            } else {
+                dash()
+            },
+            (m.delivered > 0).then_some(m.bytes_per_event),
+            Lower,
         ),
     ]
 }
 
-/// Renders the comparison table and threshold verdicts.
+/// Renders the comparison table and threshold verdicts. With several models, `*` marks the
+/// better value of each comparable row.
 pub fn render(summary: &Summary) -> String {
     let mut out = String::new();
-    let columns: Vec<Vec<(&str, String)>> = summary.models.iter().map(rows).collect();
+    let mut columns: Vec<Vec<Row>> = summary.models.iter().map(rows).collect();
+    if columns.len() > 1 {
+        for i in 0..columns[0].len() {
+            let better = columns[0][i].better;
+            let values: Vec<Option<f64>> = columns.iter().map(|c| c[i].value).collect();
+            if better == Better::Neither || values.iter().any(Option::is_none) {
+                continue;
+            }
+            let values: Vec<f64> = values.into_iter().flatten().collect();
+            let best = match better {
+                Better::Lower => values.iter().cloned().fold(f64::INFINITY, f64::min),
+                _ => values.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+            };
+            // Only a strict winner is marked.
+            if values.iter().filter(|v| **v == best).count() == 1 {
+                for c in columns.iter_mut() {
+                    if c[i].value == Some(best) {
+                        c[i].text.push_str(" *");
+                    }
+                }
+            }
+        }
+    }
     let label_w = columns
         .first()
-        .map_or(0, |c| c.iter().map(|(l, _)| l.len()).max().unwrap_or(0));
+        .map_or(0, |c| c.iter().map(|r| r.label.len()).max().unwrap_or(0));
     let widths: Vec<usize> = columns
         .iter()
         .zip(&summary.models)
         .map(|(c, m)| {
             c.iter()
-                .map(|(_, v)| v.len())
+                .map(|r| r.text.len())
                 .max()
                 .unwrap_or(0)
                 .max(m.model.len())
@@ -105,10 +268,10 @@ pub fn render(summary: &Summary) -> String {
         .iter()
         .map(|m| format!("{}: {}", m.model, m.latency_source))
         .collect::<Vec<_>>()
-        .join(", ");
+        .join("; ");
     let _ = writeln!(
         out,
-        "\n{} ({}s measured after {}s warm-up{})  latency from intended time, measured at: {latency_note}",
+        "\n{} ({}s measured after {}s warm-up{})\nlatency is measured from each event's intended time, at: {latency_note}",
         summary.scenario,
         summary.duration_s,
         summary.warmup_s,
@@ -120,13 +283,16 @@ pub fn render(summary: &Summary) -> String {
     }
     out.push('\n');
     if let Some(first) = columns.first() {
-        for (i, (label, _)) in first.iter().enumerate() {
-            let _ = write!(out, "{label:label_w$}");
+        for (i, r) in first.iter().enumerate() {
+            let _ = write!(out, "{:label_w$}", r.label);
             for (c, w) in columns.iter().zip(&widths) {
-                let _ = write!(out, "  {:>w$}", c[i].1);
+                let _ = write!(out, "  {:>w$}", c[i].text);
             }
             out.push('\n');
         }
+    }
+    if columns.len() > 1 {
+        out.push_str("(* = better of the models on that row)\n");
     }
     if !summary.thresholds.is_empty() {
         out.push_str("\nthresholds:\n");

@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
@@ -193,7 +193,9 @@ impl Server {
         })
     }
 
-    async fn run_conn(self: Rc<Self>, subscriber: u32, stream: TcpStream, early: Bytes) {
+    /// `early` must be a plain copy: hyper's read buffer behind a `Bytes` would stay alive (8 KiB)
+    /// for as long as the connection does.
+    async fn run_conn(self: Rc<Self>, subscriber: u32, stream: TcpStream, early: Vec<u8>) {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         let conn = Rc::new(Conn {
@@ -201,7 +203,7 @@ impl Server {
             subscriber,
             stream,
             pending: RefCell::new(Vec::new()),
-            partial: RefCell::new(early.to_vec()),
+            partial: RefCell::new(early),
             wake: Notify::new(),
             closing: Cell::new(None),
         });
@@ -243,25 +245,27 @@ impl Server {
             if let Some(code) = conn.closing.get() {
                 return code;
             }
-            let want_write = !conn.pending.borrow().is_empty();
-            tokio::select! {
+            // One readiness future and one wake-up: this is what an idle connection keeps.
+            let interest = if conn.pending.borrow().is_empty() {
+                Interest::READABLE
+            } else {
+                Interest::READABLE | Interest::WRITABLE
+            };
+            let ready = tokio::select! {
                 biased;
-                _ = conn.wake.notified() => {}
-                r = conn.stream.writable(), if want_write => {
-                    if r.is_err() || conn.flush().is_err() {
-                        return 1006;
+                _ = conn.wake.notified() => continue,
+                r = conn.stream.ready(interest) => r,
+            };
+            let Ok(ready) = ready else { return 1006 };
+            if ready.is_writable() && conn.flush().is_err() {
+                return 1006;
+            }
+            if ready.is_readable() || ready.is_read_closed() {
+                if let Err(code) = self.on_readable(conn) {
+                    if code == 1009 || code == 1002 {
+                        self.stats.borrow_mut().protocol_errors += 1;
                     }
-                }
-                r = conn.stream.readable() => {
-                    if r.is_err() {
-                        return 1006;
-                    }
-                    if let Err(code) = self.on_readable(conn) {
-                        if code == 1009 || code == 1002 {
-                            self.stats.borrow_mut().protocol_errors += 1;
-                        }
-                        return code;
-                    }
+                    return code;
                 }
             }
         }
@@ -387,9 +391,11 @@ async fn upgrade(
         let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
             return;
         };
-        server
-            .run_conn(subscriber, parts.io.into_inner(), parts.read_buf)
-            .await;
+        let stream = parts.io.into_inner();
+        let read_buf = parts.read_buf;
+        let early = read_buf.to_vec();
+        drop(read_buf);
+        server.run_conn(subscriber, stream, early).await;
     });
     Ok(response)
 }

@@ -317,6 +317,7 @@ async fn drive(
             / delivered.max(1) as f64,
         errors,
         receiver: totals.receiver,
+        websocket: None,
     };
     let pw = &mut ctx.percentiles;
     percentile_rows(pw, "webhook", "latency", latency).map_err(RunError::Io)?;

@@ -10,7 +10,6 @@ use std::os::fd::AsRawFd;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use sha1::{Digest, Sha1};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Notify;
 
@@ -57,6 +56,45 @@ pub fn accept_key(key: &[u8]) -> String {
     B64.encode(sha.finalize())
 }
 
+thread_local! {
+    /// Handshake scratch shared by this thread's connections: a handshake leaves no heap
+    /// allocation behind, so tens of thousands of them do not fragment the heap between the
+    /// connections' long-lived state.
+    static HANDSHAKE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(4096));
+}
+
+/// What the handshake read step concluded.
+enum Head {
+    /// Complete and valid; these bytes followed it.
+    Done(Vec<u8>),
+    /// Incomplete; kept (rare: the head did not arrive in one read).
+    More,
+}
+
+fn check_head(buf: &[u8], key: &[u8]) -> Result<Option<usize>, ErrorKind> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => {
+            if resp.code != Some(101) {
+                return Err(ErrorKind::Status4xx);
+            }
+            let expected = accept_key(key);
+            let ok = resp.headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("sec-websocket-accept")
+                    && h.value == expected.as_bytes()
+            });
+            if ok {
+                Ok(Some(len))
+            } else {
+                Err(ErrorKind::BadResponse)
+            }
+        }
+        Ok(httparse::Status::Partial) if buf.len() < 8192 => Ok(None),
+        _ => Err(ErrorKind::BadResponse),
+    }
+}
+
 /// Sends the upgrade request and checks the answer. Returns bytes that arrived after the
 /// response head (the first frames, if the server was quick).
 pub async fn handshake(
@@ -65,46 +103,73 @@ pub async fn handshake(
     path: &str,
     key_bytes: [u8; 16],
 ) -> Result<Vec<u8>, ErrorKind> {
-    let key = B64.encode(key_bytes);
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: pushbench/{}\r\n\r\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| ErrorKind::from_io(&e))?;
-    // On the heap: an array here would sit in every connection task's future for its whole life.
-    let mut buf = vec![0u8; 2048];
-    let mut filled = 0;
+    let mut key = [0u8; 24];
+    B64.encode_slice(key_bytes, &mut key)
+        .expect("16 bytes are 24 in base64");
+    let mut written = 0;
     loop {
-        let n = stream
-            .read(&mut buf[filled..])
+        let done = HANDSHAKE.with(|b| {
+            let mut b = b.borrow_mut();
+            b.clear();
+            for part in [
+                "GET ", path, " HTTP/1.1\r\nHost: ", host,
+                "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nUser-Agent: pushbench/",
+                env!("CARGO_PKG_VERSION"), "\r\nSec-WebSocket-Key: ",
+            ] {
+                b.extend_from_slice(part.as_bytes());
+            }
+            b.extend_from_slice(&key);
+            b.extend_from_slice(b"\r\n\r\n");
+            match stream.try_write(&b[written..]) {
+                Ok(n) => {
+                    written += n;
+                    Ok(written == b.len())
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                Err(e) => Err(ErrorKind::from_io(&e)),
+            }
+        })?;
+        if done {
+            break;
+        }
+        stream
+            .writable()
             .await
             .map_err(|e| ErrorKind::from_io(&e))?;
-        if n == 0 {
-            return Err(ErrorKind::Closed);
-        }
-        filled += n;
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(&buf[..filled]) {
-            Ok(httparse::Status::Complete(len)) => {
-                if resp.code != Some(101) {
-                    return Err(ErrorKind::Status4xx);
+    }
+    // The rare head that needs several reads is kept here.
+    let mut kept: Vec<u8> = Vec::new();
+    loop {
+        stream
+            .readable()
+            .await
+            .map_err(|e| ErrorKind::from_io(&e))?;
+        let step = HANDSHAKE.with(|b| {
+            let mut b = b.borrow_mut();
+            b.clear();
+            b.extend_from_slice(&kept);
+            let start = b.len();
+            b.resize(start + 4096, 0);
+            let n = match stream.try_read(&mut b[start..]) {
+                Ok(0) => return Err(ErrorKind::Closed),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    b.truncate(start);
+                    return Ok(Head::More);
                 }
-                let expected = accept_key(key.as_bytes());
-                let ok = resp.headers.iter().any(|h| {
-                    h.name.eq_ignore_ascii_case("sec-websocket-accept")
-                        && h.value == expected.as_bytes()
-                });
-                if !ok {
-                    return Err(ErrorKind::BadResponse);
+                Err(e) => return Err(ErrorKind::from_io(&e)),
+            };
+            b.truncate(start + n);
+            match check_head(&b, &key)? {
+                Some(len) => Ok(Head::Done(b[len..].to_vec())),
+                None => {
+                    kept = b.clone();
+                    Ok(Head::More)
                 }
-                return Ok(buf[len..filled].to_vec());
             }
-            Ok(httparse::Status::Partial) if filled < buf.len() => continue,
-            _ => return Err(ErrorKind::BadResponse),
+        })?;
+        if let Head::Done(early) = step {
+            return Ok(early);
         }
     }
 }

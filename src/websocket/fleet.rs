@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::Interest;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::clock::{mono_ns, real_ns, PreciseTimer, WallMap};
@@ -84,6 +85,7 @@ struct Fleet {
     echo_seq: RefCell<Vec<u64>>,
     stats: RefCell<IntervalStats>,
     open: Cell<u64>,
+    ramp_reported: Cell<bool>,
     closing: Cell<bool>,
     rng: RefCell<SplitMix64>,
     out: RefCell<Vec<u8>>,
@@ -258,27 +260,29 @@ impl Fleet {
             if closing_since.is_some_and(|t| mono_ns() > t + CLOSE_GRACE_NS) {
                 return End::WeClosed;
             }
-            let want_write = !conn.pending.borrow().is_empty();
-            tokio::select! {
+            // One readiness future and one wake-up, nothing else: this state is what every idle
+            // connection keeps in memory for its whole life.
+            let interest = if conn.pending.borrow().is_empty() {
+                Interest::READABLE
+            } else {
+                Interest::READABLE | Interest::WRITABLE
+            };
+            let ready = tokio::select! {
                 biased;
-                _ = conn.wake.notified() => {}
-                r = conn.stream.writable(), if want_write => {
-                    if r.is_err() || conn.flush().is_err() {
-                        return End::Lost;
-                    }
+                _ = conn.wake.notified() => continue,
+                r = conn.stream.ready(interest) => r,
+            };
+            let Ok(ready) = ready else { return End::Lost };
+            if ready.is_writable() && conn.flush().is_err() {
+                return End::Lost;
+            }
+            if ready.is_readable() || ready.is_read_closed() {
+                if let Err(end) = self.on_readable(conn, local) {
+                    return match (end, closing_since) {
+                        (End::ServerClosed, Some(_)) => End::WeClosed,
+                        (end, _) => end,
+                    };
                 }
-                r = conn.stream.readable() => {
-                    if r.is_err() {
-                        return End::Lost;
-                    }
-                    if let Err(end) = self.on_readable(conn, local) {
-                        return match (end, closing_since) {
-                            (End::ServerClosed, Some(_)) => End::WeClosed,
-                            (end, _) => end,
-                        };
-                    }
-                }
-                _ = tokio::time::sleep(Duration::from_millis(200)), if closing_since.is_some() => {}
             }
         }
     }
@@ -336,6 +340,14 @@ impl Fleet {
                     }
                     self.conns.borrow_mut()[local] = Some(conn.clone());
                     self.open.set(self.open.get() + 1);
+                    if !self.ramp_reported.get()
+                        && self.open.get() as usize == self.conns.borrow().len()
+                    {
+                        self.ramp_reported.set(true);
+                        let mut stats = self.stats.borrow_mut();
+                        stats.ramps_done += 1;
+                        stats.ramp_done_mono = mono_ns();
+                    }
                     let end = self.session(&conn, local).await;
                     self.conns.borrow_mut()[local] = None;
                     self.open.set(self.open.get() - 1);
@@ -503,6 +515,7 @@ pub async fn run_fleet(plan: FleetPlan) {
         echo_seq: RefCell::new(vec![0; mine]),
         stats: RefCell::new(IntervalStats::default()),
         open: Cell::new(0),
+        ramp_reported: Cell::new(false),
         closing: Cell::new(false),
         rng: RefCell::new(SplitMix64::new(seed)),
         out: RefCell::new(Vec::new()),

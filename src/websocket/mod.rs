@@ -2,6 +2,8 @@
 //! workload as the webhook model (push), sending it themselves (echo), or only held (idle).
 
 pub mod client;
+pub mod controller;
 pub mod fleet;
 pub mod frame;
+pub mod model;
 pub mod proto;

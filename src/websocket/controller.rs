@@ -1,0 +1,270 @@
+//! The harness's side of the built-in server's control connections: publishes the event stream
+//! (push mode) to whichever server process holds each subscriber, triggers drop faults, and
+//! collects the servers' counters at the end.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::clock::{mono_ns, PreciseTimer, WallMap};
+use crate::record::{record_ns, Counter, IntervalStats, WorkerReport, LATE_NS, MEASURED, WARMUP};
+use crate::scenario::DropFault;
+use crate::schedule::Schedule;
+use crate::websocket::proto::{tag, Control, ServerStats};
+
+/// What the controller does and when.
+pub struct ControllerPlan {
+    /// One control address per server process.
+    pub controls: Vec<SocketAddr>,
+    /// Publish the schedule (push mode).
+    pub publish: bool,
+    /// The event schedule.
+    pub schedule: Arc<Schedule>,
+    /// t = 0 of the run (intervals count from here).
+    pub ramp_start_mono: u64,
+    /// When the schedule starts.
+    pub events_start_mono: u64,
+    /// Warm-up boundary, wall-clock us.
+    pub warmup_end_real_us: u64,
+    /// Event size.
+    pub payload_bytes: usize,
+    /// Monotonic -> wall clock.
+    pub wall: WallMap,
+    /// Drop fault to trigger.
+    pub drop: Option<DropFault>,
+    /// When to collect the servers' counters and finish.
+    pub finish_at_mono: u64,
+    /// Interval length.
+    pub interval_ns: u64,
+    /// Reporting id (after the fleet workers').
+    pub worker_id: u64,
+    /// Number of subscribers.
+    pub subscribers: u64,
+    /// Set on Ctrl-C.
+    pub stop: Arc<AtomicBool>,
+    /// Where interval records go.
+    pub tx: UnboundedSender<WorkerReport>,
+}
+
+/// Runs the controller on its own thread; the result is the servers' summed counters.
+pub fn spawn_controller(
+    plan: ControllerPlan,
+) -> std::io::Result<std::thread::JoinHandle<Result<ServerStats, String>>> {
+    std::thread::Builder::new()
+        .name("ws-controller".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .event_interval(8)
+                .build()
+                .expect("a current-thread runtime");
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, run(plan))
+        })
+}
+
+struct Shared {
+    /// Server process (index + 1) holding each subscriber; 0 = none.
+    routes: RefCell<Vec<u8>>,
+    replies: RefCell<Vec<Option<ServerStats>>>,
+}
+
+async fn reader(index: usize, mut read: OwnedReadHalf, shared: Rc<Shared>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut filled = 0;
+    loop {
+        match read.read(&mut buf[filled..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => filled += n,
+        }
+        let mut at = 0;
+        while filled - at >= 5 {
+            let t = buf[at];
+            let sub = u32::from_le_bytes(buf[at + 1..at + 5].try_into().expect("4 bytes"));
+            if t == tag::STATS {
+                let len = sub as usize;
+                if filled - at < 5 + len {
+                    break;
+                }
+                let stats = serde_json::from_slice(&buf[at + 5..at + 5 + len]).unwrap_or_default();
+                shared.replies.borrow_mut()[index] = Some(stats);
+                at += 5 + len;
+                continue;
+            }
+            let mut routes = shared.routes.borrow_mut();
+            if let Some(slot) = routes.get_mut(sub as usize) {
+                match t {
+                    tag::HOLD => *slot = index as u8 + 1,
+                    tag::RELEASE if *slot == index as u8 + 1 => *slot = 0,
+                    _ => {}
+                }
+            }
+            at += 5;
+        }
+        buf.copy_within(at..filled, 0);
+        filled -= at;
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+    }
+}
+
+async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
+    let shared = Rc::new(Shared {
+        routes: RefCell::new(vec![0; plan.subscribers as usize]),
+        replies: RefCell::new(vec![None; plan.controls.len()]),
+    });
+    let mut writers = Vec::new();
+    for (i, addr) in plan.controls.iter().enumerate() {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("control connection to {addr}: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (r, w) = stream.into_split();
+        tokio::task::spawn_local(reader(i, r, shared.clone()));
+        writers.push(w);
+    }
+    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); writers.len()];
+    let mut seqs = vec![0u64; plan.subscribers as usize];
+    let mut stats = IntervalStats::default();
+    let mut timer = PreciseTimer::new().map_err(|e| e.to_string())?;
+    let schedule = plan.schedule.clone();
+    let mut events = schedule.deliveries(0, 1).peekable();
+    let mut drop_at = plan.drop.map(|d| (plan.events_start_mono + d.at_ns, d));
+    let mut interval = 0u64;
+    let mut next_flush = plan.ramp_start_mono + plan.interval_ns;
+    let mut finish_at = plan.finish_at_mono;
+    loop {
+        let now = mono_ns();
+        while now >= next_flush {
+            let _ = plan.tx.send(WorkerReport {
+                worker: plan.worker_id,
+                interval,
+                stats: std::mem::take(&mut stats),
+                last: false,
+            });
+            interval += 1;
+            next_flush += plan.interval_ns;
+        }
+        if plan.stop.load(Ordering::Relaxed) {
+            finish_at = finish_at.min(now);
+        }
+        let publishing = plan.publish && now < finish_at;
+        while let Some(d) = events.peek().filter(|_| publishing) {
+            let intended = plan.events_start_mono + d.intended_ns;
+            if intended > now {
+                break;
+            }
+            let intended_us = plan.wall.to_real_ns(intended) / 1000;
+            let phase = if intended_us < plan.warmup_end_real_us {
+                WARMUP
+            } else {
+                MEASURED
+            };
+            let p = &mut stats.phases[phase];
+            p.bump(Counter::Offered, 1);
+            let sub = d.subscriber as usize;
+            let route = shared.routes.borrow()[sub];
+            if route == 0 {
+                // Nobody holds this subscriber right now: the event is lost (and shows up as a
+                // gap at the client once it is back).
+                p.bump(Counter::Dropped, 1);
+            } else {
+                let seq = seqs[sub];
+                seqs[sub] += 1;
+                Control {
+                    tag: tag::PUBLISH,
+                    subscriber: sub as u32,
+                    seq,
+                    intended_us,
+                    sent_us: plan.wall.to_real_ns(now) / 1000,
+                    len: plan.payload_bytes as u32,
+                }
+                .write(&mut bufs[route as usize - 1]);
+                p.bump(Counter::Sent, 1);
+                record_ns(&mut p.lag, intended, now);
+                if now - intended > LATE_NS {
+                    p.bump(Counter::LateSends, 1);
+                }
+            }
+            events.next();
+        }
+        if let Some((at, fault)) = drop_at {
+            if now >= at {
+                for buf in bufs.iter_mut() {
+                    Control {
+                        tag: tag::DROP,
+                        subscriber: 0,
+                        seq: u64::from(fault.code),
+                        intended_us: 0,
+                        sent_us: 0,
+                        len: fault.per_mille,
+                    }
+                    .write(buf);
+                }
+                drop_at = None;
+            }
+        }
+        for (w, buf) in writers.iter_mut().zip(bufs.iter_mut()) {
+            if !buf.is_empty() {
+                w.write_all(buf)
+                    .await
+                    .map_err(|e| format!("control connection lost: {e}"))?;
+                buf.clear();
+            }
+        }
+        if now >= finish_at {
+            break;
+        }
+        let mut next = next_flush.min(finish_at);
+        if plan.publish {
+            if let Some(d) = events.peek() {
+                next = next.min(plan.events_start_mono + d.intended_ns);
+            }
+        }
+        if let Some((at, _)) = drop_at {
+            next = next.min(at);
+        }
+        // Wake at least every 50 ms to notice Ctrl-C.
+        next = next.min(mono_ns() + 50_000_000);
+        timer.sleep_until(next).await.map_err(|e| e.to_string())?;
+    }
+
+    // Ask every process for its counters.
+    for w in writers.iter_mut() {
+        let mut out = Vec::new();
+        Control {
+            tag: tag::STATS,
+            subscriber: 0,
+            seq: 0,
+            intended_us: 0,
+            sent_us: 0,
+            len: 0,
+        }
+        .write(&mut out);
+        let _ = w.write_all(&out).await;
+    }
+    let deadline = mono_ns() + 3_000_000_000;
+    while shared.replies.borrow().iter().any(Option::is_none) && mono_ns() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = plan.tx.send(WorkerReport {
+        worker: plan.worker_id,
+        interval,
+        stats,
+        last: true,
+    });
+    let mut total = ServerStats::default();
+    for s in shared.replies.borrow().iter().flatten() {
+        total.add(s);
+    }
+    Ok(total)
+}

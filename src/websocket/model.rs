@@ -1,0 +1,465 @@
+//! Runs the WebSocket model end to end: starts the built-in server processes (or checks an
+//! external server), ramps the client fleet up, publishes or sends the event stream, merges the
+//! interval records and measures what holding the connections costs on each side.
+
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+use hdrhistogram::serialization::V2DeflateSerializer;
+
+use crate::clock::{mono_ns, WallMap};
+use crate::record::collect::Collector;
+use crate::record::resources::RoleMeter;
+use crate::record::results::{
+    percentile_rows, Connections, ModelSummary, PerConnection, Resources, RoleCost, TimeseriesRow,
+    WsSummary,
+};
+use crate::record::{Counter, Percentiles, PhaseStats, MEASURED, WARMUP};
+use crate::run::{Progress, RunContext, RunError};
+use crate::scenario::{Scenario, UrlTemplate, WebSocketConfig, WsMode, WsTarget};
+use crate::target::launch::{launch_ws_servers, RunningWsServers};
+use crate::webhook::http::ErrorKind;
+use crate::websocket::controller::{spawn_controller, ControllerPlan};
+use crate::websocket::fleet::{spawn_fleet_worker, FleetPlan};
+
+/// Connections one server process is given (its open-files limit must hold them).
+const CONNECTIONS_PER_SERVER_PROCESS: u64 = 16_000;
+
+/// The soft open-files limit of this process.
+pub fn open_files_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    }
+}
+
+fn resolve(url: &UrlTemplate) -> Result<SocketAddr, RunError> {
+    let unreachable = |reason: String| RunError::Unreachable {
+        url: url.raw.clone(),
+        reason,
+    };
+    let addr = (url.host.as_str(), url.port)
+        .to_socket_addrs()
+        .map_err(|e| unreachable(format!("cannot resolve {}: {e}", url.host)))?
+        .next()
+        .ok_or_else(|| unreachable(format!("{} has no address", url.host)))?;
+    TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .map_err(|e| unreachable(format!("cannot connect to {addr}: {e}")))?;
+    Ok(addr)
+}
+
+/// Loopback source address of fleet worker `w`: 127.1.0.1, 127.1.0.2, ...
+pub fn source_ip(w: u64) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 1, (w / 250) as u8, (w % 250) as u8 + 1))
+}
+
+/// Runs the WebSocket model and returns its summary entry.
+pub async fn run_websocket(
+    scenario: &Scenario,
+    cfg: &WebSocketConfig,
+    ctx: &mut RunContext,
+) -> Result<ModelSummary, RunError> {
+    let subs = scenario.workload.subscribers;
+    let (servers, url, addr) = match &cfg.target {
+        WsTarget::Builtin(server) => {
+            let processes = server
+                .processes
+                .unwrap_or_else(|| subs.div_ceil(CONNECTIONS_PER_SERVER_PROCESS) as usize)
+                .max(1);
+            let s = launch_ws_servers(&ctx.launch, processes, IpAddr::V4(Ipv4Addr::LOCALHOST))
+                .map_err(RunError::Setup)?;
+            let url = UrlTemplate::builtin_ws(s.addr.port());
+            let addr = s.addr;
+            (Some(s), url, addr)
+        }
+        WsTarget::External(url) => {
+            if cfg.mode == WsMode::Push {
+                return Err(RunError::Setup(format!(
+                    "push mode against an external server ({}) needs timestamp and sequence fields, which are not supported yet; use mode = \"echo\" or \"idle\"",
+                    url.raw
+                )));
+            }
+            let addr = resolve(url)?;
+            (None, url.clone(), addr)
+        }
+    };
+    let result = drive(scenario, cfg, ctx, servers.as_ref(), url, addr).await;
+    if let Some(s) = servers {
+        s.stop();
+    }
+    result
+}
+
+struct Totals {
+    measured: PhaseStats,
+    all: PhaseStats,
+    peak_connections: u64,
+    ramps_done: u64,
+    ramp_done_mono: u64,
+    gen_rss_at_peak: u64,
+    target_rss_at_peak: u64,
+}
+
+async fn drive(
+    scenario: &Scenario,
+    cfg: &WebSocketConfig,
+    ctx: &mut RunContext,
+    servers: Option<&RunningWsServers>,
+    url: UrlTemplate,
+    addr: SocketAddr,
+) -> Result<ModelSummary, RunError> {
+    let w = &scenario.workload;
+    let subs = w.subscribers;
+    let limit = open_files_limit();
+    // Descriptors this process needs besides the fleet's sockets (and the servers', in-process).
+    let reserve = 256
+        + if servers.is_some_and(|s| s.pids.is_empty()) {
+            subs
+        } else {
+            0
+        };
+    let room = limit.saturating_sub(reserve);
+    if subs > room {
+        return Err(RunError::Setup(format!(
+            "{subs} connections need more open files than this process may have (RLIMIT_NOFILE {limit}); raise it with `ulimit -n`, or use fewer subscribers (spreading the fleet over worker processes is not implemented yet)"
+        )));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let cap = cfg.connections_per_worker.map_or(u64::MAX, |c| c as u64);
+    let workers = subs.div_ceil(cap).max(cores.min(subs)).max(1);
+    let loopback = addr.ip().is_loopback() && addr.is_ipv4();
+
+    let schedule = Arc::new(w.schedule(scenario.seed));
+    let wall = WallMap::now();
+    let interval_ns = ctx.interval_ns;
+    let ramp_start_mono = mono_ns() + 100_000_000;
+    let ramp_ns = (subs as f64 / cfg.connect_rate * 1e9) as u64;
+    // Events start once the ramp should be over, plus a second to settle.
+    let events_start_mono = ramp_start_mono + ramp_ns + 1_000_000_000;
+    let warmup_end_real_us = wall.to_real_ns(events_start_mono + w.warmup_ns) / 1000;
+    let close_at_mono = events_start_mono + schedule.total_ns + cfg.drain_ns;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+
+    let mut gen_meter = RoleMeter::new(vec!["self".into()]);
+    let mut target_meter = RoleMeter::new(
+        servers
+            .map(|s| s.pids.iter().map(u32::to_string).collect())
+            .unwrap_or_default(),
+    );
+    let (_, gen_rss_before) = gen_meter.tick(0.0);
+    let (_, target_rss_before) = target_meter.tick(0.0);
+
+    let mut handles = Vec::new();
+    for worker in 0..workers {
+        let plan = FleetPlan {
+            worker,
+            workers,
+            subscribers: subs,
+            addr,
+            url: url.clone(),
+            // Each worker its own loopback source address: its own 28k ephemeral ports.
+            source_ip: loopback.then(|| source_ip(worker)),
+            mode: cfg.mode,
+            connect_rate_per_sec: cfg.connect_rate / workers as f64,
+            ping_interval_ns: cfg.ping_interval_ns,
+            reconnect: cfg.reconnect,
+            ramp_start_mono,
+            events_start_mono,
+            warmup_end_real_us,
+            close_at_mono,
+            schedule: schedule.clone(),
+            payload_bytes: w.payload_bytes,
+            interval_ns,
+            seed: scenario.seed,
+            wall,
+            stop: stop.clone(),
+            tx: tx.clone(),
+            subscribe: cfg.subscribe.clone(),
+        };
+        handles.push(
+            spawn_fleet_worker(plan)
+                .map_err(|e| RunError::Setup(format!("cannot start a fleet worker: {e}")))?,
+        );
+    }
+    let drop_fault = match &cfg.target {
+        WsTarget::Builtin(s) => s.drop,
+        WsTarget::External(_) => None,
+    };
+    let controller = match servers {
+        Some(s) => Some(
+            spawn_controller(ControllerPlan {
+                controls: s.controls.clone(),
+                publish: cfg.mode == WsMode::Push,
+                schedule: schedule.clone(),
+                ramp_start_mono,
+                events_start_mono,
+                warmup_end_real_us,
+                payload_bytes: w.payload_bytes,
+                wall,
+                drop: drop_fault,
+                finish_at_mono: close_at_mono,
+                interval_ns,
+                worker_id: workers,
+                subscribers: subs,
+                stop: stop.clone(),
+                tx: tx.clone(),
+            })
+            .map_err(|e| RunError::Setup(format!("cannot start the controller: {e}")))?,
+        ),
+        None => None,
+    };
+    drop(tx);
+    let sources = workers as usize + usize::from(controller.is_some());
+
+    let mut hlog_file = File::create(ctx.dir.join("websocket.hlog")).map_err(RunError::Io)?;
+    let mut serializer = V2DeflateSerializer::new();
+    let base =
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_nanos(wall.to_real_ns(ramp_start_mono));
+    let mut hlog = IntervalLogWriterBuilder::new()
+        .add_comment("pushbench websocket model; values in microseconds; tags name the metric")
+        .with_start_time(base)
+        .with_base_time(base)
+        .begin_log_with(&mut hlog_file, &mut serializer)
+        .map_err(RunError::Io)?;
+
+    let mut totals = Totals {
+        measured: PhaseStats::new(),
+        all: PhaseStats::new(),
+        peak_connections: 0,
+        ramps_done: 0,
+        ramp_done_mono: 0,
+        gen_rss_at_peak: gen_rss_before,
+        target_rss_at_peak: target_rss_before,
+    };
+    let mut collector = Collector::new(sources);
+    let total_s = (close_at_mono - ramp_start_mono) as f64 / 1e9;
+    let mut progress = Progress::new(ctx.progress, total_s, "websocket");
+    let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+    loop {
+        let report = tokio::select! {
+            r = rx.recv() => r,
+            _ = &mut ctrl_c => {
+                if ctx.interrupted.swap(true, Ordering::Relaxed) {
+                    eprintln!("interrupted again: exiting without writing the summary");
+                    std::process::exit(130);
+                }
+                stop.store(true, Ordering::Relaxed);
+                progress.note("interrupted: closing connections, writing results so far (Ctrl-C again to abort)");
+                ctrl_c = Box::pin(tokio::signal::ctrl_c());
+                continue;
+            }
+        };
+        if ctx.interrupted.load(Ordering::Relaxed) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let Some(report) = report else { break };
+        for (k, stats) in collector.push(report) {
+            let end_s = ((k + 1) as f64 * interval_ns as f64 / 1e9)
+                .min(mono_ns().saturating_sub(ramp_start_mono) as f64 / 1e9);
+            // Hand memory freed after the handshakes back to the OS, so RSS shows what the held
+            // connections really keep (glibc otherwise caches it in its arenas).
+            // SAFETY: malloc_trim has no preconditions.
+            unsafe { libc::malloc_trim(0) };
+            let (gen_cpu, gen_rss) = gen_meter.tick(end_s);
+            let (target_cpu, target_rss) = target_meter.tick(end_s);
+            totals.measured.add(&stats.phases[MEASURED]);
+            totals.all.add(&stats.phases[WARMUP]);
+            totals.all.add(&stats.phases[MEASURED]);
+            if stats.open_connections > totals.peak_connections || totals.peak_connections == 0 {
+                totals.peak_connections = stats.open_connections;
+                totals.gen_rss_at_peak = gen_rss;
+                totals.target_rss_at_peak = target_rss;
+            }
+            totals.ramps_done += stats.ramps_done;
+            totals.ramp_done_mono = totals.ramp_done_mono.max(stats.ramp_done_mono);
+            let latency = stats.merged(|p| &p.ack);
+            let q = |v: f64| {
+                if latency.is_empty() {
+                    0
+                } else {
+                    latency.value_at_quantile(v)
+                }
+            };
+            let errors: u64 = ErrorKind::ALL
+                .iter()
+                .map(|k| stats.phases.iter().map(|p| p.errors(*k)).sum::<u64>())
+                .sum::<u64>()
+                + stats.total(Counter::Disconnects)
+                + stats.total(Counter::PongsMissed);
+            ctx.timeseries
+                .serialize(TimeseriesRow {
+                    t_s: (end_s * 1000.0).round() / 1000.0,
+                    model: "websocket".into(),
+                    offered: stats.total(Counter::Offered),
+                    sent: stats.total(Counter::Sent),
+                    delivered: stats.total(Counter::Delivered),
+                    errors,
+                    retries: stats.total(Counter::Reconnects),
+                    connections: stats.open_connections,
+                    p50_us: q(0.5),
+                    p99_us: q(0.99),
+                    max_us: latency.max(),
+                    gen_cpu_pct: (gen_cpu * 10.0).round() / 10.0,
+                    gen_rss_bytes: gen_rss,
+                    target_cpu_pct: (target_cpu * 10.0).round() / 10.0,
+                    target_rss_bytes: target_rss,
+                })
+                .map_err(|e| RunError::Io(e.into()))?;
+            ctx.timeseries.flush().map_err(RunError::Io)?;
+            let m = &stats.phases[MEASURED];
+            let start = Duration::from_nanos(k * interval_ns);
+            let len = Duration::from_secs_f64((end_s - start.as_secs_f64()).max(0.0));
+            for (tag, h) in [
+                ("latency", &m.ack),
+                ("uncorrected_latency", &m.ack_uncorrected),
+                ("connect", &stats.merged(|p| &p.connect)),
+                ("pong_rtt", &stats.merged(|p| &p.rtt)),
+            ] {
+                hlog.write_histogram(h, start, len, Tag::new(tag))
+                    .map_err(|e| RunError::Io(std::io::Error::other(format!("{e:?}"))))?;
+            }
+            progress.update(end_s, &stats, &totals.measured);
+        }
+        if collector.all_done() {
+            break;
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    let server_stats = controller
+        .and_then(|c| c.join().ok())
+        .and_then(|r| match r {
+            Ok(s) => Some(s),
+            Err(e) => {
+                ctx.warn(format!("websocket controller: {e}"));
+                None
+            }
+        });
+    progress.finish();
+    drop(hlog);
+
+    let g = &totals.measured;
+    let all = &totals.all;
+    let duration_s = w.duration_ns as f64 / 1e9;
+    let scheduled = if cfg.mode == WsMode::Idle {
+        0
+    } else {
+        crate::schedule::Arrivals::new(&w.shape, schedule.total_ns, scenario.seed)
+            .filter(|&t| t >= w.warmup_ns)
+            .count() as u64
+            * w.fanout
+    };
+    let events = if cfg.mode == WsMode::Idle {
+        0
+    } else {
+        g.get(Counter::Offered)
+    };
+    let delivered = g.get(Counter::Delivered).min(events);
+    let ramp_s = if totals.ramps_done >= workers {
+        totals.ramp_done_mono.saturating_sub(ramp_start_mono) as f64 / 1e9
+    } else {
+        0.0
+    };
+    let per_conn = |rss: u64, before: u64| {
+        if totals.peak_connections == 0 {
+            0.0
+        } else {
+            rss.saturating_sub(before) as f64 / totals.peak_connections as f64
+        }
+    };
+    let mut errors = std::collections::BTreeMap::new();
+    for kind in ErrorKind::ALL {
+        errors.insert(kind.name().to_string(), all.errors(kind));
+    }
+    let summary = ModelSummary {
+        model: "websocket".into(),
+        target_rate: scheduled as f64 / duration_s,
+        achieved_rate: delivered as f64 / duration_s,
+        events,
+        delivered,
+        failed: events - delivered,
+        unfinished: 0,
+        dropped: g.get(Counter::Dropped),
+        retries: 0,
+        duplicates: g.get(Counter::Reordered),
+        late_sends: g.get(Counter::LateSends),
+        latency_source: match cfg.mode {
+            WsMode::Push => "client (pushed frame received)",
+            WsMode::Echo => "client (echo received)",
+            WsMode::Idle => "none (idle)",
+        }
+        .into(),
+        latency_us: Percentiles::of(&g.ack),
+        uncorrected_latency_us: Percentiles::of(&g.ack_uncorrected),
+        ack_latency_us: Percentiles::of(&g.ack),
+        ack_uncorrected_latency_us: Percentiles::of(&g.ack_uncorrected),
+        connect_us: Percentiles::of(&all.connect),
+        schedule_lag_us: Percentiles::of(&g.lag),
+        connections: Connections {
+            target: subs,
+            peak: totals.peak_connections,
+            opened: all.get(Counter::Connects),
+            failed: all.get(Counter::ConnectErrors),
+            reconnects: all.get(Counter::Reconnects),
+        },
+        resources: Resources {
+            generator: RoleCost {
+                cpu_s: gen_meter.cpu_s(),
+                peak_rss_bytes: gen_meter.peak_rss_bytes,
+            },
+            target: RoleCost {
+                cpu_s: target_meter.cpu_s(),
+                peak_rss_bytes: target_meter.peak_rss_bytes,
+            },
+        },
+        bytes_per_event: if delivered > 0 {
+            (all.get(Counter::BytesIn) + all.get(Counter::BytesOut)) as f64 / delivered as f64
+        } else {
+            0.0
+        },
+        errors,
+        receiver: None,
+        websocket: Some(WsSummary {
+            mode: cfg.mode.name().into(),
+            gaps: g.get(Counter::Gaps),
+            reordered: g.get(Counter::Reordered),
+            unrouted: g.get(Counter::Dropped),
+            server_closes: all.get(Counter::ServerCloses),
+            disconnects: all.get(Counter::Disconnects),
+            pongs_missed: all.get(Counter::PongsMissed),
+            pong_rtt_us: Percentiles::of(&all.rtt),
+            ramp_s,
+            connects_per_s: if ramp_s > 0.0 {
+                subs as f64 / ramp_s
+            } else {
+                0.0
+            },
+            memory_per_connection_bytes: PerConnection {
+                generator: per_conn(totals.gen_rss_at_peak, gen_rss_before),
+                target: per_conn(totals.target_rss_at_peak, target_rss_before),
+            },
+            fleet_workers: workers,
+            server_processes: servers.map_or(0, |s| s.controls.len() as u64),
+            server: server_stats,
+        }),
+    };
+    let pw = &mut ctx.percentiles;
+    percentile_rows(pw, "websocket", "latency", &g.ack).map_err(RunError::Io)?;
+    percentile_rows(pw, "websocket", "uncorrected_latency", &g.ack_uncorrected)
+        .map_err(RunError::Io)?;
+    percentile_rows(pw, "websocket", "connect", &all.connect).map_err(RunError::Io)?;
+    percentile_rows(pw, "websocket", "pong_rtt", &all.rtt).map_err(RunError::Io)?;
+    Ok(summary)
+}
