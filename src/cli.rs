@@ -32,6 +32,13 @@ pub enum Command {
         /// Scenario file (TOML).
         scenario: PathBuf,
     },
+    /// Internal: a fleet worker process (started by `run`; reads its spec on stdin).
+    #[command(hide = true)]
+    Worker {
+        /// Which kind of worker.
+        #[arg(value_parser = ["websocket"])]
+        kind: String,
+    },
     /// Run a built-in target on its own.
     Serve {
         /// Which target.

@@ -39,7 +39,9 @@ pub fn real_ns() -> u64 {
 }
 
 /// Maps monotonic instants to wall-clock time using one pair of readings taken together.
-#[derive(Debug, Clone, Copy)]
+/// `CLOCK_MONOTONIC` is shared by every process on a host, so worker processes reuse the
+/// parent's map and all agree on wall-clock times.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct WallMap {
     mono_at_start: u64,
     real_at_start: u64,

@@ -19,6 +19,13 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Worker { .. } => match pushbench::websocket::workers::run_worker_process() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(3)
+            }
+        },
         Command::Validate { scenario } => match scenario::load(&scenario) {
             Ok(s) => {
                 println!("{}: ok (scenario \"{}\")", scenario.display(), s.name);

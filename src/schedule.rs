@@ -6,7 +6,7 @@
 //! function, so the generator can be checked without running it.
 
 /// One constant-rate stretch of a `steps` shape.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Step {
     /// Events per second during the step (0 pauses).
     pub rate_per_sec: f64,
@@ -15,7 +15,7 @@ pub struct Step {
 }
 
 /// How event arrivals are spread over the run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Shape {
     /// Evenly spaced events at a fixed rate.
     Constant { rate_per_sec: f64 },
@@ -196,7 +196,7 @@ pub struct Delivery {
 }
 
 /// The full delivery stream of a run: arrivals x fan-out, assigned round-robin to subscribers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Schedule {
     /// Arrival shape.
     pub shape: Shape,

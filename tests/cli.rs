@@ -268,3 +268,58 @@ fn ctrl_c_stops_the_run_writes_results_and_exits_130() {
         "the receiver's last figures were collected"
     );
 }
+
+#[test]
+fn a_fleet_past_its_per_worker_cap_spreads_over_worker_processes_and_merges_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "procs.toml",
+        "[workload]\nevents_per_second = 300\nsubscribers = 300\nduration = \"2s\"\n[websocket]\nmode = \"push\"\nconnections_per_worker = 100\n[websocket.server]\nprocesses = 2\n",
+    );
+    let out_dir = dir.path().join("out");
+    let out = pushbench(
+        &[
+            "run",
+            &file,
+            "--progress",
+            "off",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let m = &summary["models"][0];
+    let ws = &m["websocket"];
+    assert_eq!(
+        ws["fleet_workers"], 3,
+        "three worker processes of 100 connections"
+    );
+    assert_eq!(ws["server_processes"], 2);
+    assert_eq!(m["connections"]["peak"], 300);
+    assert_eq!(
+        m["connect_us"]["count"], 300,
+        "every process's connect histogram arrived"
+    );
+    assert_eq!(
+        (m["events"].as_u64(), m["delivered"].as_u64()),
+        (Some(600), Some(600))
+    );
+    assert_eq!(
+        m["latency_us"]["count"], 600,
+        "merged histograms hold each sample once"
+    );
+    assert_eq!(ws["gaps"], 0);
+    assert_eq!(
+        ws["server"]["pushed"], 600,
+        "each event reached the process holding its subscriber"
+    );
+}

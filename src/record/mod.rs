@@ -10,6 +10,7 @@ pub mod collect;
 pub mod hist;
 pub mod resources;
 pub mod results;
+pub mod wire;
 
 use hdrhistogram::Histogram;
 
@@ -159,6 +160,9 @@ pub struct IntervalStats {
     pub ramps_done: u64,
     /// The latest monotonic instant at which one of them did.
     pub ramp_done_mono: u64,
+    /// Resident memory of worker processes before their first connection (summed; reported
+    /// once), the baseline for memory per connection.
+    pub rss_baseline_bytes: u64,
 }
 
 impl IntervalStats {
@@ -171,6 +175,7 @@ impl IntervalStats {
         self.backlog += other.backlog;
         self.ramps_done += other.ramps_done;
         self.ramp_done_mono = self.ramp_done_mono.max(other.ramp_done_mono);
+        self.rss_baseline_bytes += other.rss_baseline_bytes;
     }
 
     /// A counter summed over both phases.

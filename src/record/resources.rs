@@ -59,6 +59,11 @@ impl RoleMeter {
         }
     }
 
+    /// Adds processes started after the first sample (their CPU counts from their start).
+    pub fn add_pids(&mut self, pids: impl IntoIterator<Item = String>) {
+        self.pids.extend(pids);
+    }
+
     /// Samples now; returns (CPU % since the last call, summed RSS).
     pub fn tick(&mut self, now_s: f64) -> (f64, u64) {
         let mut cpu = 0.0;

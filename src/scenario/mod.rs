@@ -77,7 +77,7 @@ pub enum ConnectionMode {
 }
 
 /// Randomisation of retry delays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Jitter {
     /// Uniform in [0, backoff] (AWS "full jitter").
     Full,
@@ -156,7 +156,7 @@ pub enum WebhookTarget {
 }
 
 /// An `http://host:port/path` URL with an optional `{subscriber}` placeholder in the path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UrlTemplate {
     /// The URL as written.
     pub raw: String,
@@ -237,7 +237,7 @@ pub struct WebhookConfig {
 }
 
 /// What the WebSocket fleet does with its connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WsMode {
     /// The server pushes each event down its subscriber's connection.
     Push,
@@ -259,7 +259,7 @@ impl WsMode {
 }
 
 /// Reconnect backoff: `initial * 2^n` capped at `max`, with jitter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReconnectPolicy {
     /// Wait before the first reconnect.
     pub initial_ns: u64,

@@ -30,8 +30,9 @@ const MAX_PENDING: usize = 1 << 20;
 /// How long closing connections get to finish the close handshake.
 const CLOSE_GRACE_NS: u64 = 2_000_000_000;
 
-/// One worker's marching orders.
-pub struct FleetPlan {
+/// One worker's marching orders (serializable: worker processes read it from stdin).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FleetSpec {
     /// This worker.
     pub worker: u64,
     /// Number of workers.
@@ -42,8 +43,8 @@ pub struct FleetPlan {
     pub addr: SocketAddr,
     /// URL template.
     pub url: WsUrl,
-    /// Source address to connect from (`None` = the kernel's choice).
-    pub source_ip: Option<IpAddr>,
+    /// Source addresses to connect from, used in turn (empty = the kernel's choice).
+    pub source_ips: Vec<IpAddr>,
     /// push, echo or idle.
     pub mode: WsMode,
     /// This worker's share of the connect rate.
@@ -61,7 +62,7 @@ pub struct FleetPlan {
     /// When connections are closed and the worker reports for the last time.
     pub close_at_mono: u64,
     /// The event schedule (echo mode sends its share of it).
-    pub schedule: Arc<Schedule>,
+    pub schedule: Schedule,
     /// Event size.
     pub payload_bytes: usize,
     /// Interval length.
@@ -70,16 +71,16 @@ pub struct FleetPlan {
     pub seed: u64,
     /// Monotonic -> wall clock.
     pub wall: WallMap,
-    /// Set on Ctrl-C.
-    pub stop: Arc<AtomicBool>,
-    /// Where interval records go.
-    pub tx: UnboundedSender<WorkerReport>,
     /// Text message sent after connecting (`{subscriber}` replaced).
     pub subscribe: Option<String>,
+    /// Report this process's memory before connecting (worker processes).
+    pub report_rss_baseline: bool,
 }
 
 struct Fleet {
-    plan: FleetPlan,
+    plan: FleetSpec,
+    stop: Arc<AtomicBool>,
+    tx: UnboundedSender<WorkerReport>,
     conns: RefCell<Vec<Option<Rc<ClientConn>>>>,
     expected_seq: RefCell<Vec<u64>>,
     echo_seq: RefCell<Vec<u64>>,
@@ -291,7 +292,9 @@ impl Fleet {
         &self,
         subscriber: u64,
     ) -> Result<(tokio::net::TcpStream, Vec<u8>), ErrorKind> {
-        let mut stream = tcp_connect(self.plan.addr, self.plan.source_ip)
+        let ips = &self.plan.source_ips;
+        let source = (!ips.is_empty()).then(|| ips[self.local(subscriber) % ips.len()]);
+        let mut stream = tcp_connect(self.plan.addr, source)
             .await
             .map_err(|e| ErrorKind::from_io(&e))?;
         let key = {
@@ -405,7 +408,7 @@ impl Fleet {
             .deliveries(0, 1)
             .filter(|d| d.subscriber % workers == worker)
         {
-            if self.closing.get() || self.plan.stop.load(Ordering::Relaxed) {
+            if self.closing.get() || self.stop.load(Ordering::Relaxed) {
                 break;
             }
             let intended = self.plan.events_start_mono + d.intended_ns;
@@ -456,8 +459,12 @@ impl Fleet {
     fn heartbeat(&self) {
         let now = mono_ns();
         let interval = self.plan.ping_interval_ns;
-        let conns: Vec<Rc<ClientConn>> = self.conns.borrow().iter().flatten().cloned().collect();
-        for conn in conns {
+        let len = self.conns.borrow().len();
+        for i in 0..len {
+            // One connection at a time: sending may not re-enter `conns`, but no copy is made.
+            let Some(conn) = self.conns.borrow()[i].clone() else {
+                continue;
+            };
             let out = conn.ping_out_ns.get();
             if out != 0 && now > out + interval {
                 // No pong for a whole interval: treat the connection as dead.
@@ -474,7 +481,7 @@ impl Fleet {
     fn flush(&self, interval: u64, last: bool) {
         let mut stats = std::mem::take(&mut *self.stats.borrow_mut());
         stats.open_connections = self.open.get();
-        let _ = self.plan.tx.send(WorkerReport {
+        let _ = self.tx.send(WorkerReport {
             worker: self.plan.worker,
             interval,
             stats,
@@ -488,22 +495,33 @@ thread_local! {
 }
 
 /// Runs one fleet worker on its own thread until `close_at_mono` (or Ctrl-C).
-pub fn spawn_fleet_worker(plan: FleetPlan) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub fn spawn_fleet_worker(
+    spec: FleetSpec,
+    stop: Arc<AtomicBool>,
+    tx: UnboundedSender<WorkerReport>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
-        .name(format!("ws-fleet-{}", plan.worker))
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .event_interval(8)
-                .build()
-                .expect("a current-thread runtime");
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, run_fleet(plan));
-        })
+        .name(format!("ws-fleet-{}", spec.worker))
+        .spawn(move || run_fleet_blocking(spec, stop, tx))
+}
+
+/// Runs one fleet worker on the calling thread (a worker process's main thread, or a thread).
+pub fn run_fleet_blocking(
+    spec: FleetSpec,
+    stop: Arc<AtomicBool>,
+    tx: UnboundedSender<WorkerReport>,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .event_interval(8)
+        .build()
+        .expect("a current-thread runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, run_fleet(spec, stop, tx));
 }
 
 /// The worker's main loop: ramp, heartbeats, interval hand-overs, closing.
-pub async fn run_fleet(plan: FleetPlan) {
+pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: UnboundedSender<WorkerReport>) {
     let mine = plan
         .subscribers
         .saturating_sub(plan.worker)
@@ -520,7 +538,13 @@ pub async fn run_fleet(plan: FleetPlan) {
         rng: RefCell::new(SplitMix64::new(seed)),
         out: RefCell::new(Vec::new()),
         plan,
+        stop,
+        tx,
     });
+    if fleet.plan.report_rss_baseline {
+        let rss = crate::record::resources::sample("self").map_or(0, |s| s.rss_bytes);
+        fleet.stats.borrow_mut().rss_baseline_bytes = rss;
+    }
     tokio::task::spawn_local(fleet.clone().ramp());
     if fleet.plan.mode == WsMode::Echo {
         tokio::task::spawn_local(fleet.clone().echo_pacer());
@@ -537,7 +561,7 @@ pub async fn run_fleet(plan: FleetPlan) {
             interval += 1;
             next_flush += plan.interval_ns;
         }
-        if plan.stop.load(Ordering::Relaxed) {
+        if fleet.stop.load(Ordering::Relaxed) {
             close_at = close_at.min(now);
         }
         if now >= close_at && closed_at.is_none() {

@@ -7,3 +7,4 @@ pub mod fleet;
 pub mod frame;
 pub mod model;
 pub mod proto;
+pub mod workers;

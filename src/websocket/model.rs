@@ -21,10 +21,11 @@ use crate::record::results::{
 use crate::record::{Counter, Percentiles, PhaseStats, MEASURED, WARMUP};
 use crate::run::{Progress, RunContext, RunError};
 use crate::scenario::{Scenario, UrlTemplate, WebSocketConfig, WsMode, WsTarget};
+use crate::target::launch::TargetLaunch;
 use crate::target::launch::{launch_ws_servers, RunningWsServers};
 use crate::webhook::http::ErrorKind;
 use crate::websocket::controller::{spawn_controller, ControllerPlan};
-use crate::websocket::fleet::{spawn_fleet_worker, FleetPlan};
+use crate::websocket::fleet::{spawn_fleet_worker, FleetSpec};
 
 /// Connections one server process is given (its open-files limit must hold them).
 const CONNECTIONS_PER_SERVER_PROCESS: u64 = 16_000;
@@ -58,9 +59,24 @@ fn resolve(url: &UrlTemplate) -> Result<SocketAddr, RunError> {
     Ok(addr)
 }
 
-/// Loopback source address of fleet worker `w`: 127.1.0.1, 127.1.0.2, ...
-pub fn source_ip(w: u64) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 1, (w / 250) as u8, (w % 250) as u8 + 1))
+/// Loopback source addresses per fleet worker.
+const SOURCES_PER_WORKER: u64 = 32;
+
+/// Loopback source addresses of fleet worker `w`: 127.1.w.1 to 127.1.w.32 (worker 256 and up
+/// continue in 127.2.x.y). Few connections per (source, destination) pair keep the kernel's
+/// ephemeral-port search short: with one source address, 16,000 connections to one server port
+/// spent three quarters of the fleet's CPU in `__inet_check_established`.
+pub fn source_ips(w: u64) -> Vec<IpAddr> {
+    (1..=SOURCES_PER_WORKER)
+        .map(|i| {
+            IpAddr::V4(Ipv4Addr::new(
+                127,
+                1 + (w / 256) as u8,
+                (w % 256) as u8,
+                i as u8,
+            ))
+        })
+        .collect()
 }
 
 /// Runs the WebSocket model and returns its summary entry.
@@ -107,6 +123,7 @@ struct Totals {
     ramps_done: u64,
     ramp_done_mono: u64,
     gen_rss_at_peak: u64,
+    worker_rss_baseline: u64,
     target_rss_at_peak: u64,
 }
 
@@ -129,14 +146,30 @@ async fn drive(
             0
         };
     let room = limit.saturating_sub(reserve);
-    if subs > room {
-        return Err(RunError::Setup(format!(
-            "{subs} connections need more open files than this process may have (RLIMIT_NOFILE {limit}); raise it with `ulimit -n`, or use fewer subscribers (spreading the fleet over worker processes is not implemented yet)"
-        )));
-    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
-    let cap = cfg.connections_per_worker.map_or(u64::MAX, |c| c as u64);
-    let workers = subs.div_ceil(cap).max(cores.min(subs)).max(1);
+    // Threads in this process while the fleet fits its open-files limit; past it (or when a
+    // per-worker cap is asked for), worker processes of this binary, each with its own limit.
+    let exe = match &ctx.launch {
+        TargetLaunch::Child(exe) if subs > room || cfg.connections_per_worker.is_some() => {
+            Some(exe.clone())
+        }
+        _ => None,
+    };
+    let workers = match (&exe, cfg.connections_per_worker) {
+        (Some(_), cap) => {
+            let cap = cap.map_or(limit.saturating_sub(512).max(1), |c| c as u64);
+            subs.div_ceil(cap).max(1)
+        }
+        (None, _) if subs > room => {
+            return Err(RunError::Setup(format!(
+                "{subs} connections need more open files than this process may have (RLIMIT_NOFILE {limit}); raise it with `ulimit -n`, or run from the command line, where the fleet spreads over worker processes"
+            )));
+        }
+        (None, cap) => {
+            let cap = cap.map_or(u64::MAX, |c| c as u64);
+            subs.div_ceil(cap).max(cores.min(subs)).max(1)
+        }
+    };
     let loopback = addr.ip().is_loopback() && addr.is_ipv4();
 
     let schedule = Arc::new(w.schedule(scenario.seed));
@@ -161,15 +194,20 @@ async fn drive(
     let (_, target_rss_before) = target_meter.tick(0.0);
 
     let mut handles = Vec::new();
+    let mut worker_procs = Vec::new();
     for worker in 0..workers {
-        let plan = FleetPlan {
+        let spec = FleetSpec {
             worker,
             workers,
             subscribers: subs,
             addr,
             url: url.clone(),
             // Each worker its own loopback source address: its own 28k ephemeral ports.
-            source_ip: loopback.then(|| source_ip(worker)),
+            source_ips: if loopback {
+                source_ips(worker)
+            } else {
+                Vec::new()
+            },
             mode: cfg.mode,
             connect_rate_per_sec: cfg.connect_rate / workers as f64,
             ping_interval_ns: cfg.ping_interval_ns,
@@ -178,20 +216,27 @@ async fn drive(
             events_start_mono,
             warmup_end_real_us,
             close_at_mono,
-            schedule: schedule.clone(),
+            schedule: (*schedule).clone(),
             payload_bytes: w.payload_bytes,
             interval_ns,
             seed: scenario.seed,
             wall,
-            stop: stop.clone(),
-            tx: tx.clone(),
             subscribe: cfg.subscribe.clone(),
+            report_rss_baseline: exe.is_some(),
         };
-        handles.push(
-            spawn_fleet_worker(plan)
-                .map_err(|e| RunError::Setup(format!("cannot start a fleet worker: {e}")))?,
-        );
+        match &exe {
+            Some(exe) => worker_procs.push(
+                crate::websocket::workers::spawn_worker_process(exe, &spec, tx.clone()).map_err(
+                    |e| RunError::Setup(format!("cannot start fleet worker process {worker}: {e}")),
+                )?,
+            ),
+            None => handles.push(
+                spawn_fleet_worker(spec, stop.clone(), tx.clone())
+                    .map_err(|e| RunError::Setup(format!("cannot start a fleet worker: {e}")))?,
+            ),
+        }
     }
+    gen_meter.add_pids(worker_procs.iter().map(|p| p.pid().to_string()));
     let drop_fault = match &cfg.target {
         WsTarget::Builtin(s) => s.drop,
         WsTarget::External(_) => None,
@@ -240,6 +285,7 @@ async fn drive(
         ramps_done: 0,
         ramp_done_mono: 0,
         gen_rss_at_peak: gen_rss_before,
+        worker_rss_baseline: 0,
         target_rss_at_peak: target_rss_before,
     };
     let mut collector = Collector::new(sources);
@@ -282,6 +328,7 @@ async fn drive(
                 totals.target_rss_at_peak = target_rss;
             }
             totals.ramps_done += stats.ramps_done;
+            totals.worker_rss_baseline += stats.rss_baseline_bytes;
             totals.ramp_done_mono = totals.ramp_done_mono.max(stats.ramp_done_mono);
             let latency = stats.merged(|p| &p.ack);
             let q = |v: f64| {
@@ -337,6 +384,9 @@ async fn drive(
     }
     for h in handles {
         let _ = h.join();
+    }
+    for p in worker_procs {
+        p.wait();
     }
     let server_stats = controller
         .and_then(|c| c.join().ok())
@@ -447,7 +497,10 @@ async fn drive(
                 0.0
             },
             memory_per_connection_bytes: PerConnection {
-                generator: per_conn(totals.gen_rss_at_peak, gen_rss_before),
+                generator: per_conn(
+                    totals.gen_rss_at_peak,
+                    gen_rss_before + totals.worker_rss_baseline,
+                ),
                 target: per_conn(totals.target_rss_at_peak, target_rss_before),
             },
             fleet_workers: workers,
