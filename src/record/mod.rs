@@ -163,6 +163,8 @@ pub struct IntervalStats {
     /// Resident memory of worker processes before their first connection (summed; reported
     /// once), the baseline for memory per connection.
     pub rss_baseline_bytes: u64,
+    /// Monotonic instant of the latest measured delivery in the interval (0 = none).
+    pub last_delivery_mono: u64,
 }
 
 impl IntervalStats {
@@ -176,6 +178,7 @@ impl IntervalStats {
         self.ramps_done += other.ramps_done;
         self.ramp_done_mono = self.ramp_done_mono.max(other.ramp_done_mono);
         self.rss_baseline_bytes += other.rss_baseline_bytes;
+        self.last_delivery_mono = self.last_delivery_mono.max(other.last_delivery_mono);
     }
 
     /// A counter summed over both phases.

@@ -27,6 +27,7 @@ pub struct ReportWire {
     ramps_done: u64,
     ramp_done_mono: u64,
     rss_baseline_bytes: u64,
+    last_delivery_mono: u64,
 }
 
 fn phase_to(p: &PhaseStats) -> PhaseWire {
@@ -70,6 +71,7 @@ pub fn to_line(r: &WorkerReport) -> String {
         ramps_done: s.ramps_done,
         ramp_done_mono: s.ramp_done_mono,
         rss_baseline_bytes: s.rss_baseline_bytes,
+        last_delivery_mono: s.last_delivery_mono,
     })
     .expect("reports serialize")
 }
@@ -88,6 +90,7 @@ pub fn from_line(line: &str) -> Result<WorkerReport, String> {
             ramps_done: w.ramps_done,
             ramp_done_mono: w.ramp_done_mono,
             rss_baseline_bytes: w.rss_baseline_bytes,
+            last_delivery_mono: w.last_delivery_mono,
         },
     })
 }

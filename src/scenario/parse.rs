@@ -330,7 +330,8 @@ pub fn parse(
 
     let workload = match cx.table(&mut root, "workload") {
         Some((mut s, _)) => {
-            let w = workload(&mut cx, &mut s);
+            let has_webhook = doc.as_table().get("webhook").is_some();
+            let w = workload(&mut cx, &mut s, has_webhook);
             cx.finish(s);
             w
         }
@@ -574,7 +575,7 @@ fn sanitize_name(stem: &str) -> String {
     }
 }
 
-fn workload(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<Workload> {
+fn workload(cx: &mut Cx<'_>, s: &mut Section<'_>, has_webhook: bool) -> Option<Workload> {
     let before = cx.problems.len();
     let rate = cx.positive_rate(s, "events_per_second");
     let rate_given = s.table.get("events_per_second").is_some();
@@ -589,8 +590,15 @@ fn workload(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<Workload> {
             format!("{fanout} is more than the {subscribers} subscribers"),
         );
     }
+    // The smallest body depends on the models: the webhook JSON envelope, or the WebSocket
+    // event header.
+    let min_payload = if has_webhook {
+        MIN_PAYLOAD_BYTES
+    } else {
+        crate::websocket::proto::EVENT_HEADER
+    };
     let payload_bytes = match cx.integer(s, "payload_bytes", 0, 16 << 20) {
-        Some(v) if (v as usize) < MIN_PAYLOAD_BYTES => {
+        Some(v) if (v as usize) < min_payload => {
             let line = s
                 .table
                 .get_key_value("payload_bytes")
@@ -598,9 +606,13 @@ fn workload(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<Workload> {
             cx.problem(
                 line,
                 "workload.payload_bytes",
-                format!("must be at least {MIN_PAYLOAD_BYTES}: the event envelope (id, type, created_at, subscriber) takes that much (got {v})"),
+                if min_payload == MIN_PAYLOAD_BYTES {
+                    format!("must be at least {MIN_PAYLOAD_BYTES}: the webhook event envelope (id, type, created_at, subscriber) takes that much (got {v})")
+                } else {
+                    format!("must be at least {min_payload}: the event header (sequence, timestamps, subscriber) takes that much (got {v})")
+                },
             );
-            MIN_PAYLOAD_BYTES
+            min_payload
         }
         Some(v) => v as usize,
         None => 512,

@@ -123,29 +123,30 @@ impl Server {
     /// Handles complete frames at the start of `buf`; returns bytes consumed, or the close code
     /// to end the connection with.
     fn on_frames(&self, conn: &Conn, buf: &mut [u8]) -> Result<usize, u16> {
-        let mut at = 0;
+        // Answers to everything in this read go out in one write.
         let mut out = self.frame_buf.borrow_mut();
-        loop {
+        out.clear();
+        let (mut echoed, mut pongs) = (0, 0);
+        let mut at = 0;
+        let result = loop {
             let h = match frame::parse(&buf[at..], self.opts.max_message_bytes) {
                 Ok(Some(h)) if buf.len() - at >= h.frame_len() => h,
-                Ok(_) => return Ok(at),
-                Err(FrameError::TooBig) => return Err(1009),
-                Err(FrameError::Protocol) => return Err(1002),
+                Ok(_) => break Ok(at),
+                Err(FrameError::TooBig) => break Err(1009),
+                Err(FrameError::Protocol) => break Err(1002),
             };
             let payload = &mut buf[at + h.payload_at..at + h.frame_len()];
             // Clients must mask; servers unmask.
-            let Some(mask) = h.mask else { return Err(1002) };
+            let Some(mask) = h.mask else { break Err(1002) };
             frame::apply_mask(payload, mask);
-            out.clear();
             match h.opcode {
                 OpCode::Ping => {
                     frame::encode(&mut out, OpCode::Pong, payload, None);
-                    conn.send(&out, self.opts.max_pending_bytes);
-                    self.stats.borrow_mut().pongs += 1;
+                    pongs += 1;
                 }
                 OpCode::Close => {
                     let code = frame::close_code(payload);
-                    return Err(if code == 1005 { 1000 } else { code });
+                    break Err(if code == 1005 { 1000 } else { code });
                 }
                 OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                     let op = if h.opcode == OpCode::Continuation {
@@ -154,16 +155,22 @@ impl Server {
                         h.opcode
                     };
                     frame::encode(&mut out, op, payload, None);
-                    if conn.send(&out, self.opts.max_pending_bytes) {
-                        self.stats.borrow_mut().echoed += 1;
-                    } else {
-                        self.stats.borrow_mut().dropped_slow += 1;
-                    }
+                    echoed += 1;
                 }
                 OpCode::Pong => {}
             }
             at += h.frame_len();
+        };
+        if !out.is_empty() {
+            let mut stats = self.stats.borrow_mut();
+            stats.pongs += pongs;
+            if conn.send(&out, self.opts.max_pending_bytes) {
+                stats.echoed += echoed;
+            } else {
+                stats.dropped_slow += echoed;
+            }
         }
+        result
     }
 
     /// Reads what the socket has and handles it; `Err(code)` ends the connection.

@@ -190,6 +190,8 @@ pub struct ClientConn {
     pub next_ping_ns: Cell<u64>,
     /// Close with this code at the next wake (end of run, or 0 = dead: drop without closing).
     pub close_with: Cell<Option<u16>>,
+    /// Has frames queued by the echo sender that are not written yet.
+    pub queued: Cell<bool>,
 }
 
 impl ClientConn {
@@ -203,6 +205,7 @@ impl ClientConn {
             ping_out_ns: Cell::new(0),
             next_ping_ns: Cell::new(next_ping_ns),
             close_with: Cell::new(None),
+            queued: Cell::new(false),
         }
     }
 

@@ -195,6 +195,9 @@ impl Fleet {
             MEASURED
         };
         let mut stats = self.stats.borrow_mut();
+        if phase == MEASURED {
+            stats.last_delivery_mono = mono_ns();
+        }
         let p = &mut stats.phases[phase];
         p.bump(Counter::Delivered, 1);
         p.ack
@@ -404,6 +407,9 @@ impl Fleet {
         let workers = self.plan.workers;
         let worker = self.plan.worker;
         let schedule = self.plan.schedule.clone();
+        // Frames queued since the last write, per connection: when several events are due at
+        // once (high rates, or catching up) each connection gets one write for all of them.
+        let mut dirty: Vec<Rc<ClientConn>> = Vec::new();
         for d in schedule
             .deliveries(0, 1)
             .filter(|d| d.subscriber % workers == worker)
@@ -412,8 +418,11 @@ impl Fleet {
                 break;
             }
             let intended = self.plan.events_start_mono + d.intended_ns;
-            if timer.sleep_until(intended).await.is_err() {
-                break;
+            if mono_ns() < intended {
+                self.write_queued(&mut dirty);
+                if timer.sleep_until(intended).await.is_err() {
+                    break;
+                }
             }
             let intended_us = self.plan.wall.to_real_ns(intended) / 1000;
             let phase = if intended_us < self.plan.warmup_end_real_us {
@@ -439,7 +448,11 @@ impl Fleet {
                     subscriber: d.subscriber as u32,
                 }
                 .write(&mut payload);
-                self.send_frame(&conn, OpCode::Binary, &payload)
+                let queued = self.queue_frame(&conn, OpCode::Binary, &payload);
+                if queued && !conn.queued.replace(true) {
+                    dirty.push(conn);
+                }
+                queued
             });
             let mut stats = self.stats.borrow_mut();
             let p = &mut stats.phases[phase];
@@ -452,6 +465,34 @@ impl Fleet {
             } else {
                 // Not connected at its intended time: the event is lost, and says so.
                 p.bump(Counter::Failed, 1);
+            }
+        }
+        self.write_queued(&mut dirty);
+    }
+
+    /// Appends a masked frame to the connection's queue without writing it yet.
+    fn queue_frame(&self, conn: &ClientConn, opcode: OpCode, payload: &[u8]) -> bool {
+        let mut pending = conn.pending.borrow_mut();
+        if pending.len() + payload.len() > MAX_PENDING {
+            return false;
+        }
+        let before = pending.len();
+        frame::encode(&mut pending, opcode, payload, Some(self.mask()));
+        self.bump(
+            self.phase_now(),
+            Counter::BytesOut,
+            (pending.len() - before) as u64,
+        );
+        true
+    }
+
+    /// Writes every queued connection once; what the socket does not take, its task sends
+    /// when the socket is writable again.
+    fn write_queued(&self, dirty: &mut Vec<Rc<ClientConn>>) {
+        for conn in dirty.drain(..) {
+            conn.queued.set(false);
+            if conn.flush().is_err() || !conn.pending.borrow().is_empty() {
+                conn.wake.notify_one();
             }
         }
     }

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# WebSocket scale and speed on this machine, all on loopback with the built-in server.
+#
+#   scripts/bench-websocket.sh [CONNECTIONS=100000] [PUSH_CONNECTIONS=50000] [PUSH_RATE=20000]
+#
+# (a) hold CONNECTIONS idle connections: time to establish, connections/s, memory per
+#     connection on each side (RSS growth / connections), failures;
+# (b) push PUSH_RATE events/s for 10 s to PUSH_CONNECTIONS connections: delivered/s, gaps,
+#     latency percentiles from the intended time;
+# (c) echo with 100 connections at increasing rates: the highest rate echoed without loss,
+#     and tcpkali's figure on the same server when tcpkali is installed (no Debian package;
+#     build it outside the repo and put it on PATH, or this part skips it).
+# Past one process's open-files limit the fleet and the server spread over processes by
+# themselves; each fleet worker connects from its own loopback addresses.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONNS=${1:-100000}
+PUSH_CONNS=${2:-50000}
+PUSH_RATE=${3:-20000}
+cargo build --release --quiet
+PB=$PWD/target/release/pushbench
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+summary() { # dir -> selected figures of the websocket model
+  python3 - "$1/summary.json" <<'PY'
+import json, sys
+m = next(m for m in json.load(open(sys.argv[1]))["models"] if m["model"] == "websocket")
+w = m["websocket"]
+mem = w["memory_per_connection_bytes"]
+l = m["latency_us"]
+print(f"  connections held {m['connections']['peak']} of {m['connections']['target']}, "
+      f"failed connects {m['connections']['failed']}, reconnects {m['connections']['reconnects']}, "
+      f"fleet workers {w['fleet_workers']}, server processes {w['server_processes']}")
+print(f"  all connected in {w['ramp_s']:.2f} s = {w['connects_per_s']:.0f} connections/s, "
+      f"connect p50 {m['connect_us']['p50']} us p99 {m['connect_us']['p99']} us")
+print(f"  memory per connection: generator {mem['generator']:.0f} B, server {mem['target']:.0f} B")
+if m["events"]:
+    print(f"  events {m['events']}, delivered {m['delivered']} ({m['achieved_rate']:.0f}/s), "
+          f"lost {m['failed']}, gaps {w['gaps']}, late sends {m['late_sends']}")
+    print(f"  latency from intended time: p50 {l['p50']} us, p90 {l['p90']} us, p99 {l['p99']} us, "
+          f"p99.9 {l['p999']} us, max {l['max']} us")
+    print(f"  CPU per event: generator {m['resources']['generator']['cpu_s'] / max(m['delivered'],1) * 1e6:.1f} us, "
+          f"server {m['resources']['target']['cpu_s'] / max(m['delivered'],1) * 1e6:.1f} us")
+PY
+}
+
+if [ "${SKIP_SCALE:-0}" != 1 ]; then
+echo "(a) $CONNS idle connections"
+cat > "$WORK/idle.toml" <<TOML
+name = "bench-idle"
+[workload]
+events_per_second = 1
+subscribers = $CONNS
+duration = "10s"
+[websocket]
+mode = "idle"
+connect_rate = 20000
+ping_interval = "30s"
+TOML
+"$PB" run "$WORK/idle.toml" --progress off --out "$WORK/idle" > /dev/null
+summary "$WORK/idle"
+
+echo "(b) push $PUSH_RATE events/s to $PUSH_CONNS connections"
+cat > "$WORK/push.toml" <<TOML
+name = "bench-push"
+[workload]
+events_per_second = $PUSH_RATE
+subscribers = $PUSH_CONNS
+payload_bytes = 256
+duration = "10s"
+warmup = "2s"
+[websocket]
+mode = "push"
+connect_rate = 20000
+ping_interval = "30s"
+TOML
+"$PB" run "$WORK/push.toml" --progress off --out "$WORK/push" > /dev/null
+summary "$WORK/push"
+fi
+
+echo "(c) echo over 100 connections"
+for rate in 20000 50000 100000 200000; do
+  cat > "$WORK/echo-$rate.toml" <<TOML
+name = "bench-echo"
+[workload]
+events_per_second = $rate
+subscribers = 100
+payload_bytes = 64
+duration = "5s"
+warmup = "1s"
+[websocket]
+mode = "echo"
+TOML
+  "$PB" run "$WORK/echo-$rate.toml" --progress off --out "$WORK/echo-$rate" > /dev/null
+  echo " offered $rate/s:"
+  summary "$WORK/echo-$rate" | tail -3
+done
+if command -v tcpkali > /dev/null; then
+  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$PB" serve ws --listen "127.0.0.1:$PORT" > "$WORK/ws.log" 2>&1 &
+  SERVER=$!
+  sleep 0.5
+  tcpkali --websocket --ws-path /ws/1 -c 100 -m "$(head -c 64 /dev/zero | tr '\0' x)" -T 10s "127.0.0.1:$PORT" | tail -5
+  kill "$SERVER"
+else
+  echo " tcpkali not installed: skipped (no Debian package; build it outside the repo to compare)"
+fi
