@@ -17,8 +17,16 @@ cd "$(dirname "$0")/.."
 CONNS=${1:-100000}
 PUSH_CONNS=${2:-50000}
 PUSH_RATE=${3:-20000}
-cargo build --release --quiet
-PB=$PWD/target/release/pushbench
+CONNECT_RATE=${CONNECT_RATE:-20000}
+# PUSHBENCH_BIN: a prebuilt binary (e.g. on a machine without cargo).
+if [ -n "${PUSHBENCH_BIN:-}" ]; then
+  PB=$PUSHBENCH_BIN
+else
+  cargo build --release --quiet
+  PB=$PWD/target/release/pushbench
+fi
+echo "machine: $(nproc) cores, open files $(ulimit -n), $(uname -r)"
+
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -55,7 +63,7 @@ subscribers = $CONNS
 duration = "10s"
 [websocket]
 mode = "idle"
-connect_rate = 20000
+connect_rate = $CONNECT_RATE
 ping_interval = "30s"
 TOML
 "$PB" run "$WORK/idle.toml" --progress off --out "$WORK/idle" > /dev/null
@@ -72,7 +80,7 @@ duration = "10s"
 warmup = "2s"
 [websocket]
 mode = "push"
-connect_rate = 20000
+connect_rate = $CONNECT_RATE
 ping_interval = "30s"
 TOML
 "$PB" run "$WORK/push.toml" --progress off --out "$WORK/push" > /dev/null
