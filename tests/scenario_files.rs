@@ -367,6 +367,21 @@ fn websocket_mistakes_are_named() {
         "[websocket.server]\ndrop = { at = \"1s\", code = 99 }",
     ));
     assert!(has(&p, "websocket.server.drop.code", 6, "abrupt"), "{p:?}");
+    let p = problems(&base("timestamp_field = \"/ts\""));
+    assert!(
+        has(
+            &p,
+            "websocket.timestamp_field",
+            5,
+            "only for external servers"
+        ),
+        "{p:?}"
+    );
+    let p = problems(&base("url = \"ws://h:1/x\"\nsequence_field = \"seq\""));
+    assert!(
+        has(&p, "websocket.sequence_field", 6, "not a JSON pointer"),
+        "{p:?}"
+    );
     let p = problems(&base("hearbeat = \"1s\""));
     assert!(has(&p, "websocket.hearbeat", 5, "unknown key"), "{p:?}");
 }

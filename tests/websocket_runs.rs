@@ -225,3 +225,103 @@ mode = "push"
     let ts = std::fs::read_to_string(report.dir.join("timeseries.csv")).unwrap();
     assert!(ts.contains(",webhook,") && ts.contains(",websocket,"));
 }
+
+/// A WebSocket server we do not control: after the handshake it waits, then pushes
+/// `{"data":{"ts":<unix us>,"n":<seq>}}` text frames, leaving out seq `skip`.
+async fn external_push_server(
+    wait: std::time::Duration,
+    messages: u64,
+    skip: u64,
+) -> std::net::SocketAddr {
+    use pushbench::websocket::client::accept_key;
+    use pushbench::websocket::frame::{self, OpCode};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut filled = 0;
+                let key = loop {
+                    filled += s.read(&mut buf[filled..]).await.unwrap();
+                    let mut headers = [httparse::EMPTY_HEADER; 32];
+                    let mut req = httparse::Request::new(&mut headers);
+                    if let httparse::Status::Complete(_) = req.parse(&buf[..filled]).unwrap() {
+                        let h = req
+                            .headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-key"))
+                            .unwrap();
+                        break h.value.to_vec();
+                    }
+                };
+                let head = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                    accept_key(&key)
+                );
+                s.write_all(head.as_bytes()).await.unwrap();
+                tokio::time::sleep(wait).await;
+                for n in (0..messages).filter(|n| *n != skip) {
+                    let ts = pushbench::clock::real_ns() / 1000;
+                    let text = format!("{{\"data\":{{\"ts\":{ts},\"n\":{n}}}}}");
+                    let mut out = Vec::new();
+                    frame::encode(&mut out, OpCode::Text, text.as_bytes(), None);
+                    if s.write_all(&out).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                // Answer the client's close, then hang up.
+                let mut frame_buf = [0u8; 256];
+                if s.read(&mut frame_buf).await.unwrap_or(0) > 0 {
+                    let mut out = Vec::new();
+                    frame::encode(&mut out, OpCode::Close, &1000u16.to_be_bytes(), None);
+                    let _ = s.write_all(&out).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_from_an_external_server_are_timed_and_checked_by_json_pointers() {
+    let addr = external_push_server(std::time::Duration::from_millis(1500), 50, 5).await;
+    let s = scenario(&format!(
+        r#"
+[workload]
+events_per_second = 1
+subscribers = 20
+duration = "3s"
+[websocket]
+url = "ws://{addr}/feed/{{subscriber}}"
+mode = "push"
+timestamp_field = "/data/ts"
+sequence_field = "/data/n"
+"#
+    ));
+    let (report, _dir) = run_in_process(&s).await;
+    let m = websocket(&report);
+    let ws = m.websocket.as_ref().unwrap();
+    assert_eq!(
+        m.delivered,
+        20 * 49,
+        "every message but the skipped one arrived"
+    );
+    assert_eq!(
+        ws.gaps, 20,
+        "the skipped one shows as one gap per subscriber"
+    );
+    assert_eq!((m.events, m.failed), (20 * 50, 20));
+    assert_eq!(
+        m.latency_us.count,
+        20 * 49,
+        "each message was timed from its own timestamp"
+    );
+    assert!(m.latency_us.p50 < 50_000, "{:?}", m.latency_us);
+    assert!(
+        ws.server.is_none(),
+        "nothing is known of an external server's insides"
+    );
+}

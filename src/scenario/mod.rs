@@ -329,6 +329,10 @@ pub struct WebSocketConfig {
     pub drain_ns: u64,
     /// Connections one worker may hold; `None` = derived from the open-files limit.
     pub connections_per_worker: Option<usize>,
+    /// External push servers: JSON pointer to the event time (microseconds since the epoch).
+    pub timestamp_field: Option<String>,
+    /// External push servers: JSON pointer to the per-subscriber sequence number.
+    pub sequence_field: Option<String>,
 }
 
 /// `metric op value`, e.g. `webhook.latency_us.p99 < 50000`.

@@ -479,6 +479,26 @@ fn websocket(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<WebSocketConfig> {
     let connections_per_worker = cx
         .integer(s, "connections_per_worker", 1, 1_000_000)
         .map(|v| v as usize);
+    let mut pointer = |cx: &mut Cx<'_>, key: &'static str| {
+        let (text, f) = cx.string(s, key)?;
+        let path = format!("websocket.{key}");
+        if is_builtin {
+            cx.problem(f.line, &path, "only for external servers (the built-in server's events carry their own time and sequence)");
+        } else if mode != WsMode::Push {
+            cx.problem(f.line, &path, "only applies to mode = \"push\"");
+        } else if !text.is_empty() && !text.starts_with('/') {
+            cx.problem(
+                f.line,
+                &path,
+                format!(
+                    "\"{text}\" is not a JSON pointer; write e.g. \"/{text}\" or \"/data/{text}\""
+                ),
+            );
+        }
+        Some(text.to_string())
+    };
+    let timestamp_field = pointer(cx, "timestamp_field");
+    let sequence_field = pointer(cx, "sequence_field");
     let server = match cx.table(s, "server") {
         Some((mut sv, f)) => {
             if !is_builtin {
@@ -553,6 +573,8 @@ fn websocket(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<WebSocketConfig> {
         subscribe,
         drain_ns,
         connections_per_worker,
+        timestamp_field,
+        sequence_field,
     })
 }
 

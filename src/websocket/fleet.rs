@@ -75,7 +75,21 @@ pub struct FleetSpec {
     pub subscribe: Option<String>,
     /// Report this process's memory before connecting (worker processes).
     pub report_rss_baseline: bool,
+    /// External push servers: where time and sequence are in their JSON messages.
+    pub fields: Option<JsonFields>,
 }
+
+/// JSON pointers into an external server's messages.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JsonFields {
+    /// Microseconds since the Unix epoch at which the server meant (or sent) the event.
+    pub timestamp: Option<String>,
+    /// Per-subscriber sequence number.
+    pub sequence: Option<String>,
+}
+
+/// "No message seen yet" in a subscriber's expected sequence (external servers).
+const UNSET_SEQ: u64 = u64::MAX;
 
 struct Fleet {
     plan: FleetSpec,
@@ -182,17 +196,48 @@ impl Fleet {
     }
 
     fn on_event(&self, local: usize, payload: &[u8]) {
-        if self.plan.mode == WsMode::Idle || payload.len() < EVENT_HEADER {
+        if self.plan.mode == WsMode::Idle {
+            return;
+        }
+        if let Some(fields) = &self.plan.fields {
+            self.on_external_event(local, payload, fields);
             return;
         }
         let Some(e) = Event::read(payload) else {
             return;
         };
+        self.record_event(local, Some(e.intended_us), Some(e.sent_us), Some(e.seq));
+    }
+
+    /// A message from a server we do not control: its time and sequence come from the JSON
+    /// pointers the scenario names (parsing allocates; the built-in server's binary events do not).
+    fn on_external_event(&self, local: usize, payload: &[u8], fields: &JsonFields) {
+        let value: Option<serde_json::Value> = serde_json::from_slice(payload).ok();
+        let number = |pointer: &Option<String>| -> Option<u64> {
+            let v = value.as_ref()?.pointer(pointer.as_deref()?)?;
+            v.as_u64()
+                .or_else(|| v.as_f64().map(|f| f as u64))
+                .or_else(|| v.as_str()?.parse().ok())
+        };
+        let ts = number(&fields.timestamp);
+        let seq = number(&fields.sequence);
+        self.record_event(local, ts, ts, seq);
+    }
+
+    /// Counts one received event: latency from its intended (and sent) time when known, and its
+    /// place in the subscriber's sequence when it has one.
+    fn record_event(
+        &self,
+        local: usize,
+        intended_us: Option<u64>,
+        sent_us: Option<u64>,
+        seq: Option<u64>,
+    ) {
         let now_us = real_ns() / 1000;
-        let phase = if e.intended_us < self.plan.warmup_end_real_us {
-            WARMUP
-        } else {
-            MEASURED
+        let phase = match intended_us {
+            Some(t) if t < self.plan.warmup_end_real_us => WARMUP,
+            Some(_) => MEASURED,
+            None => self.phase_now(),
         };
         let mut stats = self.stats.borrow_mut();
         if phase == MEASURED {
@@ -200,17 +245,24 @@ impl Fleet {
         }
         let p = &mut stats.phases[phase];
         p.bump(Counter::Delivered, 1);
-        p.ack
-            .saturating_record(now_us.saturating_sub(e.intended_us).max(1));
-        p.ack_uncorrected
-            .saturating_record(now_us.saturating_sub(e.sent_us).max(1));
+        if let Some(t) = intended_us {
+            p.ack.saturating_record(now_us.saturating_sub(t).max(1));
+        }
+        if let Some(t) = sent_us {
+            p.ack_uncorrected
+                .saturating_record(now_us.saturating_sub(t).max(1));
+        }
+        let Some(seq) = seq else { return };
         let mut expected = self.expected_seq.borrow_mut();
         let exp = &mut expected[local];
-        if e.seq == *exp {
+        if *exp == UNSET_SEQ {
+            // A server we do not control may start anywhere.
+            *exp = seq + 1;
+        } else if seq == *exp {
             *exp += 1;
-        } else if e.seq > *exp {
-            p.bump(Counter::Gaps, e.seq - *exp);
-            *exp = e.seq + 1;
+        } else if seq > *exp {
+            p.bump(Counter::Gaps, seq - *exp);
+            *exp = seq + 1;
         } else {
             p.bump(Counter::Reordered, 1);
         }
@@ -570,7 +622,10 @@ pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: UnboundedSend
     let seed = plan.seed ^ plan.worker.wrapping_mul(0x9E37_79B9);
     let fleet = Rc::new(Fleet {
         conns: RefCell::new(vec![None; mine]),
-        expected_seq: RefCell::new(vec![0; mine]),
+        expected_seq: RefCell::new(vec![
+            if plan.fields.is_some() { UNSET_SEQ } else { 0 };
+            mine
+        ]),
         echo_seq: RefCell::new(vec![0; mine]),
         stats: RefCell::new(IntervalStats::default()),
         open: Cell::new(0),

@@ -25,7 +25,7 @@ use crate::target::launch::TargetLaunch;
 use crate::target::launch::{launch_ws_servers, RunningWsServers};
 use crate::webhook::http::ErrorKind;
 use crate::websocket::controller::{spawn_controller, ControllerPlan};
-use crate::websocket::fleet::{spawn_fleet_worker, FleetSpec};
+use crate::websocket::fleet::{spawn_fleet_worker, FleetSpec, JsonFields};
 
 /// Connections one server process is given (its open-files limit must hold them).
 const CONNECTIONS_PER_SERVER_PROCESS: u64 = 16_000;
@@ -99,12 +99,6 @@ pub async fn run_websocket(
             (Some(s), url, addr)
         }
         WsTarget::External(url) => {
-            if cfg.mode == WsMode::Push {
-                return Err(RunError::Setup(format!(
-                    "push mode against an external server ({}) needs timestamp and sequence fields, which are not supported yet; use mode = \"echo\" or \"idle\"",
-                    url.raw
-                )));
-            }
             let addr = resolve(url)?;
             (None, url.clone(), addr)
         }
@@ -172,6 +166,8 @@ async fn drive(
         }
     };
     let loopback = addr.ip().is_loopback() && addr.is_ipv4();
+    // Against someone else's push server the events are whatever it sends.
+    let external_push = servers.is_none() && cfg.mode == WsMode::Push;
 
     let schedule = Arc::new(w.schedule(scenario.seed));
     let wall = WallMap::now();
@@ -224,6 +220,10 @@ async fn drive(
             wall,
             subscribe: cfg.subscribe.clone(),
             report_rss_baseline: exe.is_some(),
+            fields: external_push.then(|| JsonFields {
+                timestamp: cfg.timestamp_field.clone(),
+                sequence: cfg.sequence_field.clone(),
+            }),
         };
         match &exe {
             Some(exe) => worker_procs.push(
@@ -406,7 +406,7 @@ async fn drive(
     let g = &totals.measured;
     let all = &totals.all;
     let duration_s = w.duration_ns as f64 / 1e9;
-    let scheduled = if cfg.mode == WsMode::Idle {
+    let scheduled = if cfg.mode == WsMode::Idle || external_push {
         0
     } else {
         crate::schedule::Arrivals::new(&w.shape, schedule.total_ns, scenario.seed)
@@ -416,6 +416,9 @@ async fn drive(
     };
     let events = if cfg.mode == WsMode::Idle {
         0
+    } else if external_push {
+        // What arrived plus what the sequence numbers say is missing.
+        g.get(Counter::Delivered) + g.get(Counter::Gaps)
     } else {
         g.get(Counter::Offered)
     };
@@ -457,6 +460,10 @@ async fn drive(
         duplicates: g.get(Counter::Reordered),
         late_sends: g.get(Counter::LateSends),
         latency_source: match cfg.mode {
+            WsMode::Push if external_push && cfg.timestamp_field.is_none() => {
+                "none (no timestamp_field)"
+            }
+            WsMode::Push if external_push => "client, from the message's timestamp_field",
             WsMode::Push => "client (pushed frame received)",
             WsMode::Echo => "client (echo received)",
             WsMode::Idle => "none (idle)",
