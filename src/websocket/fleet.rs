@@ -370,9 +370,14 @@ impl Fleet {
         let mut ever_connected = false;
         while !self.closing.get() {
             let t0 = mono_ns();
-            let connected = tokio::time::timeout(Duration::from_secs(10), self.connect(subscriber))
-                .await
-                .unwrap_or(Err(ErrorKind::Timeout));
+            // Boxed: the connect state (with its timer) is the largest, and it is only needed
+            // while connecting; inline it would sit in every held connection's task for good.
+            let connected = Box::pin(tokio::time::timeout(
+                Duration::from_secs(10),
+                self.connect(subscriber),
+            ))
+            .await
+            .unwrap_or(Err(ErrorKind::Timeout));
             let phase = self.phase_now();
             match connected {
                 Ok((stream, early)) => {
