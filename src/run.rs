@@ -255,6 +255,51 @@ pub fn evaluate_thresholds(scenario: &Scenario, models: &[ModelSummary]) -> Vec<
         .collect()
 }
 
+/// Ctrl-C as the models' collectors see it.
+pub struct Interrupts {
+    signal: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>>>>,
+}
+
+impl Default for Interrupts {
+    fn default() -> Self {
+        Self {
+            signal: Box::pin(tokio::signal::ctrl_c()),
+        }
+    }
+}
+
+impl Interrupts {
+    /// Waits for the next worker report. The first Ctrl-C sets `stop` (workers wind down and
+    /// the results so far are written); a second one exits at once.
+    pub async fn next_report(
+        &mut self,
+        rx: &mut tokio::sync::mpsc::UnboundedReceiver<crate::record::WorkerReport>,
+        ctx: &RunContext,
+        stop: &AtomicBool,
+        progress: &Progress,
+    ) -> Option<crate::record::WorkerReport> {
+        loop {
+            tokio::select! {
+                r = rx.recv() => {
+                    if ctx.interrupted.load(Ordering::Relaxed) {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    return r;
+                }
+                _ = &mut self.signal => {
+                    if ctx.interrupted.swap(true, Ordering::Relaxed) {
+                        eprintln!("interrupted again: exiting without writing the summary");
+                        std::process::exit(130);
+                    }
+                    stop.store(true, Ordering::Relaxed);
+                    progress.note("interrupted: stopping, writing results so far (Ctrl-C again to abort)");
+                    self.signal = Box::pin(tokio::signal::ctrl_c());
+                }
+            }
+        }
+    }
+}
+
 /// Live progress: a bar on a terminal, a plain line every 5 s otherwise.
 pub struct Progress {
     bar: Option<ProgressBar>,

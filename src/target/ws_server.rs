@@ -24,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+use crate::websocket::client::{flush_queue, send_or_queue};
 use crate::websocket::frame::{self, FrameError, OpCode};
 use crate::websocket::proto::{tag, Control, Event, ServerStats, CONTROL_RECORD};
 
@@ -75,40 +76,19 @@ thread_local! {
 impl Conn {
     /// Sends a frame now if the socket takes it, else queues it; false if it had to be dropped.
     fn send(&self, bytes: &[u8], max_pending: usize) -> bool {
-        let mut pending = self.pending.borrow_mut();
-        if pending.is_empty() {
-            match self.stream.try_write(bytes) {
-                Ok(n) if n == bytes.len() => return true,
-                Ok(n) => pending.extend_from_slice(&bytes[n..]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => pending.extend_from_slice(bytes),
-                Err(_) => return false,
+        match send_or_queue(&self.stream, &self.pending, bytes, max_pending) {
+            Some(wake) => {
+                if wake {
+                    self.wake.notify_one();
+                }
+                true
             }
-            self.wake.notify_one();
-            true
-        } else if pending.len() + bytes.len() > max_pending {
-            false
-        } else {
-            pending.extend_from_slice(bytes);
-            true
+            None => false,
         }
     }
 
     fn flush(&self) -> io::Result<()> {
-        let mut pending = self.pending.borrow_mut();
-        while !pending.is_empty() {
-            match self.stream.try_write(&pending) {
-                Ok(n) => {
-                    pending.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        }
-        // Give a burst's memory back once it is sent.
-        if pending.capacity() > 64 * 1024 {
-            *pending = Vec::new();
-        }
-        Ok(())
+        flush_queue(&self.stream, &self.pending)
     }
 }
 

@@ -22,7 +22,7 @@ use crate::record::results::{
 use crate::record::{
     decode_hist, new_hist, Counter, IntervalStats, Percentiles, PhaseStats, MEASURED, WARMUP,
 };
-use crate::run::{Progress, RunContext, RunError};
+use crate::run::{Interrupts, Progress, RunContext, RunError};
 use crate::scenario::{ConnectionMode, Scenario, UrlTemplate, WebhookConfig, WebhookTarget};
 use crate::target::launch::{fetch_stats, launch_receiver, RunningTarget};
 use crate::target::receiver::ReceiverCounters;
@@ -195,25 +195,9 @@ async fn drive(
     let total_s = schedule.total_ns as f64 / 1e9;
     let warmup_s = w.warmup_ns as f64 / 1e9;
     let mut progress = Progress::new(ctx.progress, total_s, "webhook");
-    let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
-
+    let mut interrupts = Interrupts::default();
     loop {
-        let report = tokio::select! {
-            r = rx.recv() => r,
-            _ = &mut ctrl_c => {
-                if ctx.interrupted.swap(true, Ordering::Relaxed) {
-                    eprintln!("interrupted again: exiting without writing the summary");
-                    std::process::exit(130);
-                }
-                stop.store(true, Ordering::Relaxed);
-                progress.note("interrupted: stopping, writing results so far (Ctrl-C again to abort)");
-                ctrl_c = Box::pin(tokio::signal::ctrl_c());
-                continue;
-            }
-        };
-        if ctx.interrupted.load(Ordering::Relaxed) {
-            stop.store(true, Ordering::Relaxed);
-        }
+        let report = interrupts.next_report(&mut rx, ctx, &stop, &progress).await;
         let Some(report) = report else { break };
         for (k, stats) in collector.push(report) {
             let end_s = ((k + 1) as f64 * interval_ns as f64 / 1e9)

@@ -152,18 +152,9 @@ impl Local {
 
 /// Runs one worker on its own thread until its share of the schedule is done (or stopped).
 pub fn spawn_worker(plan: WorkerPlan) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("webhook-{}", plan.worker))
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                // Check the reactor (and so the pacer's timerfd) often, even when busy.
-                .event_interval(8)
-                .build()
-                .expect("a current-thread runtime");
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, worker_main(plan));
-        })
+    crate::local::spawn_local_thread(format!("webhook-{}", plan.worker), move || {
+        worker_main(plan)
+    })
 }
 
 async fn worker_main(plan: WorkerPlan) {

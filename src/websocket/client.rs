@@ -212,41 +212,67 @@ impl ClientConn {
     /// Writes now if the socket takes it, queueing the rest; returns bytes written or queued,
     /// or `None` when the connection is broken or the queue is over `max_pending`.
     pub fn send(&self, bytes: &[u8], max_pending: usize) -> Option<usize> {
-        let mut pending = self.pending.borrow_mut();
-        if !pending.is_empty() {
-            if pending.len() + bytes.len() > max_pending {
-                return None;
-            }
-            pending.extend_from_slice(bytes);
-            return Some(bytes.len());
+        let wake = send_or_queue(&self.stream, &self.pending, bytes, max_pending)?;
+        if wake {
+            self.wake.notify_one();
         }
-        match self.stream.try_write(bytes) {
-            Ok(n) if n == bytes.len() => return Some(n),
-            Ok(n) => pending.extend_from_slice(&bytes[n..]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => pending.extend_from_slice(bytes),
-            Err(_) => return None,
-        }
-        self.wake.notify_one();
         Some(bytes.len())
     }
 
     /// Writes queued bytes until the socket would block.
     pub fn flush(&self) -> io::Result<()> {
-        let mut pending = self.pending.borrow_mut();
-        while !pending.is_empty() {
-            match self.stream.try_write(&pending) {
-                Ok(n) => {
-                    pending.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        }
-        if pending.capacity() > 64 * 1024 {
-            *pending = Vec::new();
-        }
-        Ok(())
+        flush_queue(&self.stream, &self.pending)
     }
+}
+
+/// Writes `bytes` now if the socket takes them and queues the rest in `pending` (behind
+/// anything already queued). `Some(true)`: bytes were queued on an empty queue, so the owner must
+/// be woken to finish the write when the socket is writable. `None`: the socket is broken, or
+/// the queue would pass `max_pending` (a slow peer).
+pub fn send_or_queue(
+    stream: &TcpStream,
+    pending: &RefCell<Vec<u8>>,
+    bytes: &[u8],
+    max_pending: usize,
+) -> Option<bool> {
+    let mut pending = pending.borrow_mut();
+    if !pending.is_empty() {
+        if pending.len() + bytes.len() > max_pending {
+            return None;
+        }
+        pending.extend_from_slice(bytes);
+        return Some(false);
+    }
+    match stream.try_write(bytes) {
+        Ok(n) if n == bytes.len() => Some(false),
+        Ok(n) => {
+            pending.extend_from_slice(&bytes[n..]);
+            Some(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            pending.extend_from_slice(bytes);
+            Some(true)
+        }
+        Err(_) => None,
+    }
+}
+
+/// Writes queued bytes until the socket would block; a large burst's memory is given back.
+pub fn flush_queue(stream: &TcpStream, pending: &RefCell<Vec<u8>>) -> io::Result<()> {
+    let mut pending = pending.borrow_mut();
+    while !pending.is_empty() {
+        match stream.try_write(&pending) {
+            Ok(n) => {
+                pending.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    if pending.capacity() > 64 * 1024 {
+        *pending = Vec::new();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -58,17 +58,7 @@ pub struct ControllerPlan {
 pub fn spawn_controller(
     plan: ControllerPlan,
 ) -> std::io::Result<std::thread::JoinHandle<Result<ServerStats, String>>> {
-    std::thread::Builder::new()
-        .name("ws-controller".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .event_interval(8)
-                .build()
-                .expect("a current-thread runtime");
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, run(plan))
-        })
+    crate::local::spawn_local_thread("ws-controller".into(), move || run(plan))
 }
 
 struct Shared {

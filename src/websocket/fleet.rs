@@ -598,24 +598,9 @@ pub fn spawn_fleet_worker(
     stop: Arc<AtomicBool>,
     tx: UnboundedSender<WorkerReport>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("ws-fleet-{}", spec.worker))
-        .spawn(move || run_fleet_blocking(spec, stop, tx))
-}
-
-/// Runs one fleet worker on the calling thread (a worker process's main thread, or a thread).
-pub fn run_fleet_blocking(
-    spec: FleetSpec,
-    stop: Arc<AtomicBool>,
-    tx: UnboundedSender<WorkerReport>,
-) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .event_interval(8)
-        .build()
-        .expect("a current-thread runtime");
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, run_fleet(spec, stop, tx));
+    crate::local::spawn_local_thread(format!("ws-fleet-{}", spec.worker), move || {
+        run_fleet(spec, stop, tx)
+    })
 }
 
 /// The worker's main loop: ramp, heartbeats, interval hand-overs, closing.

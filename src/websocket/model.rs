@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use crate::record::results::{
     WsSummary,
 };
 use crate::record::{Counter, Percentiles, PhaseStats, MEASURED, WARMUP};
-use crate::run::{Progress, RunContext, RunError};
+use crate::run::{Interrupts, Progress, RunContext, RunError};
 use crate::scenario::{Scenario, UrlTemplate, WebSocketConfig, WsMode, WsTarget};
 use crate::target::launch::TargetLaunch;
 use crate::target::launch::{launch_ws_servers, RunningWsServers};
@@ -293,24 +293,9 @@ async fn drive(
     let mut collector = Collector::new(sources);
     let total_s = (close_at_mono - ramp_start_mono) as f64 / 1e9;
     let mut progress = Progress::new(ctx.progress, total_s, "websocket");
-    let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+    let mut interrupts = Interrupts::default();
     loop {
-        let report = tokio::select! {
-            r = rx.recv() => r,
-            _ = &mut ctrl_c => {
-                if ctx.interrupted.swap(true, Ordering::Relaxed) {
-                    eprintln!("interrupted again: exiting without writing the summary");
-                    std::process::exit(130);
-                }
-                stop.store(true, Ordering::Relaxed);
-                progress.note("interrupted: closing connections, writing results so far (Ctrl-C again to abort)");
-                ctrl_c = Box::pin(tokio::signal::ctrl_c());
-                continue;
-            }
-        };
-        if ctx.interrupted.load(Ordering::Relaxed) {
-            stop.store(true, Ordering::Relaxed);
-        }
+        let report = interrupts.next_report(&mut rx, ctx, &stop, &progress).await;
         let Some(report) = report else { break };
         for (k, stats) in collector.push(report) {
             let end_s = ((k + 1) as f64 * interval_ns as f64 / 1e9)

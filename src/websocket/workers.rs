@@ -111,18 +111,10 @@ pub fn run_worker_process() -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let fleet_stop = stop.clone();
-    let fleet = std::thread::Builder::new()
-        .name("ws-fleet".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .event_interval(8)
-                .build()
-                .expect("a current-thread runtime");
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, run_fleet(spec, fleet_stop, tx));
-        })
-        .map_err(|e| e.to_string())?;
+    let fleet = crate::local::spawn_local_thread("ws-fleet".into(), move || {
+        run_fleet(spec, fleet_stop, tx)
+    })
+    .map_err(|e| e.to_string())?;
     let out = std::io::stdout();
     loop {
         if STOP.load(Ordering::Relaxed) {
