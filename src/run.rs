@@ -218,6 +218,24 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport, Ru
     })
 }
 
+/// Resolves an external target's address and checks that it accepts connections, so an
+/// unreachable target stops the run before any load (exit 3, naming the URL).
+pub fn probe_url(url: &crate::scenario::UrlTemplate) -> Result<std::net::SocketAddr, RunError> {
+    use std::net::ToSocketAddrs;
+    let unreachable = |reason: String| RunError::Unreachable {
+        url: url.raw.clone(),
+        reason,
+    };
+    let addr = (url.host.as_str(), url.port)
+        .to_socket_addrs()
+        .map_err(|e| unreachable(format!("cannot resolve {}: {e}", url.host)))?
+        .next()
+        .ok_or_else(|| unreachable(format!("{} has no address", url.host)))?;
+    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))
+        .map_err(|e| unreachable(format!("cannot connect to {addr}: {e}")))?;
+    Ok(addr)
+}
+
 /// Looks a dotted metric (`webhook.latency_us.p99`) up in the models' summaries.
 pub fn metric_value(models: &[ModelSummary], metric: &str) -> Option<f64> {
     let (model, path) = metric.split_once('.')?;

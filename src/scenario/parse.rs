@@ -399,17 +399,7 @@ pub fn parse(
 
 fn websocket(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<WebSocketConfig> {
     let before = cx.problems.len();
-    let mut external = None;
-    let url = cx.string(s, "url");
-    if let Some((text, f)) = url {
-        if text != "builtin" {
-            match parse_url_with(text, "ws") {
-                Ok(u) => external = Some(u),
-                Err(msg) => cx.problem(f.line, "websocket.url", msg),
-            }
-        }
-    }
-    let is_builtin = url.is_none_or(|(t, _)| t == "builtin");
+    let (external, is_builtin) = target_url(cx, s, "ws");
     let mode = cx
         .choice(
             s,
@@ -825,17 +815,7 @@ fn webhook(
     payload_bytes: usize,
 ) -> Option<WebhookConfig> {
     let before = cx.problems.len();
-    let url = cx.string(s, "url");
-    let mut external = None;
-    if let Some((text, f)) = url {
-        if text != "builtin" {
-            match parse_url(text) {
-                Ok(u) => external = Some(u),
-                Err(msg) => cx.problem(f.line, "webhook.url", msg),
-            }
-        }
-    }
-    let is_builtin = url.is_none_or(|(t, _)| t == "builtin");
+    let (external, is_builtin) = target_url(cx, s, "http");
     let connection = cx
         .choice(
             s,
@@ -1099,8 +1079,20 @@ pub fn parse_condition(text: &str) -> Option<(&str, f64)> {
     value.is_finite().then(|| (&text[..op_len], value))
 }
 
-fn parse_url(text: &str) -> Result<UrlTemplate, String> {
-    parse_url_with(text, "http")
+/// The section's `url`: `"builtin"` (the default) or an external URL of `scheme`.
+fn target_url(cx: &mut Cx<'_>, s: &mut Section<'_>, scheme: &str) -> (Option<UrlTemplate>, bool) {
+    let path = s.child("url");
+    match cx.string(s, "url") {
+        None => (None, true),
+        Some(("builtin", _)) => (None, true),
+        Some((text, f)) => match parse_url_with(text, scheme) {
+            Ok(u) => (Some(u), false),
+            Err(msg) => {
+                cx.problem(f.line, &path, msg);
+                (None, false)
+            }
+        },
+    }
 }
 
 fn parse_url_with(text: &str, scheme: &str) -> Result<UrlTemplate, String> {

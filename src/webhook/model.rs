@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,22 +29,6 @@ use crate::target::receiver::ReceiverCounters;
 use crate::webhook::http::ErrorKind;
 use crate::webhook::provider::{spawn_worker, DeliverySpec, WorkerPlan};
 use crate::webhook::sign::{random_secret, SignatureScheme, SigningKey};
-
-/// Resolves and probes an external URL: unreachable targets stop the run before any load.
-fn check_external(url: &UrlTemplate) -> Result<SocketAddr, RunError> {
-    let unreachable = |reason: String| RunError::Unreachable {
-        url: url.raw.clone(),
-        reason,
-    };
-    let addr = (url.host.as_str(), url.port)
-        .to_socket_addrs()
-        .map_err(|e| unreachable(format!("cannot resolve {}: {e}", url.host)))?
-        .next()
-        .ok_or_else(|| unreachable(format!("{} has no address", url.host)))?;
-    TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-        .map_err(|e| unreachable(format!("cannot connect to {addr}: {e}")))?;
-    Ok(addr)
-}
 
 /// Totals over the measured part, built as intervals close.
 struct Totals {
@@ -97,7 +81,7 @@ async fn drive(
 ) -> Result<ModelSummary, RunError> {
     let addr = match target {
         Some(t) => t.addr,
-        None => check_external(&url)?,
+        None => crate::run::probe_url(&url)?,
     };
     let w = &scenario.workload;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

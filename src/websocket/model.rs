@@ -3,7 +3,7 @@
 //! interval records and measures what holding the connections costs on each side.
 
 use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,21 +42,6 @@ pub fn open_files_limit() -> u64 {
     } else {
         1024
     }
-}
-
-fn resolve(url: &UrlTemplate) -> Result<SocketAddr, RunError> {
-    let unreachable = |reason: String| RunError::Unreachable {
-        url: url.raw.clone(),
-        reason,
-    };
-    let addr = (url.host.as_str(), url.port)
-        .to_socket_addrs()
-        .map_err(|e| unreachable(format!("cannot resolve {}: {e}", url.host)))?
-        .next()
-        .ok_or_else(|| unreachable(format!("{} has no address", url.host)))?;
-    TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-        .map_err(|e| unreachable(format!("cannot connect to {addr}: {e}")))?;
-    Ok(addr)
 }
 
 /// Loopback source addresses per fleet worker.
@@ -99,7 +84,7 @@ pub async fn run_websocket(
             (Some(s), url, addr)
         }
         WsTarget::External(url) => {
-            let addr = resolve(url)?;
+            let addr = crate::run::probe_url(url)?;
             (None, url.clone(), addr)
         }
     };
