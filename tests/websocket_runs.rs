@@ -120,6 +120,7 @@ drop = { at = "1s", code = 1001 }
     let ws = m.websocket.as_ref().unwrap();
     assert_eq!(ws.server.unwrap().dropped, 200);
     assert_eq!(ws.server_closes, 200, "every client saw the close frame");
+    assert_eq!(ws.close_codes["1001"], 200, "with the code the server sent");
     assert_eq!(m.connections.reconnects, 200, "and came back");
     assert_eq!(m.connections.opened, 400);
     assert_eq!(

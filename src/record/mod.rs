@@ -63,6 +63,18 @@ pub enum Counter {
     ServerCloses,
     /// WebSocket: connections lost without a close frame.
     Disconnects,
+    /// WebSocket: server closes with 1000 (normal).
+    Close1000,
+    /// ... 1001 (going away).
+    Close1001,
+    /// ... 1008 (policy violation).
+    Close1008,
+    /// ... 1009 (message too big).
+    Close1009,
+    /// ... 1011 (server error).
+    Close1011,
+    /// ... any other code.
+    CloseOther,
     /// First error-kind slot; `ErrorBase + kind as usize`.
     ErrorBase,
 }

@@ -156,6 +156,8 @@ pub struct WsSummary {
     pub unrouted: u64,
     /// Close frames received from the server.
     pub server_closes: u64,
+    /// The same by close code ("1000", "1001", "1008", "1009", "1011", "other").
+    pub close_codes: BTreeMap<String, u64>,
     /// Connections lost without a close frame.
     pub disconnects: u64,
     /// Connections declared dead after an unanswered ping.

@@ -88,6 +88,18 @@ pub struct JsonFields {
     pub sequence: Option<String>,
 }
 
+/// The counter a close code is tallied under.
+fn close_counter(code: u16) -> Counter {
+    match code {
+        1000 => Counter::Close1000,
+        1001 => Counter::Close1001,
+        1008 => Counter::Close1008,
+        1009 => Counter::Close1009,
+        1011 => Counter::Close1011,
+        _ => Counter::CloseOther,
+    }
+}
+
 /// "No message seen yet" in a subscriber's expected sequence (external servers).
 const UNSET_SEQ: u64 = u64::MAX;
 
@@ -108,8 +120,8 @@ struct Fleet {
 
 /// Why a session ended.
 enum End {
-    /// The server sent a close frame.
-    ServerClosed,
+    /// The server sent a close frame with this code.
+    ServerClosed(u16),
     /// We closed (end of run).
     WeClosed,
     /// Lost without a close frame, or declared dead.
@@ -187,7 +199,7 @@ impl Fleet {
                     let code = frame::close_code(payload);
                     self.send_frame(conn, OpCode::Close, &code.to_be_bytes());
                     let _ = conn.flush();
-                    return Err(End::ServerClosed);
+                    return Err(End::ServerClosed(code));
                 }
                 OpCode::Continuation => {}
             }
@@ -335,7 +347,7 @@ impl Fleet {
             if ready.is_readable() || ready.is_read_closed() {
                 if let Err(end) = self.on_readable(conn, local) {
                     return match (end, closing_since) {
-                        (End::ServerClosed, Some(_)) => End::WeClosed,
+                        (End::ServerClosed(_), Some(_)) => End::WeClosed,
                         (end, _) => end,
                     };
                 }
@@ -416,7 +428,12 @@ impl Fleet {
                     self.open.set(self.open.get() - 1);
                     let phase = self.phase_now();
                     match end {
-                        End::ServerClosed => self.bump(phase, Counter::ServerCloses, 1),
+                        End::ServerClosed(code) => {
+                            let mut stats = self.stats.borrow_mut();
+                            let p = &mut stats.phases[phase];
+                            p.bump(Counter::ServerCloses, 1);
+                            p.bump(close_counter(code), 1);
+                        }
                         End::Lost if conn.close_with.get() == Some(0) => {
                             self.bump(phase, Counter::PongsMissed, 1)
                         }

@@ -475,6 +475,17 @@ async fn drive(
             reordered: g.get(Counter::Reordered),
             unrouted: g.get(Counter::Dropped),
             server_closes: all.get(Counter::ServerCloses),
+            close_codes: [
+                ("1000", Counter::Close1000),
+                ("1001", Counter::Close1001),
+                ("1008", Counter::Close1008),
+                ("1009", Counter::Close1009),
+                ("1011", Counter::Close1011),
+                ("other", Counter::CloseOther),
+            ]
+            .into_iter()
+            .map(|(name, c)| (name.to_string(), all.get(c)))
+            .collect(),
             disconnects: all.get(Counter::Disconnects),
             pongs_missed: all.get(Counter::PongsMissed),
             pong_rtt_us: Percentiles::of(&all.rtt),
