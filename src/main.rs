@@ -11,6 +11,8 @@ use pushbench::scenario;
 use pushbench::target::launch::TargetLaunch;
 
 fn main() -> ExitCode {
+    // Every command may hold many sockets; children inherit the raised limit.
+    pushbench::websocket::model::raise_open_files_limit();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -27,8 +27,30 @@ use crate::webhook::http::ErrorKind;
 use crate::websocket::controller::{spawn_controller, ControllerPlan};
 use crate::websocket::fleet::{spawn_fleet_worker, FleetSpec, JsonFields};
 
-/// Connections one server process is given (its open-files limit must hold them).
+/// Connections one server process is given at most; fewer when its open-files limit is lower.
 const CONNECTIONS_PER_SERVER_PROCESS: u64 = 16_000;
+
+/// Connections one built-in server process can be given under this machine's limit.
+fn per_server_process() -> u64 {
+    CONNECTIONS_PER_SERVER_PROCESS.min(open_files_limit().saturating_sub(256).max(64) * 4 / 5)
+}
+
+/// Raises the soft open-files limit to the hard one (held connections are files); returns
+/// the limit now in force.
+pub fn raise_open_files_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+    open_files_limit()
+}
 
 /// The soft open-files limit of this process.
 pub fn open_files_limit() -> u64 {
@@ -75,7 +97,7 @@ pub async fn run_websocket(
         WsTarget::Builtin(server) => {
             let processes = server
                 .processes
-                .unwrap_or_else(|| subs.div_ceil(CONNECTIONS_PER_SERVER_PROCESS) as usize)
+                .unwrap_or_else(|| subs.div_ceil(per_server_process()) as usize)
                 .max(1);
             let s = launch_ws_servers(&ctx.launch, processes, IpAddr::V4(Ipv4Addr::LOCALHOST))
                 .map_err(RunError::Setup)?;
