@@ -11,7 +11,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use sha1::{Digest, Sha1};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::Notify;
 
 use crate::webhook::http::ErrorKind;
 
@@ -182,8 +181,6 @@ pub struct ClientConn {
     pub pending: RefCell<Vec<u8>>,
     /// An incomplete frame carried over between reads.
     pub partial: RefCell<Vec<u8>>,
-    /// Wakes the reader task (something to write, or to stop).
-    pub wake: Notify,
     /// Monotonic send time of the unanswered ping (0 = none).
     pub ping_out_ns: Cell<u64>,
     /// When the next ping is due.
@@ -201,7 +198,6 @@ impl ClientConn {
             stream,
             pending: RefCell::new(Vec::new()),
             partial: RefCell::new(early),
-            wake: Notify::new(),
             ping_out_ns: Cell::new(0),
             next_ping_ns: Cell::new(next_ping_ns),
             close_with: Cell::new(None),
@@ -212,10 +208,8 @@ impl ClientConn {
     /// Writes now if the socket takes it, queueing the rest; returns bytes written or queued,
     /// or `None` when the connection is broken or the queue is over `max_pending`.
     pub fn send(&self, bytes: &[u8], max_pending: usize) -> Option<usize> {
-        let wake = send_or_queue(&self.stream, &self.pending, bytes, max_pending)?;
-        if wake {
-            self.wake.notify_one();
-        }
+        // What the socket did not take waits in the queue for the task or the fleet's tick.
+        send_or_queue(&self.stream, &self.pending, bytes, max_pending)?;
         Some(bytes.len())
     }
 

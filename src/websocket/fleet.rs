@@ -307,6 +307,10 @@ impl Fleet {
         })
     }
 
+    /// Serves one connection until it ends. The task waits on socket readiness alone: queued
+    /// writes, close frames and dead sockets are driven from the fleet's tick (it flushes queues,
+    /// sends close frames and shuts dead sockets down), so an idle connection's task keeps one
+    /// readiness future and nothing else, and fits tokio's next smaller task size.
     async fn session(&self, conn: &ClientConn, local: usize) -> End {
         if !conn.partial.borrow().is_empty() {
             let mut early = std::mem::take(&mut *conn.partial.borrow_mut());
@@ -315,40 +319,24 @@ impl Fleet {
                 Err(end) => return end,
             }
         }
-        let mut closing_since = None;
         loop {
-            match conn.close_with.get() {
-                Some(0) => return End::Lost,
-                Some(code) if closing_since.is_none() => {
-                    self.send_frame(conn, OpCode::Close, &code.to_be_bytes());
-                    closing_since = Some(mono_ns());
-                }
-                _ => {}
-            }
-            if closing_since.is_some_and(|t| mono_ns() > t + CLOSE_GRACE_NS) {
-                return End::WeClosed;
-            }
-            // One readiness future and one wake-up, nothing else: this state is what every idle
-            // connection keeps in memory for its whole life.
             let interest = if conn.pending.borrow().is_empty() {
                 Interest::READABLE
             } else {
                 Interest::READABLE | Interest::WRITABLE
             };
-            let ready = tokio::select! {
-                biased;
-                _ = conn.wake.notified() => continue,
-                r = conn.stream.ready(interest) => r,
+            let Ok(ready) = conn.stream.ready(interest).await else {
+                return End::Lost;
             };
-            let Ok(ready) = ready else { return End::Lost };
             if ready.is_writable() && conn.flush().is_err() {
                 return End::Lost;
             }
             if ready.is_readable() || ready.is_read_closed() {
                 if let Err(end) = self.on_readable(conn, local) {
-                    return match (end, closing_since) {
-                        (End::ServerClosed(_), Some(_)) => End::WeClosed,
-                        (end, _) => end,
+                    return match end {
+                        // The answer to our own close at the end of the run.
+                        End::ServerClosed(_) if conn.close_with.get().is_some() => End::WeClosed,
+                        end => end,
                     };
                 }
             }
@@ -560,14 +548,12 @@ impl Fleet {
         true
     }
 
-    /// Writes every queued connection once; what the socket does not take, its task sends
-    /// when the socket is writable again.
+    /// Writes every queued connection once; what the socket does not take is written by the
+    /// connection's task when it next wakes, or by the fleet's tick.
     fn write_queued(&self, dirty: &mut Vec<Rc<ClientConn>>) {
         for conn in dirty.drain(..) {
             conn.queued.set(false);
-            if conn.flush().is_err() || !conn.pending.borrow().is_empty() {
-                conn.wake.notify_one();
-            }
+            let _ = conn.flush();
         }
     }
 
@@ -580,11 +566,17 @@ impl Fleet {
             let Some(conn) = self.conns.borrow()[i].clone() else {
                 continue;
             };
+            if !conn.pending.borrow().is_empty() {
+                // A write its task is not waiting for (it waits to read): push it on.
+                let _ = conn.flush();
+            }
             let out = conn.ping_out_ns.get();
             if out != 0 && now > out + interval {
-                // No pong for a whole interval: treat the connection as dead.
-                conn.close_with.set(Some(0));
-                conn.wake.notify_one();
+                // No pong for a whole interval: the connection is dead. Shutting the socket
+                // down wakes its task, which ends it and reconnects.
+                if conn.close_with.replace(Some(0)).is_none() {
+                    let _ = socket2::SockRef::from(&conn.stream).shutdown(std::net::Shutdown::Both);
+                }
             } else if out == 0 && now >= conn.next_ping_ns.get() {
                 conn.ping_out_ns.set(now);
                 conn.next_ping_ns.set(now + interval);
@@ -669,9 +661,11 @@ pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: UnboundedSend
         }
         if now >= close_at && closed_at.is_none() {
             fleet.closing.set(true);
-            for conn in fleet.conns.borrow().iter().flatten() {
+            let conns: Vec<Rc<ClientConn>> =
+                fleet.conns.borrow().iter().flatten().cloned().collect();
+            for conn in conns {
                 conn.close_with.set(Some(1000));
-                conn.wake.notify_one();
+                fleet.send_frame(&conn, OpCode::Close, &1000u16.to_be_bytes());
             }
             closed_at = Some(now);
         }
