@@ -39,6 +39,13 @@ pub fn sample(pid: &str) -> Option<ProcSample> {
     })
 }
 
+/// Gives memory that is free but cached by the allocator back to the OS, so RSS shows what is
+/// live (after tens of thousands of handshakes glibc otherwise keeps their scratch memory).
+pub fn trim_heap() {
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
+}
+
 /// Tracks one role (generator or target), summed over its processes, between samples.
 #[derive(Debug, Clone, Default)]
 pub struct RoleMeter {

@@ -405,6 +405,13 @@ pub async fn serve(
         frame_buf: RefCell::new(Vec::new()),
         payload_buf: RefCell::new(Vec::new()),
     });
+    // RSS is this process's memory figure: once a second, hand back what the handshakes freed.
+    tokio::task::spawn_local(async {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            crate::record::resources::trim_heap();
+        }
+    });
     let control_server = server.clone();
     tokio::task::spawn_local(async move {
         while let Ok((stream, _)) = control.accept().await {

@@ -652,6 +652,10 @@ pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: UnboundedSend
     loop {
         let now = mono_ns();
         while now >= next_flush {
+            if fleet.plan.report_rss_baseline {
+                // A worker process: its RSS is metered, so let it show live memory only.
+                crate::record::resources::trim_heap();
+            }
             fleet.flush(interval, false);
             interval += 1;
             next_flush += plan.interval_ns;

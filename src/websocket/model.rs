@@ -309,8 +309,7 @@ async fn drive(
                 .min(mono_ns().saturating_sub(ramp_start_mono) as f64 / 1e9);
             // Hand memory freed after the handshakes back to the OS, so RSS shows what the held
             // connections really keep (glibc otherwise caches it in its arenas).
-            // SAFETY: malloc_trim has no preconditions.
-            unsafe { libc::malloc_trim(0) };
+            crate::record::resources::trim_heap();
             let (gen_cpu, gen_rss) = gen_meter.tick(end_s);
             let (target_cpu, target_rss) = target_meter.tick(end_s);
             totals.measured.add(&stats.phases[MEASURED]);
