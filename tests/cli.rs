@@ -323,3 +323,79 @@ fn a_fleet_past_its_per_worker_cap_spreads_over_worker_processes_and_merges_exac
         "each event reached the process holding its subscriber"
     );
 }
+
+#[test]
+fn serve_ws_runs_several_processes_on_one_port_that_echo_and_stop_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args(["serve", "ws", "--listen", "127.0.0.1:0", "--processes", "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = lines.next().unwrap().unwrap();
+    assert!(
+        banner.contains("2 processes on ws://127.0.0.1:"),
+        "{banner}"
+    );
+    let addr: std::net::SocketAddr = banner
+        .rsplit("ws://")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let controls: Vec<String> = (0..2).map(|_| lines.next().unwrap().unwrap()).collect();
+    assert!(
+        controls
+            .iter()
+            .all(|l| l.trim_start().starts_with("control 127.0.0.1:")),
+        "{controls:?}"
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use pushbench::websocket::client::{handshake, tcp_connect};
+        use pushbench::websocket::frame::{self, OpCode};
+        // Several connections, so both processes are likely to answer some of them.
+        for sub in 0..8u64 {
+            let mut s = tcp_connect(addr, None).await.unwrap();
+            let early = handshake(&mut s, "t", &format!("/ws/{sub}"), [sub as u8; 16])
+                .await
+                .unwrap();
+            assert!(early.is_empty());
+            let mut out = Vec::new();
+            frame::encode(&mut out, OpCode::Binary, b"ping-pong", Some([1, 2, 3, 4]));
+            s.writable().await.unwrap();
+            s.try_write(&out).unwrap();
+            let mut buf = [0u8; 64];
+            s.readable().await.unwrap();
+            let n = loop {
+                match s.try_read(&mut buf) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        s.readable().await.unwrap()
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            let h = frame::parse(&buf[..n], 1024).unwrap().unwrap();
+            assert_eq!(
+                (h.opcode, &buf[h.payload_at..h.frame_len()]),
+                (OpCode::Binary, &b"ping-pong"[..])
+            );
+        }
+    });
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "the server processes went with it"
+    );
+}
