@@ -7,9 +7,10 @@
 #     connection on each side (RSS growth / connections), failures;
 # (b) push PUSH_RATE events/s for 10 s to PUSH_CONNECTIONS connections: delivered/s, gaps,
 #     latency percentiles from the intended time;
-# (c) echo with 100 connections at increasing rates: the highest rate echoed without loss,
-#     and tcpkali's figure on the same server when tcpkali is installed (no Debian package;
-#     build it outside the repo and put it on PATH, or this part skips it).
+# (c) echo with 100 connections at increasing open-loop rates, then closed loop (shape = "max":
+#     64 messages pipelined per connection, the way tcpkali streams), and tcpkali's figure on
+#     the same server when tcpkali is installed (no Debian package; build it outside the repo
+#     and put it on PATH, or this part skips it).
 # Past one process's open-files limit the fleet and the server spread over processes by
 # themselves; each fleet worker connects from its own loopback addresses.
 set -euo pipefail
@@ -104,6 +105,20 @@ TOML
   echo " offered $rate/s:"
   summary "$WORK/echo-$rate" | tail -3
 done
+cat > "$WORK/echo-max.toml" <<TOML
+name = "bench-echo-max"
+[workload]
+shape = "max"
+subscribers = 100
+payload_bytes = 64
+duration = "5s"
+warmup = "1s"
+[websocket]
+mode = "echo"
+TOML
+"$PB" run "$WORK/echo-max.toml" --progress off --out "$WORK/echo-max" > /dev/null
+echo " closed loop (shape = \"max\", 64 messages in flight per connection):"
+summary "$WORK/echo-max" | tail -3
 if command -v tcpkali > /dev/null; then
   PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   "$PB" serve ws --listen "127.0.0.1:$PORT" > "$WORK/ws.log" 2>&1 &

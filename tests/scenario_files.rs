@@ -382,6 +382,9 @@ fn websocket_mistakes_are_named() {
         has(&p, "websocket.sequence_field", 6, "not a JSON pointer"),
         "{p:?}"
     );
+    let p =
+        problems("[workload]\nshape = \"max\"\nduration = \"1s\"\n[websocket]\nmode = \"push\"\n");
+    assert!(has(&p, "websocket.mode", 5, "closed loop"), "{p:?}");
     let p = problems(&base("hearbeat = \"1s\""));
     assert!(has(&p, "websocket.hearbeat", 5, "unknown key"), "{p:?}");
 }

@@ -326,3 +326,35 @@ sequence_field = "/data/n"
         "nothing is known of an external server's insides"
     );
 }
+
+#[tokio::test]
+async fn closed_loop_echo_pipelines_and_gets_every_message_back_in_order() {
+    let s = scenario(
+        r#"
+[workload]
+shape = "max"
+subscribers = 20
+payload_bytes = 64
+duration = "1s"
+[websocket]
+mode = "echo"
+"#,
+    );
+    let (report, _dir) = run_in_process(&s).await;
+    let m = websocket(&report);
+    let ws = m.websocket.as_ref().unwrap();
+    assert!(
+        m.events > 20 * 64,
+        "more than one window per connection: {}",
+        m.events
+    );
+    assert_eq!(
+        (m.delivered, m.failed),
+        (m.events, 0),
+        "every message came back"
+    );
+    assert_eq!((ws.gaps, ws.reordered), (0, 0), "in order, once");
+    assert_eq!(ws.server.unwrap().echoed, m.events);
+    assert_eq!(m.latency_us.count, m.events);
+    assert!(m.achieved_rate > 0.0);
+}

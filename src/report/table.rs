@@ -75,6 +75,8 @@ fn rows(m: &ModelSummary) -> Vec<Row> {
                 format!("{:.0} / {:.0} /s", m.target_rate, m.achieved_rate)
             } else if ws.is_some_and(|w| w.mode == "idle") {
                 "idle".into()
+            } else if ws.is_some_and(|w| w.mode == "echo") {
+                format!("max / {:.0} /s", m.achieved_rate)
             } else if ws.is_some() {
                 // Pushed by a server that paces itself.
                 format!("- / {:.0} /s", m.achieved_rate)

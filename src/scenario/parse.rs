@@ -362,6 +362,23 @@ pub fn parse(
         }
         None => None,
     };
+    let closed_loop = workload.as_ref().is_some_and(|w| w.shape == Shape::Max);
+    if websocket
+        .as_ref()
+        .is_some_and(|w| closed_loop && w.mode == WsMode::Push)
+    {
+        let line = root
+            .table
+            .get("websocket")
+            .and_then(|t| t.as_table_like())
+            .and_then(|t| t.get_key_value("mode"))
+            .and_then(|(k, _)| cx.line_of(k.span()));
+        cx.problem(
+            line,
+            "websocket.mode",
+            "shape = \"max\" (closed loop) applies to webhooks and to echo; push needs a rate",
+        );
+    }
     let mut models = Vec::new();
     if root.table.get("webhook").is_some() {
         models.push("webhook");

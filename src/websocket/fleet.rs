@@ -116,7 +116,15 @@ struct Fleet {
     closing: Cell<bool>,
     rng: RefCell<SplitMix64>,
     out: RefCell<Vec<u8>>,
+    /// Closed-loop echo: messages sent and not yet echoed, per connection.
+    in_flight: RefCell<Vec<u32>>,
+    /// Closed-loop echo: wakes the sender when a connection has room again.
+    echo_room: tokio::sync::Notify,
 }
+
+/// Closed-loop echo keeps this many messages in flight per connection (pipelined, as tcpkali
+/// streams), refilling when half have come back.
+const ECHO_WINDOW: u32 = 64;
 
 /// Why a session ended.
 enum End {
@@ -219,6 +227,14 @@ impl Fleet {
             return;
         };
         self.record_event(local, Some(e.intended_us), Some(e.sent_us), Some(e.seq));
+        if self.plan.mode == WsMode::Echo {
+            let mut in_flight = self.in_flight.borrow_mut();
+            let n = &mut in_flight[local];
+            *n = n.saturating_sub(1);
+            if *n == ECHO_WINDOW / 2 {
+                self.echo_room.notify_one();
+            }
+        }
     }
 
     /// A message from a server we do not control: its time and sequence come from the JSON
@@ -401,6 +417,8 @@ impl Fleet {
                         let text = template.replace("{subscriber}", &subscriber.to_string());
                         self.send_frame(&conn, OpCode::Text, text.as_bytes());
                     }
+                    // Messages in flight on a lost connection are gone (and show as gaps).
+                    self.in_flight.borrow_mut()[local] = 0;
                     self.conns.borrow_mut()[local] = Some(conn.clone());
                     self.open.set(self.open.get() + 1);
                     if !self.ramp_reported.get()
@@ -532,6 +550,68 @@ impl Fleet {
         self.write_queued(&mut dirty);
     }
 
+    /// Echo with `shape = "max"`: every connection keeps [`ECHO_WINDOW`] messages in flight, sent
+    /// as one write, and is topped up as echoes return. Peak echo throughput, as tcpkali
+    /// measures it; each message is timed from when it was queued (closed loop: nothing to
+    /// correct for).
+    async fn echo_closed_loop(self: Rc<Self>) {
+        let mut timer = PreciseTimer::new().expect("timerfd");
+        let _ = timer.sleep_until(self.plan.events_start_mono).await;
+        let end = self.plan.events_start_mono + self.plan.schedule.total_ns;
+        let mut payload = vec![0u8; self.plan.payload_bytes.max(EVENT_HEADER)];
+        let mut dirty: Vec<Rc<ClientConn>> = Vec::new();
+        while !self.closing.get() && !self.stop.load(Ordering::Relaxed) && mono_ns() < end {
+            let len = self.conns.borrow().len();
+            for local in 0..len {
+                let Some(conn) = self.conns.borrow()[local].clone() else {
+                    continue;
+                };
+                let room = ECHO_WINDOW.saturating_sub(self.in_flight.borrow()[local]);
+                if room < ECHO_WINDOW / 2 {
+                    continue;
+                }
+                let now = mono_ns();
+                let now_us = self.plan.wall.to_real_ns(now) / 1000;
+                let phase = if now_us < self.plan.warmup_end_real_us {
+                    WARMUP
+                } else {
+                    MEASURED
+                };
+                let subscriber = local as u64 * self.plan.workers + self.plan.worker;
+                let mut sent = 0;
+                for _ in 0..room {
+                    let seq = {
+                        let mut seqs = self.echo_seq.borrow_mut();
+                        seqs[local] += 1;
+                        seqs[local] - 1
+                    };
+                    Event {
+                        seq,
+                        intended_us: now_us,
+                        sent_us: now_us,
+                        subscriber: subscriber as u32,
+                    }
+                    .write(&mut payload);
+                    if !self.queue_frame(&conn, OpCode::Binary, &payload) {
+                        break;
+                    }
+                    sent += 1;
+                }
+                self.in_flight.borrow_mut()[local] += sent;
+                let p = &mut self.stats.borrow_mut().phases[phase];
+                p.bump(Counter::Offered, u64::from(sent));
+                p.bump(Counter::Sent, u64::from(sent));
+                if sent > 0 && !conn.queued.replace(true) {
+                    dirty.push(conn);
+                }
+            }
+            self.write_queued(&mut dirty);
+            // Until some connection has room again (or a reconnect needs filling).
+            let _ =
+                tokio::time::timeout(Duration::from_millis(10), self.echo_room.notified()).await;
+        }
+    }
+
     /// Appends a masked frame to the connection's queue without writing it yet.
     fn queue_frame(&self, conn: &ClientConn, opcode: OpCode, payload: &[u8]) -> bool {
         let mut pending = conn.pending.borrow_mut();
@@ -632,6 +712,8 @@ pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: UnboundedSend
         closing: Cell::new(false),
         rng: RefCell::new(SplitMix64::new(seed)),
         out: RefCell::new(Vec::new()),
+        in_flight: RefCell::new(vec![0; mine]),
+        echo_room: tokio::sync::Notify::new(),
         plan,
         stop,
         tx,
@@ -642,7 +724,11 @@ pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: UnboundedSend
     }
     tokio::task::spawn_local(fleet.clone().ramp());
     if fleet.plan.mode == WsMode::Echo {
-        tokio::task::spawn_local(fleet.clone().echo_pacer());
+        if matches!(fleet.plan.schedule.shape, crate::schedule::Shape::Max) {
+            tokio::task::spawn_local(fleet.clone().echo_closed_loop());
+        } else {
+            tokio::task::spawn_local(fleet.clone().echo_pacer());
+        }
     }
     let plan = &fleet.plan;
     let mut interval = 0u64;
