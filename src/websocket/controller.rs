@@ -123,7 +123,14 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
         writers.push(w);
     }
     let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); writers.len()];
-    let mut seqs = vec![0u64; plan.subscribers as usize];
+    let mut seqs = vec![
+        0u64;
+        if plan.publish {
+            plan.subscribers as usize
+        } else {
+            0
+        }
+    ];
     let mut stats = IntervalStats::default();
     let mut timer = PreciseTimer::new().map_err(|e| e.to_string())?;
     let schedule = plan.schedule.clone();

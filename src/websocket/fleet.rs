@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::Interest;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -463,21 +464,36 @@ impl Fleet {
         }
     }
 
-    /// Opens this worker's connections at its share of the connect rate.
+    /// Opens this worker's connections at its share of the connect rate, and drives them.
+    ///
+    /// The connections are futures in one `FuturesUnordered` owned by this task, not tokio
+    /// tasks: a tokio task cell is 128-byte aligned with a header and trailer, which cost each
+    /// held connection about 130 bytes more. Only woken connections are polled.
     async fn ramp(self: Rc<Self>) {
         let mine: Vec<u64> = (self.plan.worker..self.plan.subscribers)
             .step_by(self.plan.workers as usize)
             .collect();
+        let mut held = FuturesUnordered::new();
         let mut started = 0usize;
         while started < mine.len() && !self.closing.get() {
             let elapsed_s = mono_ns().saturating_sub(self.plan.ramp_start_mono) as f64 / 1e9;
             let due = ((elapsed_s * self.plan.connect_rate_per_sec) as usize + 1).min(mine.len());
             while started < due {
-                tokio::task::spawn_local(self.clone().subscriber_task(mine[started]));
+                held.push(self.clone().subscriber_task(mine[started]));
                 started += 1;
             }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            // Drive the connections for a millisecond, then start the next ones.
+            let tick = tokio::time::sleep(Duration::from_millis(1));
+            tokio::pin!(tick);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut tick => break,
+                    Some(()) = held.next() => {}
+                }
+            }
         }
+        while held.next().await.is_some() {}
     }
 
     /// Echo mode: sends this worker's share of the schedule, each at its intended time.

@@ -315,7 +315,9 @@ async fn drive(
             totals.measured.add(&stats.phases[MEASURED]);
             totals.all.add(&stats.phases[WARMUP]);
             totals.all.add(&stats.phases[MEASURED]);
-            if stats.open_connections > totals.peak_connections || totals.peak_connections == 0 {
+            // The last interval at the peak: steady state, after the ramp's transient memory
+            // has been handed back.
+            if stats.open_connections >= totals.peak_connections && stats.open_connections > 0 {
                 totals.peak_connections = stats.open_connections;
                 totals.gen_rss_at_peak = gen_rss;
                 totals.target_rss_at_peak = target_rss;
