@@ -96,12 +96,21 @@ fn check_head(buf: &[u8], key: &[u8]) -> Result<Option<usize>, ErrorKind> {
 
 /// Sends the upgrade request and checks the answer. Returns bytes that arrived after the
 /// response head (the first frames, if the server was quick).
+/// The request path is `url`'s with `subscriber` in its placeholder. Nothing is allocated unless
+/// the answer arrives in pieces: every allocation a connect leaves behind would sit between the
+/// held connections' long-lived state and fragment the heap.
 pub async fn handshake(
     stream: &mut TcpStream,
     host: &str,
-    path: &str,
+    url: &WsUrl,
+    subscriber: u64,
     key_bytes: [u8; 16],
 ) -> Result<Vec<u8>, ErrorKind> {
+    let mut sub_buf = itoa::Buffer::new();
+    let (sub_text, suffix) = match &url.path_suffix {
+        Some(suffix) => (sub_buf.format(subscriber), suffix.as_str()),
+        None => ("", ""),
+    };
     let mut key = [0u8; 24];
     B64.encode_slice(key_bytes, &mut key)
         .expect("16 bytes are 24 in base64");
@@ -111,7 +120,7 @@ pub async fn handshake(
             let mut b = b.borrow_mut();
             b.clear();
             for part in [
-                "GET ", path, " HTTP/1.1\r\nHost: ", host,
+                "GET ", &url.path_prefix, sub_text, suffix, " HTTP/1.1\r\nHost: ", host,
                 "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nUser-Agent: pushbench/",
                 env!("CARGO_PKG_VERSION"), "\r\nSec-WebSocket-Key: ",
             ] {

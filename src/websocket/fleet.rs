@@ -117,6 +117,8 @@ struct Fleet {
     closing: Cell<bool>,
     rng: RefCell<SplitMix64>,
     out: RefCell<Vec<u8>>,
+    /// `host:port` for the upgrade request, formatted once.
+    host_header: String,
     /// Closed-loop echo: messages sent and not yet echoed, per connection.
     in_flight: RefCell<Vec<u32>>,
     /// Closed-loop echo: wakes the sender when a connection has room again.
@@ -376,8 +378,14 @@ impl Fleet {
             k[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
             k
         };
-        let host = format!("{}:{}", self.plan.url.host, self.plan.url.port);
-        let early = handshake(&mut stream, &host, &self.plan.url.path(subscriber), key).await?;
+        let early = handshake(
+            &mut stream,
+            &self.host_header,
+            &self.plan.url,
+            subscriber,
+            key,
+        )
+        .await?;
         Ok((stream, early))
     }
 
@@ -728,6 +736,7 @@ pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: UnboundedSend
         closing: Cell::new(false),
         rng: RefCell::new(SplitMix64::new(seed)),
         out: RefCell::new(Vec::new()),
+        host_header: plan.url.authority(),
         in_flight: RefCell::new(vec![0; mine]),
         echo_room: tokio::sync::Notify::new(),
         plan,
