@@ -119,11 +119,16 @@ struct Fleet {
     out: RefCell<Vec<u8>>,
     /// `host:port` for the upgrade request, formatted once.
     host_header: String,
+    /// Connects in flight.
+    connecting: tokio::sync::Semaphore,
     /// Closed-loop echo: messages sent and not yet echoed, per connection.
     in_flight: RefCell<Vec<u32>>,
     /// Closed-loop echo: wakes the sender when a connection has room again.
     echo_room: tokio::sync::Notify,
 }
+
+/// Connects one worker has in flight at most.
+const MAX_CONNECTING: usize = 256;
 
 /// Closed-loop echo keeps this many messages in flight per connection (pipelined, as tcpkali
 /// streams), refilling when half have come back.
@@ -394,6 +399,10 @@ impl Fleet {
         let mut failures = 0u32;
         let mut ever_connected = false;
         while !self.closing.get() {
+            // A bounded number of connects in flight per worker: a ramp the machine cannot keep
+            // up with queues here instead of piling up half-open handshakes (whose freed state
+            // would fragment the heap between the held connections).
+            let permit = self.connecting.acquire().await.expect("never closed");
             let t0 = mono_ns();
             // Boxed: the connect state (with its timer) is the largest, and it is only needed
             // while connecting; inline it would sit in every held connection's task for good.
@@ -403,6 +412,7 @@ impl Fleet {
             ))
             .await
             .unwrap_or(Err(ErrorKind::Timeout));
+            drop(permit);
             let phase = self.phase_now();
             match connected {
                 Ok((stream, early)) => {
@@ -737,6 +747,7 @@ pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: UnboundedSend
         rng: RefCell::new(SplitMix64::new(seed)),
         out: RefCell::new(Vec::new()),
         host_header: plan.url.authority(),
+        connecting: tokio::sync::Semaphore::new(MAX_CONNECTING),
         in_flight: RefCell::new(vec![0; mine]),
         echo_room: tokio::sync::Notify::new(),
         plan,
