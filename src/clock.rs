@@ -58,6 +58,12 @@ impl WallMap {
         }
     }
 
+    /// The monotonic instant of a wall-clock time (the inverse of [`to_real_ns`](Self::to_real_ns)).
+    #[inline]
+    pub fn to_mono_ns(&self, real: u64) -> u64 {
+        (self.mono_at_start + real).saturating_sub(self.real_at_start)
+    }
+
     /// Wall-clock nanoseconds for a monotonic instant.
     #[inline]
     pub fn to_real_ns(&self, mono: u64) -> u64 {
@@ -151,6 +157,10 @@ mod tests {
     #[test]
     fn wall_map_tracks_the_monotonic_offset() {
         let map = WallMap::now();
+        assert_eq!(
+            map.to_mono_ns(map.to_real_ns(12_345_678_901)),
+            12_345_678_901
+        );
         let later = map.to_real_ns(mono_ns() + 1_000_000_000);
         let diff = later as i128 - real_ns() as i128;
         assert!((diff - 1_000_000_000).abs() < 50_000_000, "diff {diff}");

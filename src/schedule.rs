@@ -49,14 +49,6 @@ impl Shape {
             Shape::Max => None,
         }
     }
-
-    /// The mean rate over a run of `total_ns` (events per second).
-    pub fn mean_rate_per_sec(&self, total_ns: u64, seed: u64) -> f64 {
-        if total_ns == 0 {
-            return 0.0;
-        }
-        Arrivals::new(self, total_ns, seed).count() as f64 * 1e9 / total_ns as f64
-    }
 }
 
 /// Deterministic 64-bit generator (splitmix64): tiny, fast, the same on every platform.

@@ -66,6 +66,11 @@ impl RoleMeter {
         }
     }
 
+    /// Meters these process ids (none: a role that is not measured apart, e.g. in-process).
+    pub fn of_pids(pids: &[u32]) -> Self {
+        Self::new(pids.iter().map(u32::to_string).collect())
+    }
+
     /// Adds processes started after the first sample (their CPU counts from their start).
     pub fn add_pids(&mut self, pids: impl IntoIterator<Item = String>) {
         self.pids.extend(pids);

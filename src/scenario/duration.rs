@@ -30,24 +30,6 @@ pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
     Ok(ns.round() as u64)
 }
 
-/// Formats nanoseconds compactly for messages and tables (`1.5s`, `250ms`, `80us`).
-pub fn format_ns(ns: u64) -> String {
-    if ns >= 1_000_000_000 {
-        format!("{}s", trim_float(ns as f64 / 1e9))
-    } else if ns >= 1_000_000 {
-        format!("{}ms", trim_float(ns as f64 / 1e6))
-    } else if ns >= 1_000 {
-        format!("{}us", trim_float(ns as f64 / 1e3))
-    } else {
-        format!("{ns}ns")
-    }
-}
-
-fn trim_float(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,12 +56,5 @@ mod tests {
         for text in ["", "30", "s", "3 parsecs", "1e999s", "-5s", "9999999h"] {
             assert!(parse_duration_ns(text).is_err(), "{text}");
         }
-    }
-
-    #[test]
-    fn formats_compactly() {
-        assert_eq!(format_ns(1_500_000_000), "1.5s");
-        assert_eq!(format_ns(250_000_000), "250ms");
-        assert_eq!(format_ns(80_000), "80us");
     }
 }

@@ -11,7 +11,7 @@ mod parse;
 use std::fmt;
 use std::path::Path;
 
-pub use duration::{format_ns, parse_duration_ns};
+pub use duration::parse_duration_ns;
 pub use parse::{parse, parse_condition};
 
 use crate::schedule::{Schedule, Shape};
@@ -55,6 +55,14 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// Deliveries the schedule puts in the measured part (after the warm-up).
+    pub fn measured_deliveries(&self, seed: u64) -> u64 {
+        crate::schedule::Arrivals::new(&self.shape, self.warmup_ns + self.duration_ns, seed)
+            .filter(|&t| t >= self.warmup_ns)
+            .count() as u64
+            * self.fanout
+    }
+
     /// The full delivery schedule (warm-up plus measured part).
     pub fn schedule(&self, seed: u64) -> Schedule {
         Schedule {

@@ -439,32 +439,7 @@ fn websocket(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<WebSocketConfig> {
     };
     let reconnect = match cx.table(s, "reconnect") {
         Some((mut r, _)) => {
-            let initial_ns = cx
-                .duration(&mut r, "initial")
-                .map(|d| d.0)
-                .unwrap_or(100_000_000);
-            let max_ns = cx
-                .duration(&mut r, "max")
-                .map(|d| d.0)
-                .unwrap_or(10_000_000_000);
-            let jitter = cx
-                .choice(
-                    &mut r,
-                    "jitter",
-                    &[
-                        ("full", Jitter::Full),
-                        ("equal", Jitter::Equal),
-                        ("none", Jitter::None),
-                    ],
-                )
-                .unwrap_or(Jitter::Full);
-            if max_ns < initial_ns {
-                cx.problem(
-                    None,
-                    "websocket.reconnect.max",
-                    "must not be shorter than reconnect.initial",
-                );
-            }
+            let (initial_ns, max_ns, jitter) = backoff(cx, &mut r, 100_000_000, 10_000_000_000);
             cx.finish(r);
             ReconnectPolicy {
                 initial_ns,
@@ -953,11 +928,19 @@ fn webhook(
 
 fn retry(cx: &mut Cx<'_>, r: &mut Section<'_>) -> RetryPolicy {
     let attempts = cx.integer(r, "attempts", 1, 100).unwrap_or(5) as u32;
-    let initial_ns = cx
-        .duration(r, "initial")
-        .map(|d| d.0)
-        .unwrap_or(200_000_000);
-    let max_ns = cx.duration(r, "max").map(|d| d.0).unwrap_or(30_000_000_000);
+    let (initial_ns, max_ns, jitter) = backoff(cx, r, 200_000_000, 30_000_000_000);
+    RetryPolicy {
+        attempts,
+        initial_ns,
+        max_ns,
+        jitter,
+    }
+}
+
+/// `initial`, `max` and `jitter` of a backoff table (webhook retries, WebSocket reconnects).
+fn backoff(cx: &mut Cx<'_>, r: &mut Section<'_>, initial: u64, max: u64) -> (u64, u64, Jitter) {
+    let initial_ns = cx.duration(r, "initial").map_or(initial, |d| d.0);
+    let max_ns = cx.duration(r, "max").map_or(max, |d| d.0);
     let jitter = cx
         .choice(
             r,
@@ -974,18 +957,10 @@ fn retry(cx: &mut Cx<'_>, r: &mut Section<'_>) -> RetryPolicy {
             .table
             .get_key_value("max")
             .and_then(|(k, _)| cx.line_of(k.span()));
-        cx.problem(
-            line,
-            "webhook.retry.max",
-            "must not be shorter than retry.initial",
-        );
+        let path = r.child("max");
+        cx.problem(line, &path, "must not be shorter than `initial`");
     }
-    RetryPolicy {
-        attempts,
-        initial_ns,
-        max_ns,
-        jitter,
-    }
+    (initial_ns, max_ns, jitter)
 }
 
 fn receiver(cx: &mut Cx<'_>, r: &mut Section<'_>, payload_bytes: usize) -> ReceiverConfig {

@@ -118,11 +118,7 @@ async fn drive(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
 
     let mut gen_meter = RoleMeter::new(vec!["self".into()]);
-    let mut target_meter = RoleMeter::new(
-        target
-            .map(|t| t.pids.iter().map(u32::to_string).collect())
-            .unwrap_or_default(),
-    );
+    let mut target_meter = RoleMeter::of_pids(target.map_or(&[][..], |t| &t.pids));
     gen_meter.tick(0.0);
     target_meter.tick(0.0);
     if target.is_some() {
@@ -220,11 +216,7 @@ async fn drive(
     } else {
         w.duration_ns as f64 / 1e9
     };
-    let scheduled_measured =
-        crate::schedule::Arrivals::new(&w.shape, schedule.total_ns, scenario.seed)
-            .filter(|&t| t >= w.warmup_ns)
-            .count() as u64
-            * w.fanout;
+    let scheduled_measured = w.measured_deliveries(scenario.seed);
     let builtin = target.is_some();
     let (latency, uncorrected) = if builtin {
         (&totals.delivery, &totals.delivery_uncorrected)

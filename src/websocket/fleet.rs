@@ -119,6 +119,8 @@ struct Fleet {
     out: RefCell<Vec<u8>>,
     /// `host:port` for the upgrade request, formatted once.
     host_header: String,
+    /// The warm-up boundary on the monotonic clock.
+    warmup_end_mono: u64,
     /// Connects in flight.
     connecting: tokio::sync::Semaphore,
     /// Closed-loop echo: messages sent and not yet echoed, per connection.
@@ -149,10 +151,9 @@ impl Fleet {
         (subscriber / self.plan.workers) as usize
     }
 
+    /// Phase of something happening now: one monotonic clock read (it runs per frame).
     fn phase_now(&self) -> usize {
-        if mono_ns() < self.plan.events_start_mono
-            || real_ns() / 1000 < self.plan.warmup_end_real_us
-        {
+        if mono_ns() < self.warmup_end_mono {
             WARMUP
         } else {
             MEASURED
@@ -202,13 +203,13 @@ impl Fleet {
                 OpCode::Pong => {
                     let sent = conn.ping_out_ns.replace(0);
                     if sent != 0 && payload.len() == 8 {
-                        let mut stats = self.stats.borrow_mut();
-                        let phase = if mono_ns() < self.plan.events_start_mono {
+                        let now = mono_ns();
+                        let phase = if now < self.warmup_end_mono {
                             WARMUP
                         } else {
                             MEASURED
                         };
-                        record_ns(&mut stats.phases[phase].rtt, sent, mono_ns());
+                        record_ns(&mut self.stats.borrow_mut().phases[phase].rtt, sent, now);
                     }
                 }
                 OpCode::Close => {
@@ -747,6 +748,7 @@ pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: UnboundedSend
         rng: RefCell::new(SplitMix64::new(seed)),
         out: RefCell::new(Vec::new()),
         host_header: plan.url.authority(),
+        warmup_end_mono: plan.wall.to_mono_ns(plan.warmup_end_real_us * 1000),
         connecting: tokio::sync::Semaphore::new(MAX_CONNECTING),
         in_flight: RefCell::new(vec![0; mine]),
         echo_room: tokio::sync::Notify::new(),

@@ -189,11 +189,7 @@ async fn drive(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
 
     let mut gen_meter = RoleMeter::new(vec!["self".into()]);
-    let mut target_meter = RoleMeter::new(
-        servers
-            .map(|s| s.pids.iter().map(u32::to_string).collect())
-            .unwrap_or_default(),
-    );
+    let mut target_meter = RoleMeter::of_pids(servers.map_or(&[][..], |s| &s.pids));
     let (_, gen_rss_before) = gen_meter.tick(0.0);
     let (_, target_rss_before) = target_meter.tick(0.0);
 
@@ -402,10 +398,7 @@ async fn drive(
     let scheduled = if cfg.mode == WsMode::Idle || external_push {
         0
     } else {
-        crate::schedule::Arrivals::new(&w.shape, schedule.total_ns, scenario.seed)
-            .filter(|&t| t >= w.warmup_ns)
-            .count() as u64
-            * w.fanout
+        w.measured_deliveries(scenario.seed)
     };
     let events = if cfg.mode == WsMode::Idle {
         0
