@@ -27,6 +27,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
         progress: ProgressArg,
     },
+    /// Re-render the CSVs, charts and report.html from saved results; several directories are
+    /// overlaid in one report, each run labelled by its scenario name and start time.
+    Report {
+        /// Results directories written by `run`.
+        #[arg(required = true, num_args = 1..)]
+        dirs: Vec<PathBuf>,
+        /// Where to write (default: the one directory given; with several, a new
+        /// `results/report-<UTC time>/`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Check a scenario file and print every problem; runs nothing.
     Validate {
         /// Scenario file (TOML).

@@ -28,6 +28,32 @@ fn main() -> ExitCode {
                 ExitCode::from(3)
             }
         },
+        Command::Report { dirs, out } => {
+            let out = out.unwrap_or_else(|| match dirs.as_slice() {
+                [one] => one.clone(),
+                _ => {
+                    let now = pushbench::clock::real_ns() / 1_000_000_000;
+                    let stamp = pushbench::record::results::utc_stamps(now).0;
+                    run::default_results_root().join(format!("report-{stamp}"))
+                }
+            });
+            match pushbench::report::render(&dirs, &out) {
+                Ok(page) => {
+                    println!("report: {}", page.display());
+                    println!("results: {}", out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    let unreadable = matches!(
+                        e,
+                        pushbench::report::ReportError::Read { .. }
+                            | pushbench::report::ReportError::Parse { .. }
+                    );
+                    ExitCode::from(if unreadable { 2 } else { 3 })
+                }
+            }
+        }
         Command::Validate { scenario } => match scenario::load(&scenario) {
             Ok(s) => {
                 println!("{}: ok (scenario \"{}\")", scenario.display(), s.name);

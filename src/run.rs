@@ -150,6 +150,9 @@ fn prepare_dir(scenario: &Scenario, opts: &RunOptions, stamp: &str) -> Result<Pa
         .and_then(|mut f| f.write_all(b"ok"))
         .map_err(|e| fail(e.to_string()))?;
     let _ = std::fs::remove_file(probe);
+    // The report shows what ran, and a later `report` re-renders it without the original file.
+    std::fs::write(dir.join("scenario.toml"), scenario.redacted_source())
+        .map_err(|e| fail(e.to_string()))?;
     Ok(dir)
 }
 
@@ -211,6 +214,11 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport, Ru
     };
     summary.thresholds = evaluate_thresholds(scenario, &summary.models);
     write_summary(&dir, &summary)?;
+    // Charts and the HTML page come from the files just written, exactly as `report` would
+    // make them later; a failure here loses no results, so it is a warning.
+    if let Err(e) = crate::report::render(std::slice::from_ref(&dir), &dir) {
+        ctx.warn(format!("the report could not be rendered: {e}"));
+    }
     Ok(RunReport {
         dir,
         summary,

@@ -145,6 +145,9 @@ fn run_with_out_writes_standard_results_and_names_the_directory_last() {
     let pct = std::fs::read_to_string(out_dir.join("percentiles.csv")).unwrap();
     assert!(pct.starts_with("model,metric,quantile,value_us,count\nwebhook,latency,"));
 
+    // The scenario is kept with the results, its literal secret redacted.
+    let saved = std::fs::read_to_string(out_dir.join("scenario.toml")).unwrap();
+    assert!(saved.contains("events_per_second = 300") && saved.contains("secret = \"<redacted>\""));
     // The secret appears nowhere in the results or the output.
     for entry in std::fs::read_dir(&out_dir).unwrap() {
         let text = std::fs::read(entry.unwrap().path()).unwrap();

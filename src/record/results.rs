@@ -270,6 +270,16 @@ pub fn write_summary(dir: &Path, summary: &Summary) -> io::Result<()> {
     f.write_all(b"\n")?;
 
     let mut w = csv::Writer::from_path(dir.join("summary.csv"))?;
+    let (header, rows) = summary_table(summary);
+    w.write_record(&header)?;
+    for row in rows {
+        w.write_record(&row)?;
+    }
+    w.flush()
+}
+
+/// The `summary.csv` header and one row per model: the summary's figures flattened.
+pub fn summary_table(summary: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
     let pct = ["p50", "p90", "p99", "p999", "p9999", "max"];
     let mut header: Vec<String> = [
         "model",
@@ -306,7 +316,7 @@ pub fn write_summary(dir: &Path, summary: &Summary) -> io::Result<()> {
         .iter()
         .map(|s| s.to_string()),
     );
-    w.write_record(&header)?;
+    let mut rows = Vec::new();
     for m in &summary.models {
         let mut row = vec![
             m.model.clone(),
@@ -336,9 +346,9 @@ pub fn write_summary(dir: &Path, summary: &Summary) -> io::Result<()> {
             m.resources.target.peak_rss_bytes.to_string(),
             format!("{:.1}", m.bytes_per_event),
         ]);
-        w.write_record(&row)?;
+        rows.push(row);
     }
-    w.flush()
+    (header, rows)
 }
 
 /// Appends the HDR percentile distribution of `h` to `percentiles.csv` rows.

@@ -35,6 +35,8 @@ pub struct Scenario {
     pub websocket: Option<WebSocketConfig>,
     /// Raw threshold expressions, in file order.
     pub thresholds: Vec<Threshold>,
+    /// The TOML text it was parsed from; see [`Scenario::redacted_source`].
+    pub source: String,
 }
 
 /// The open-loop event stream.
@@ -429,6 +431,25 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         .unwrap_or("scenario");
     parse(&text, stem, &|name| std::env::var(name).ok())
         .map_err(|problems| ScenarioError { origin, problems })
+}
+
+impl Scenario {
+    /// The scenario text with any secret written literally replaced, for `scenario.toml` in the
+    /// results (an `env:NAME` reference is kept: it names the variable, not the secret).
+    pub fn redacted_source(&self) -> String {
+        let Ok(mut doc) = self.source.parse::<toml_edit::DocumentMut>() else {
+            return "# (the scenario text could not be re-read; left out)\n".into();
+        };
+        let literal = doc
+            .get("webhook")
+            .and_then(|w| w.get("secret"))
+            .and_then(|s| s.as_str())
+            .is_some_and(|s| !s.starts_with("env:"));
+        if literal {
+            doc["webhook"]["secret"] = toml_edit::value("<redacted>");
+        }
+        doc.to_string()
+    }
 }
 
 /// The embedded default scenario.

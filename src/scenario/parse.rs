@@ -411,6 +411,7 @@ pub fn parse(
         webhook,
         websocket,
         thresholds,
+        source: src.to_string(),
     })
 }
 

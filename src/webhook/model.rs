@@ -395,11 +395,13 @@ fn close_interval<W: std::io::Write>(
     } else {
         (&measured.ack, &measured.ack_uncorrected)
     };
+    // Connects belong to no event, so like the summary's connect_us they cover both phases.
+    let connect = stats.merged(|p| &p.connect);
     for (tag, h) in [
         ("latency", lat),
         ("uncorrected_latency", unc),
         ("ack_latency", &measured.ack),
-        ("connect", &measured.connect),
+        ("connect", &connect),
     ] {
         hlog.write_histogram(h, start, len, Tag::new(tag))
             .map_err(|e| RunError::Io(std::io::Error::other(format!("{e:?}"))))?;
