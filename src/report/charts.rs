@@ -16,11 +16,12 @@ use plotters::prelude::*;
 use super::load::{ReportError, RunData};
 use super::table::fmt_us;
 
-const FONT: &str = "sans-serif";
+/// The font family every chart draws text with (the embedded font is registered under it).
+pub const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-subset.ttf");
 
-/// Makes the embedded font the one plotters draws `sans-serif` with.
-fn register_font() {
+/// Makes the embedded font the one plotters draws `sans-serif` with; call before drawing.
+pub fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The bytes are a valid TrueType font checked in with the source; a test renders PNGs.
