@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use crate::cli::WebhookServeArgs;
-use crate::scenario::{parse_duration_ns, ReceiverConfig, Stall};
+use crate::scenario::{parse_duration_ns, Outage, OutageMode, ReceiverConfig, Stall, Throttle};
 use crate::target::receiver::{self, ReceiverOptions};
 use crate::webhook::sign::SignatureScheme;
 
@@ -48,10 +48,28 @@ pub fn webhook_options(args: &WebhookServeArgs) -> Result<(SocketAddr, ReceiverO
         }),
         _ => None,
     };
+    let outages = args
+        .outage
+        .iter()
+        .map(|text| outage_arg(text).map_err(|e| format!("--outage {text}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let throttle = match &args.throttle {
+        Some(text) => Some(throttle_arg(text).map_err(|e| format!("--throttle {text}: {e}"))?),
+        None => None,
+    };
+    if !(0.0..=1.0).contains(&args.gone) {
+        return Err(format!(
+            "--gone must be between 0 and 1 (got {})",
+            args.gone
+        ));
+    }
     let config = ReceiverConfig {
         delay_ns: dur("--delay", &args.delay)?,
         fail_rate: args.fail_rate,
         stall,
+        outages,
+        throttle,
+        gone_fraction: args.gone,
         max_body_bytes: args.max_body_bytes,
         verify: !args.no_verify,
     };
@@ -68,6 +86,54 @@ pub fn webhook_options(args: &WebhookServeArgs) -> Result<(SocketAddr, ReceiverO
             seed: args.seed,
         },
     ))
+}
+
+/// Whole seconds of a `Retry-After` value such as `2s`.
+fn seconds_arg(text: &str) -> Result<u32, String> {
+    let ns = parse_duration_ns(text)?;
+    if ns % 1_000_000_000 != 0 || ns / 1_000_000_000 > u64::from(u32::MAX) {
+        return Err(format!("Retry-After carries whole seconds, not \"{text}\""));
+    }
+    Ok((ns / 1_000_000_000) as u32)
+}
+
+/// `AT:FOR[:503[:RETRY_AFTER]|:drop]`, e.g. `2s:1s:drop` or `2s:1s:503:5s`.
+fn outage_arg(text: &str) -> Result<Outage, String> {
+    let mut parts = text.split(':');
+    let (Some(at), Some(len)) = (parts.next(), parts.next()) else {
+        return Err("expected AT:FOR[:MODE], e.g. 2s:1s:drop".into());
+    };
+    let mode = match (parts.next(), parts.next()) {
+        (None | Some("503"), None) => OutageMode::Unavailable {
+            retry_after_s: None,
+        },
+        (Some("503"), Some(ra)) => OutageMode::Unavailable {
+            retry_after_s: Some(seconds_arg(ra)?),
+        },
+        (Some("drop"), None) => OutageMode::Drop,
+        _ => return Err("the mode is 503, 503:RETRY_AFTER or drop".into()),
+    };
+    Ok(Outage {
+        at_ns: parse_duration_ns(at)?,
+        for_ns: parse_duration_ns(len)?,
+        mode,
+    })
+}
+
+/// `RATE:RETRY_AFTER`, e.g. `0.1:1s`.
+fn throttle_arg(text: &str) -> Result<Throttle, String> {
+    let (rate, ra) = text
+        .split_once(':')
+        .ok_or("expected RATE:RETRY_AFTER, e.g. 0.1:1s")?;
+    let rate: f64 = rate
+        .parse()
+        .ok()
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or("the rate is a fraction between 0 and 1")?;
+    Ok(Throttle {
+        rate,
+        retry_after_s: seconds_arg(ra)?,
+    })
 }
 
 /// Serves until SIGINT or SIGTERM. Prints `listening on http://ADDR` first (the harness reads it).
