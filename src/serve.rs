@@ -236,3 +236,80 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command, ServeTarget};
+    use crate::target::launch::receiver_args;
+
+    #[test]
+    fn a_child_receiver_gets_every_fault_of_the_scenario() {
+        let s = 1_000_000_000;
+        let config = ReceiverConfig {
+            delay_ns: 5_000_000,
+            fail_rate: 0.25,
+            stall: Some(Stall {
+                at_ns: s,
+                for_ns: s,
+            }),
+            outages: vec![
+                Outage {
+                    at_ns: 2 * s,
+                    for_ns: s / 2,
+                    mode: OutageMode::Drop,
+                },
+                Outage {
+                    at_ns: 4 * s,
+                    for_ns: s,
+                    mode: OutageMode::Unavailable {
+                        retry_after_s: Some(3),
+                    },
+                },
+                Outage {
+                    at_ns: 6 * s,
+                    for_ns: s,
+                    mode: OutageMode::Unavailable {
+                        retry_after_s: None,
+                    },
+                },
+            ],
+            throttle: Some(Throttle {
+                rate: 0.1,
+                retry_after_s: 2,
+            }),
+            gone_fraction: 0.01,
+            max_body_bytes: 4096,
+            verify: false,
+        };
+        let args = receiver_args(&config, SignatureScheme::None, 7);
+        let cli = Cli::try_parse_from(std::iter::once("pushbench".to_string()).chain(args))
+            .expect("the child's command line parses");
+        let Command::Serve {
+            target: ServeTarget::Webhook(serve),
+        } = cli.command
+        else {
+            panic!("serve webhook")
+        };
+        let (_, opts) = webhook_options(&serve).unwrap();
+        assert_eq!(opts.config, config);
+        assert_eq!(opts.seed, 7);
+    }
+
+    #[test]
+    fn bad_fault_flags_say_what_is_expected() {
+        assert!(outage_arg("2s").unwrap_err().contains("AT:FOR"));
+        assert!(outage_arg("2s:1s:down").unwrap_err().contains("drop"));
+        assert!(throttle_arg("0.1")
+            .unwrap_err()
+            .contains("RATE:RETRY_AFTER"));
+        assert!(throttle_arg("0.1:500ms")
+            .unwrap_err()
+            .contains("whole seconds"));
+        assert!(throttle_arg("2:1s")
+            .unwrap_err()
+            .contains("between 0 and 1"));
+    }
+}
