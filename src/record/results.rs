@@ -253,9 +253,6 @@ pub struct TimeseriesRow {
     pub errors: u64,
     /// Retries scheduled (WebSocket: reconnects).
     pub retries: u64,
-    /// Deliveries abandoned because their endpoint is gone (410).
-    #[serde(default)]
-    pub abandoned: u64,
     /// Open connections at the end of the interval.
     pub connections: u64,
     /// Headline latency of deliveries completed in the interval.
@@ -272,6 +269,10 @@ pub struct TimeseriesRow {
     pub target_cpu_pct: f64,
     /// Target RSS.
     pub target_rss_bytes: u64,
+    /// Deliveries abandoned because their endpoint is gone (410); last, so the columns of the
+    /// contract keep their places.
+    #[serde(default)]
+    pub abandoned: u64,
 }
 
 /// Whether `path` (dotted, e.g. `latency_us.p99`) names a number in a model's summary entry:
