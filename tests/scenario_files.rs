@@ -537,3 +537,19 @@ gone = { endpoints = 0.1 }
         "{p:#?}"
     );
 }
+
+#[test]
+fn every_shipped_scenario_file_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            if let Err(e) = scenario::load(&path) {
+                panic!("{e}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "quick.toml and faults.toml at least");
+}
