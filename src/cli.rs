@@ -71,6 +71,8 @@ pub enum ProgressArg {
 
 /// Built-in targets.
 #[derive(Debug, Subcommand)]
+// Parsed once at start-up: a few hundred bytes on the stack do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ServeTarget {
     /// The webhook receiver: verifies signatures, de-duplicates, times deliveries (GET /stats).
     Webhook(WebhookServeArgs),
@@ -118,6 +120,16 @@ pub struct WebhookServeArgs {
     /// Length of the stall, e.g. 1s.
     #[arg(long, requires = "stall_at")]
     pub stall_for: Option<String>,
+    /// An outage window AT:FOR[:MODE], from the first request: MODE 503 (default, or 503:2s to
+    /// send Retry-After: 2) or drop (close connections unanswered). Repeatable.
+    #[arg(long)]
+    pub outage: Vec<String>,
+    /// Answer a fraction of requests 429 with Retry-After: RATE:RETRY_AFTER, e.g. 0.1:1s.
+    #[arg(long)]
+    pub throttle: Option<String>,
+    /// Fraction of endpoints (/hooks/{subscriber}) that always answer 410 Gone, 0..1.
+    #[arg(long, default_value_t = 0.0)]
+    pub gone: f64,
     /// Bodies larger than this get 413.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body_bytes: usize,

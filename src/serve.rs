@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use crate::cli::WebhookServeArgs;
-use crate::scenario::{parse_duration_ns, ReceiverConfig, Stall};
+use crate::scenario::{parse_duration_ns, Outage, OutageMode, ReceiverConfig, Stall, Throttle};
 use crate::target::receiver::{self, ReceiverOptions};
 use crate::webhook::sign::SignatureScheme;
 
@@ -48,10 +48,28 @@ pub fn webhook_options(args: &WebhookServeArgs) -> Result<(SocketAddr, ReceiverO
         }),
         _ => None,
     };
+    let outages = args
+        .outage
+        .iter()
+        .map(|text| outage_arg(text).map_err(|e| format!("--outage {text}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let throttle = match &args.throttle {
+        Some(text) => Some(throttle_arg(text).map_err(|e| format!("--throttle {text}: {e}"))?),
+        None => None,
+    };
+    if !(0.0..=1.0).contains(&args.gone) {
+        return Err(format!(
+            "--gone must be between 0 and 1 (got {})",
+            args.gone
+        ));
+    }
     let config = ReceiverConfig {
         delay_ns: dur("--delay", &args.delay)?,
         fail_rate: args.fail_rate,
         stall,
+        outages,
+        throttle,
+        gone_fraction: args.gone,
         max_body_bytes: args.max_body_bytes,
         verify: !args.no_verify,
     };
@@ -68,6 +86,54 @@ pub fn webhook_options(args: &WebhookServeArgs) -> Result<(SocketAddr, ReceiverO
             seed: args.seed,
         },
     ))
+}
+
+/// Whole seconds of a `Retry-After` value such as `2s`.
+fn seconds_arg(text: &str) -> Result<u32, String> {
+    let ns = parse_duration_ns(text)?;
+    if ns % 1_000_000_000 != 0 || ns / 1_000_000_000 > u64::from(u32::MAX) {
+        return Err(format!("Retry-After carries whole seconds, not \"{text}\""));
+    }
+    Ok((ns / 1_000_000_000) as u32)
+}
+
+/// `AT:FOR[:503[:RETRY_AFTER]|:drop]`, e.g. `2s:1s:drop` or `2s:1s:503:5s`.
+fn outage_arg(text: &str) -> Result<Outage, String> {
+    let mut parts = text.split(':');
+    let (Some(at), Some(len)) = (parts.next(), parts.next()) else {
+        return Err("expected AT:FOR[:MODE], e.g. 2s:1s:drop".into());
+    };
+    let mode = match (parts.next(), parts.next()) {
+        (None | Some("503"), None) => OutageMode::Unavailable {
+            retry_after_s: None,
+        },
+        (Some("503"), Some(ra)) => OutageMode::Unavailable {
+            retry_after_s: Some(seconds_arg(ra)?),
+        },
+        (Some("drop"), None) => OutageMode::Drop,
+        _ => return Err("the mode is 503, 503:RETRY_AFTER or drop".into()),
+    };
+    Ok(Outage {
+        at_ns: parse_duration_ns(at)?,
+        for_ns: parse_duration_ns(len)?,
+        mode,
+    })
+}
+
+/// `RATE:RETRY_AFTER`, e.g. `0.1:1s`.
+fn throttle_arg(text: &str) -> Result<Throttle, String> {
+    let (rate, ra) = text
+        .split_once(':')
+        .ok_or("expected RATE:RETRY_AFTER, e.g. 0.1:1s")?;
+    let rate: f64 = rate
+        .parse()
+        .ok()
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or("the rate is a fraction between 0 and 1")?;
+    Ok(Throttle {
+        rate,
+        retry_after_s: seconds_arg(ra)?,
+    })
 }
 
 /// Serves until SIGINT or SIGTERM. Prints `listening on http://ADDR` first (the harness reads it).
@@ -168,5 +234,82 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command, ServeTarget};
+    use crate::target::launch::receiver_args;
+
+    #[test]
+    fn a_child_receiver_gets_every_fault_of_the_scenario() {
+        let s = 1_000_000_000;
+        let config = ReceiverConfig {
+            delay_ns: 5_000_000,
+            fail_rate: 0.25,
+            stall: Some(Stall {
+                at_ns: s,
+                for_ns: s,
+            }),
+            outages: vec![
+                Outage {
+                    at_ns: 2 * s,
+                    for_ns: s / 2,
+                    mode: OutageMode::Drop,
+                },
+                Outage {
+                    at_ns: 4 * s,
+                    for_ns: s,
+                    mode: OutageMode::Unavailable {
+                        retry_after_s: Some(3),
+                    },
+                },
+                Outage {
+                    at_ns: 6 * s,
+                    for_ns: s,
+                    mode: OutageMode::Unavailable {
+                        retry_after_s: None,
+                    },
+                },
+            ],
+            throttle: Some(Throttle {
+                rate: 0.1,
+                retry_after_s: 2,
+            }),
+            gone_fraction: 0.01,
+            max_body_bytes: 4096,
+            verify: false,
+        };
+        let args = receiver_args(&config, SignatureScheme::None, 7);
+        let cli = Cli::try_parse_from(std::iter::once("pushbench".to_string()).chain(args))
+            .expect("the child's command line parses");
+        let Command::Serve {
+            target: ServeTarget::Webhook(serve),
+        } = cli.command
+        else {
+            panic!("serve webhook")
+        };
+        let (_, opts) = webhook_options(&serve).unwrap();
+        assert_eq!(opts.config, config);
+        assert_eq!(opts.seed, 7);
+    }
+
+    #[test]
+    fn bad_fault_flags_say_what_is_expected() {
+        assert!(outage_arg("2s").unwrap_err().contains("AT:FOR"));
+        assert!(outage_arg("2s:1s:down").unwrap_err().contains("drop"));
+        assert!(throttle_arg("0.1")
+            .unwrap_err()
+            .contains("RATE:RETRY_AFTER"));
+        assert!(throttle_arg("0.1:500ms")
+            .unwrap_err()
+            .contains("whole seconds"));
+        assert!(throttle_arg("2:1s")
+            .unwrap_err()
+            .contains("between 0 and 1"));
     }
 }

@@ -388,3 +388,168 @@ fn websocket_mistakes_are_named() {
     let p = problems(&base("hearbeat = \"1s\""));
     assert!(has(&p, "websocket.hearbeat", 5, "unknown key"), "{p:?}");
 }
+
+#[test]
+fn fault_and_retry_keys_parse_into_typed_settings() {
+    use pushbench::scenario::{Outage, OutageMode, Stall, Throttle, WsTarget};
+    let src = r#"
+[workload]
+events_per_second = 100
+duration = "2s"
+[webhook]
+retry = { schedule = ["0s", "5s", "5m", "30m", "2h"], time_scale = 0.001 }
+[webhook.receiver]
+outage = [{ at = "1s", for = "500ms" }, { at = "3s", for = "1s", mode = "drop" }, { at = "5s", for = "1s", mode = "503", retry_after = "2s" }]
+throttle = { rate = 0.1, retry_after = "1s" }
+gone = { subscribers = 0.01 }
+[websocket]
+[websocket.server]
+stall = { at = "1s", for = "2s" }
+"#;
+    let s = parse(src, "t", &env).unwrap();
+    let w = s.webhook.unwrap();
+    let r = &w.retry;
+    assert_eq!(r.attempts, 5, "one attempt per schedule entry");
+    assert_eq!(
+        r.schedule_ns,
+        vec![5, 300, 1800, 7200]
+            .into_iter()
+            .map(|s: u64| s * 1_000_000_000)
+            .collect::<Vec<_>>(),
+        "the waits before each retry"
+    );
+    assert_eq!(
+        (r.time_scale, r.jitter, r.max_ns),
+        (0.001, Jitter::None, u64::MAX)
+    );
+    let WebhookTarget::Builtin(rc) = w.target else {
+        panic!("builtin")
+    };
+    let s1 = 1_000_000_000;
+    assert_eq!(
+        rc.outages,
+        vec![
+            Outage {
+                at_ns: s1,
+                for_ns: s1 / 2,
+                mode: OutageMode::Unavailable {
+                    retry_after_s: None
+                }
+            },
+            Outage {
+                at_ns: 3 * s1,
+                for_ns: s1,
+                mode: OutageMode::Drop
+            },
+            Outage {
+                at_ns: 5 * s1,
+                for_ns: s1,
+                mode: OutageMode::Unavailable {
+                    retry_after_s: Some(2)
+                }
+            },
+        ]
+    );
+    assert_eq!(
+        rc.throttle,
+        Some(Throttle {
+            rate: 0.1,
+            retry_after_s: 1
+        })
+    );
+    assert_eq!(rc.gone_fraction, 0.01);
+    let WsTarget::Builtin(server) = s.websocket.unwrap().target else {
+        panic!("builtin")
+    };
+    assert_eq!(
+        server.stall,
+        Some(Stall {
+            at_ns: s1,
+            for_ns: 2 * s1
+        })
+    );
+    // A single window is a table too.
+    let one = parse(
+        "[workload]\nevents_per_second = 1\nduration = \"1s\"\n[webhook.receiver]\noutage = { at = \"1s\", for = \"1s\", mode = \"drop\" }\n",
+        "t",
+        &env,
+    )
+    .unwrap();
+    let WebhookTarget::Builtin(rc) = one.webhook.unwrap().target else {
+        panic!("builtin")
+    };
+    assert_eq!(rc.outages.len(), 1);
+}
+
+#[test]
+fn fault_and_retry_mistakes_are_named_with_lines() {
+    let p = problems(
+        r#"[workload]
+events_per_second = 100
+duration = "2s"
+[webhook]
+retry = { schedule = ["5s", "5m"], attempts = 3, time_scale = 0 }
+[webhook.receiver]
+outage = { at = "1s", mode = "down" }
+throttle = { rate = 1.5, retry_after = "500ms" }
+gone = { endpoints = 0.1 }
+"#,
+    );
+    assert!(
+        has(&p, "webhook.retry.schedule", 5, "start with \"0s\""),
+        "{p:#?}"
+    );
+    assert!(
+        has(&p, "webhook.retry.attempts", 5, "not with `schedule`"),
+        "{p:#?}"
+    );
+    assert!(
+        has(&p, "webhook.retry.time_scale", 5, "greater than 0"),
+        "{p:#?}"
+    );
+    assert!(
+        has(&p, "webhook.receiver.outage", 7, "needs both"),
+        "{p:#?}"
+    );
+    assert!(
+        has(&p, "webhook.receiver.outage.mode", 7, "\"503\", \"drop\""),
+        "{p:#?}"
+    );
+    assert!(
+        has(&p, "webhook.receiver.throttle.rate", 8, "between 0 and 1"),
+        "{p:#?}"
+    );
+    assert!(
+        has(
+            &p,
+            "webhook.receiver.throttle.retry_after",
+            8,
+            "whole seconds"
+        ),
+        "{p:#?}"
+    );
+    assert!(
+        has(&p, "webhook.receiver.gone.endpoints", 9, "unknown key"),
+        "{p:#?}"
+    );
+    assert!(
+        has(&p, "webhook.receiver.gone.subscribers", 9, "missing"),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn every_shipped_scenario_file_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            if let Err(e) = scenario::load(&path) {
+                panic!("{e}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "quick.toml and faults.toml at least");
+}

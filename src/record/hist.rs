@@ -81,6 +81,40 @@ impl Percentiles {
     }
 }
 
+impl Percentiles {
+    /// The same figures from exact counts by value (`counts[v]` samples of value `v`), for small
+    /// integer distributions such as attempts per delivery.
+    pub fn of_counts(counts: &[u64]) -> Self {
+        let count: u64 = counts.iter().sum();
+        if count == 0 {
+            return Self::default();
+        }
+        let sum: u64 = counts.iter().enumerate().map(|(v, n)| v as u64 * n).sum();
+        let q = |q: f64| {
+            let rank = ((q * count as f64).ceil() as u64).max(1);
+            let mut seen = 0;
+            for (v, n) in counts.iter().enumerate() {
+                seen += n;
+                if seen >= rank {
+                    return v as u64;
+                }
+            }
+            counts.len() as u64 - 1
+        };
+        Self {
+            count,
+            min: counts.iter().position(|&n| n > 0).unwrap_or(0) as u64,
+            mean: (sum as f64 / count as f64 * 10.0).round() / 10.0,
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p999: q(0.999),
+            p9999: q(0.9999),
+            max: counts.iter().rposition(|&n| n > 0).unwrap_or(0) as u64,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +135,19 @@ mod tests {
         let p = Percentiles::of(&c);
         assert!((499..=501).contains(&p.p50) && p.max >= 1000 && p.min == 1);
         assert_eq!(Percentiles::of(&new_hist()), Percentiles::default());
+    }
+
+    #[test]
+    fn exact_counts_give_exact_percentiles() {
+        // 90 deliveries took 1 attempt, 9 took 2, 1 took 5.
+        let mut counts = [0u64; 8];
+        (counts[1], counts[2], counts[5]) = (90, 9, 1);
+        let p = Percentiles::of_counts(&counts);
+        assert_eq!(
+            (p.count, p.min, p.p50, p.p90, p.p99, p.max),
+            (100, 1, 1, 1, 2, 5)
+        );
+        assert_eq!(p.mean, 1.1);
+        assert_eq!(Percentiles::of_counts(&[0, 0]), Percentiles::default());
     }
 }

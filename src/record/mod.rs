@@ -75,13 +75,26 @@ pub enum Counter {
     Close1011,
     /// ... any other code.
     CloseOther,
+    /// Webhook: deliveries given up because their endpoint answered 410 Gone (now or before).
+    Abandoned,
+    /// Webhook: endpoints disabled after their first 410.
+    EndpointsGone,
+    /// WebSocket: connects attempted after a connection was lost (failed ones included).
+    ReconnectAttempts,
     /// First error-kind slot; `ErrorBase + kind as usize`.
     ErrorBase,
 }
 
-/// Number of counter slots (the error kinds follow `ErrorBase`).
-pub const COUNTERS: usize =
+/// First attempts-per-event slot (after the error kinds).
+const ATTEMPTS_BASE: usize =
     Counter::ErrorBase as usize + crate::webhook::http::ErrorKind::ALL.len();
+
+/// Slots of the attempts-per-event histogram: slot n counts deliveries that ended after n
+/// attempts; the last slot also holds every count above it.
+pub const ATTEMPT_SLOTS: usize = 32;
+
+/// Number of counter slots (the error kinds follow `ErrorBase`, then the attempt slots).
+pub const COUNTERS: usize = ATTEMPTS_BASE + ATTEMPT_SLOTS;
 
 /// A send that starts later than this after its intended time counts as late.
 pub const LATE_NS: u64 = 1_000_000;
@@ -99,6 +112,9 @@ pub struct PhaseStats {
     pub lag: Histogram<u64>,
     /// WebSocket ping -> pong round trips.
     pub rtt: Histogram<u64>,
+    /// WebSocket: latency of events intended during a fault (a stall, or a drop until every
+    /// connection was back).
+    pub backlog: Histogram<u64>,
     /// Counter slots, indexed by [`Counter`].
     pub counters: [u64; COUNTERS],
 }
@@ -112,6 +128,7 @@ impl PhaseStats {
             connect: new_hist(),
             lag: new_hist(),
             rtt: new_hist(),
+            backlog: new_hist(),
             counters: [0; COUNTERS],
         }
     }
@@ -125,6 +142,7 @@ impl PhaseStats {
         self.connect.add(&other.connect).expect("same bounds");
         self.lag.add(&other.lag).expect("same bounds");
         self.rtt.add(&other.rtt).expect("same bounds");
+        self.backlog.add(&other.backlog).expect("same bounds");
         for (a, b) in self.counters.iter_mut().zip(other.counters.iter()) {
             *a += b;
         }
@@ -144,6 +162,18 @@ impl PhaseStats {
     /// Failed attempts of a kind.
     pub fn errors(&self, kind: crate::webhook::http::ErrorKind) -> u64 {
         self.counters[Counter::ErrorBase as usize + kind as usize]
+    }
+
+    /// Counts one delivery that ended (delivered, failed or abandoned) after `attempts` attempts.
+    #[inline]
+    pub fn record_attempts(&mut self, attempts: u32, deliveries: u64) {
+        let slot = (attempts as usize).min(ATTEMPT_SLOTS - 1);
+        self.counters[ATTEMPTS_BASE + slot] += deliveries;
+    }
+
+    /// Deliveries by the number of attempts they ended after (index = attempts).
+    pub fn attempts_per_delivery(&self) -> &[u64] {
+        &self.counters[ATTEMPTS_BASE..]
     }
 
     /// Adds to a counter.
@@ -177,6 +207,12 @@ pub struct IntervalStats {
     pub rss_baseline_bytes: u64,
     /// Monotonic instant of the latest measured delivery in the interval (0 = none).
     pub last_delivery_mono: u64,
+    /// WebSocket: monotonic instant a held connection was first lost after the ramp (0 = none).
+    pub first_loss_mono: u64,
+    /// WebSocket: the latest instant a worker had every connection back after losing some.
+    pub recovered_mono: u64,
+    /// WebSocket: connections not up when the run closed them (final reports only).
+    pub down_at_close: u64,
 }
 
 impl IntervalStats {
@@ -191,6 +227,13 @@ impl IntervalStats {
         self.ramp_done_mono = self.ramp_done_mono.max(other.ramp_done_mono);
         self.rss_baseline_bytes += other.rss_baseline_bytes;
         self.last_delivery_mono = self.last_delivery_mono.max(other.last_delivery_mono);
+        self.first_loss_mono = match (self.first_loss_mono, other.first_loss_mono) {
+            (0, b) => b,
+            (a, 0) => a,
+            (a, b) => a.min(b),
+        };
+        self.recovered_mono = self.recovered_mono.max(other.recovered_mono);
+        self.down_at_close += other.down_at_close;
     }
 
     /// A counter summed over both phases.

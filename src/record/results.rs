@@ -96,12 +96,23 @@ pub struct ModelSummary {
     pub delivered: u64,
     /// Ended without 2xx, after all retries or still pending at the end.
     pub failed: u64,
+    /// Given up because the endpoint answered 410 Gone (to this delivery or an earlier one):
+    /// never retried. `delivered + failed + abandoned == events`.
+    pub abandoned: u64,
+    /// Endpoints disabled after answering 410.
+    pub endpoints_gone: u64,
     /// Of `failed`, those still pending when the run ended.
     pub unfinished: u64,
     /// Of `failed`, those dropped because the backlog was full.
     pub dropped: u64,
     /// Retry attempts.
     pub retries: u64,
+    /// Attempts each delivery took until it ended (delivered, failed or abandoned; 0 = never
+    /// sent). Plain counts, not microseconds.
+    pub attempts_per_event: Percentiles,
+    /// Deliveries by attempts: entry n counts those that ended after n attempts (the last
+    /// possible entry, 31, also holds more).
+    pub attempts_histogram: Vec<u64>,
     /// Deliveries the receiver had already accepted.
     pub duplicates: u64,
     /// First attempts that started more than 1 ms after their intended time.
@@ -114,6 +125,9 @@ pub struct ModelSummary {
     pub uncorrected_latency_us: Percentiles,
     /// Intended time -> response received.
     pub ack_latency_us: Percentiles,
+    /// Intended time of the first attempt -> the final 2xx, retries and their waits included
+    /// (the provider's view; for the WebSocket model, the same as `latency_us`).
+    pub time_to_delivery_us: Percentiles,
     /// Actual send -> response received.
     pub ack_uncorrected_latency_us: Percentiles,
     /// New connection set-up time.
@@ -162,6 +176,16 @@ pub struct WsSummary {
     pub disconnects: u64,
     /// Connections declared dead after an unanswered ping.
     pub pongs_missed: u64,
+    /// Connects attempted after a connection was lost (failed ones included).
+    pub reconnect_attempts: u64,
+    /// Seconds from the first connection lost after the ramp until every subscriber was
+    /// connected again (0 = none was lost; see `down_at_end` for a recovery that never came).
+    pub recovery_s: f64,
+    /// Connections not up when the run ended.
+    pub down_at_end: u64,
+    /// Latency of the events intended during a fault: a server stall, or a drop until every
+    /// subscriber was back (the backlog and whatever was pushed during the storm).
+    pub backlog_latency_us: Percentiles,
     /// Ping -> pong round trips.
     pub pong_rtt_us: Percentiles,
     /// Seconds from the first connect until every connection was up (0 = never all up).
@@ -227,7 +251,7 @@ pub struct TimeseriesRow {
     pub delivered: u64,
     /// Failed attempts.
     pub errors: u64,
-    /// Retries scheduled.
+    /// Retries scheduled (WebSocket: reconnects).
     pub retries: u64,
     /// Open connections at the end of the interval.
     pub connections: u64,
@@ -245,6 +269,10 @@ pub struct TimeseriesRow {
     pub target_cpu_pct: f64,
     /// Target RSS.
     pub target_rss_bytes: u64,
+    /// Deliveries abandoned because their endpoint is gone (410); last, so the columns of the
+    /// contract keep their places.
+    #[serde(default)]
+    pub abandoned: u64,
 }
 
 /// Whether `path` (dotted, e.g. `latency_us.p99`) names a number in a model's summary entry:
@@ -252,6 +280,7 @@ pub struct TimeseriesRow {
 pub fn is_numeric_metric(path: &str) -> bool {
     let mut example = ModelSummary {
         receiver: Some(ReceiverCounters::default()),
+        websocket: Some(WsSummary::default()),
         ..ModelSummary::default()
     };
     for kind in crate::webhook::http::ErrorKind::ALL {
@@ -312,6 +341,13 @@ pub fn summary_table(summary: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
             "target_cpu_s",
             "target_peak_rss_bytes",
             "bytes_per_event",
+            "abandoned",
+            "attempts_per_event_mean",
+            "attempts_per_event_max",
+            "time_to_delivery_us_p50",
+            "time_to_delivery_us_p99",
+            "time_to_delivery_us_max",
+            "recovery_s",
         ]
         .iter()
         .map(|s| s.to_string()),
@@ -345,6 +381,13 @@ pub fn summary_table(summary: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
             format!("{:.3}", m.resources.target.cpu_s),
             m.resources.target.peak_rss_bytes.to_string(),
             format!("{:.1}", m.bytes_per_event),
+            m.abandoned.to_string(),
+            format!("{:.2}", m.attempts_per_event.mean),
+            m.attempts_per_event.max.to_string(),
+            m.time_to_delivery_us.p50.to_string(),
+            m.time_to_delivery_us.p99.to_string(),
+            m.time_to_delivery_us.max.to_string(),
+            format!("{:.3}", m.websocket.as_ref().map_or(0.0, |w| w.recovery_s)),
         ]);
         rows.push(row);
     }

@@ -12,6 +12,7 @@ struct PhaseWire {
     connect: String,
     lag: String,
     rtt: String,
+    backlog: String,
     counters: Vec<u64>,
 }
 
@@ -28,6 +29,9 @@ pub struct ReportWire {
     ramp_done_mono: u64,
     rss_baseline_bytes: u64,
     last_delivery_mono: u64,
+    first_loss_mono: u64,
+    recovered_mono: u64,
+    down_at_close: u64,
 }
 
 fn phase_to(p: &PhaseStats) -> PhaseWire {
@@ -37,6 +41,7 @@ fn phase_to(p: &PhaseStats) -> PhaseWire {
         connect: encode_hist(&p.connect),
         lag: encode_hist(&p.lag),
         rtt: encode_hist(&p.rtt),
+        backlog: encode_hist(&p.backlog),
         counters: p.counters.to_vec(),
     }
 }
@@ -48,6 +53,7 @@ fn phase_from(w: &PhaseWire) -> Result<PhaseStats, String> {
     p.connect = decode_hist(&w.connect)?;
     p.lag = decode_hist(&w.lag)?;
     p.rtt = decode_hist(&w.rtt)?;
+    p.backlog = decode_hist(&w.backlog)?;
     if w.counters.len() != COUNTERS {
         return Err(format!(
             "{} counters, expected {COUNTERS} (mixed versions?)",
@@ -72,6 +78,9 @@ pub fn to_line(r: &WorkerReport) -> String {
         ramp_done_mono: s.ramp_done_mono,
         rss_baseline_bytes: s.rss_baseline_bytes,
         last_delivery_mono: s.last_delivery_mono,
+        first_loss_mono: s.first_loss_mono,
+        recovered_mono: s.recovered_mono,
+        down_at_close: s.down_at_close,
     })
     .expect("reports serialize")
 }
@@ -91,6 +100,9 @@ pub fn from_line(line: &str) -> Result<WorkerReport, String> {
             ramp_done_mono: w.ramp_done_mono,
             rss_baseline_bytes: w.rss_baseline_bytes,
             last_delivery_mono: w.last_delivery_mono,
+            first_loss_mono: w.first_loss_mono,
+            recovered_mono: w.recovered_mono,
+            down_at_close: w.down_at_close,
         },
     })
 }

@@ -98,16 +98,34 @@ pub enum Jitter {
 }
 
 /// Retry policy for failed deliveries (connection errors, timeouts, 408, 429 and 5xx).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// Total attempts including the first (1 = never retry).
     pub attempts: u32,
     /// Backoff before the first retry.
     pub initial_ns: u64,
-    /// Cap on any single backoff.
+    /// Cap on any single wait (backoff, schedule entry or `Retry-After`), before `time_scale`.
     pub max_ns: u64,
     /// Randomisation.
     pub jitter: Jitter,
+    /// A fixed schedule: the wait before retry n is `schedule_ns[n]` (the last entry repeats
+    /// if `attempts` asks for more). Empty: exponential backoff from `initial_ns`.
+    pub schedule_ns: Vec<u64>,
+    /// Multiplies every wait (and `Retry-After`), so a day of retries fits in a test.
+    pub time_scale: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            initial_ns: 200_000_000,
+            max_ns: 30_000_000_000,
+            jitter: Jitter::Full,
+            schedule_ns: Vec::new(),
+            time_scale: 1.0,
+        }
+    }
 }
 
 /// A secret that never prints.
@@ -129,6 +147,12 @@ pub struct ReceiverConfig {
     pub fail_rate: f64,
     /// Hold every answer during `[at, at + for)` after the first request, once.
     pub stall: Option<Stall>,
+    /// Windows in which the receiver is down (503, or connections dropped unanswered).
+    pub outages: Vec<Outage>,
+    /// Answer a fraction of requests 429 with `Retry-After`.
+    pub throttle: Option<Throttle>,
+    /// Fraction of endpoints (subscribers) that always answer 410 Gone (0..1).
+    pub gone_fraction: f64,
     /// Larger bodies get 413.
     pub max_body_bytes: usize,
     /// Check signatures (off only for raw-speed benchmarks).
@@ -144,16 +168,65 @@ pub struct Stall {
     pub for_ns: u64,
 }
 
+/// How the receiver behaves during an outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutageMode {
+    /// Answer 503 Service Unavailable (with `Retry-After` when set).
+    Unavailable {
+        /// Whole seconds for the `Retry-After` header; `None` sends none.
+        retry_after_s: Option<u32>,
+    },
+    /// Close the connection without answering.
+    Drop,
+}
+
+/// A window in which the receiver is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outage {
+    /// Start, measured from the receiver's first request.
+    pub at_ns: u64,
+    /// Length.
+    pub for_ns: u64,
+    /// 503 or dropped connections.
+    pub mode: OutageMode,
+}
+
+impl Outage {
+    /// Whether `since_first_ns` (time since the first request) falls inside the window.
+    pub fn covers(&self, since_first_ns: u64) -> bool {
+        since_first_ns >= self.at_ns && since_first_ns - self.at_ns < self.for_ns
+    }
+}
+
+/// Rate limiting: a fraction of requests answered 429 Too Many Requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttle {
+    /// Fraction of requests throttled (0..1).
+    pub rate: f64,
+    /// Whole seconds sent in `Retry-After`.
+    pub retry_after_s: u32,
+}
+
 impl Default for ReceiverConfig {
     fn default() -> Self {
         Self {
             delay_ns: 0,
             fail_rate: 0.0,
             stall: None,
+            outages: Vec::new(),
+            throttle: None,
+            gone_fraction: 0.0,
             max_body_bytes: 1 << 20,
             verify: true,
         }
     }
+}
+
+/// Whether endpoint `subscriber` is one of the `fraction` that answer 410: spread evenly, so
+/// subscribers `0..n` hold `floor(n * fraction)` of them and a test can name them.
+pub fn endpoint_gone(subscriber: u64, fraction: f64) -> bool {
+    fraction > 0.0
+        && ((subscriber + 1) as f64 * fraction).floor() > (subscriber as f64 * fraction).floor()
 }
 
 /// Where webhook deliveries go.
@@ -287,6 +360,8 @@ impl ReconnectPolicy {
             initial_ns: self.initial_ns,
             max_ns: self.max_ns,
             jitter: self.jitter,
+            schedule_ns: Vec::new(),
+            time_scale: 1.0,
         }
     }
 }
@@ -309,6 +384,8 @@ pub struct WsServerConfig {
     pub processes: Option<usize>,
     /// Drop connections once.
     pub drop: Option<DropFault>,
+    /// Hold every push for a window once (slow consumer / backpressure); the backlog follows.
+    pub stall: Option<Stall>,
 }
 
 /// Where the fleet connects.

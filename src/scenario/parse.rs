@@ -5,9 +5,11 @@ use std::ops::Range;
 
 use toml_edit::{Document, Item, TableLike, Value};
 
+mod faults;
+
 use super::{
     parse_duration_ns, ConnectionMode, DropFault, Jitter, Problem, ReceiverConfig, ReconnectPolicy,
-    RetryPolicy, Scenario, Secret, Stall, Threshold, UrlTemplate, WebSocketConfig, WebhookConfig,
+    RetryPolicy, Scenario, Secret, Threshold, UrlTemplate, WebSocketConfig, WebhookConfig,
     WebhookTarget, Workload, WsMode, WsServerConfig, WsTarget,
 };
 use crate::schedule::{Shape, Step};
@@ -536,8 +538,13 @@ fn websocket(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<WebSocketConfig> {
                 }
                 cx.finish(d);
             }
+            let stall = faults::window(cx, &mut sv, "stall");
             cx.finish(sv);
-            WsServerConfig { processes, drop }
+            WsServerConfig {
+                processes,
+                drop,
+                stall,
+            }
         }
         None => WsServerConfig::default(),
     };
@@ -870,16 +877,11 @@ fn webhook(
     };
     let retry = match cx.table(s, "retry") {
         Some((mut r, _)) => {
-            let policy = retry(cx, &mut r);
+            let policy = faults::retry(cx, &mut r);
             cx.finish(r);
             policy
         }
-        None => RetryPolicy {
-            attempts: 5,
-            initial_ns: 200_000_000,
-            max_ns: 30_000_000_000,
-            jitter: Jitter::Full,
-        },
+        None => RetryPolicy::default(),
     };
     let drain_ns = cx
         .duration(s, "drain")
@@ -899,7 +901,7 @@ fn webhook(
                     "only applies when url = \"builtin\"",
                 );
             }
-            let cfg = receiver(cx, &mut r, payload_bytes);
+            let cfg = faults::receiver(cx, &mut r, payload_bytes);
             cx.finish(r);
             cfg
         }
@@ -927,17 +929,6 @@ fn webhook(
     })
 }
 
-fn retry(cx: &mut Cx<'_>, r: &mut Section<'_>) -> RetryPolicy {
-    let attempts = cx.integer(r, "attempts", 1, 100).unwrap_or(5) as u32;
-    let (initial_ns, max_ns, jitter) = backoff(cx, r, 200_000_000, 30_000_000_000);
-    RetryPolicy {
-        attempts,
-        initial_ns,
-        max_ns,
-        jitter,
-    }
-}
-
 /// `initial`, `max` and `jitter` of a backoff table (webhook retries, WebSocket reconnects).
 fn backoff(cx: &mut Cx<'_>, r: &mut Section<'_>, initial: u64, max: u64) -> (u64, u64, Jitter) {
     let initial_ns = cx.duration(r, "initial").map_or(initial, |d| d.0);
@@ -962,51 +953,6 @@ fn backoff(cx: &mut Cx<'_>, r: &mut Section<'_>, initial: u64, max: u64) -> (u64
         cx.problem(line, &path, "must not be shorter than `initial`");
     }
     (initial_ns, max_ns, jitter)
-}
-
-fn receiver(cx: &mut Cx<'_>, r: &mut Section<'_>, payload_bytes: usize) -> ReceiverConfig {
-    let mut cfg = ReceiverConfig::default();
-    if let Some((ns, _)) = cx.duration(r, "delay") {
-        cfg.delay_ns = ns;
-    }
-    if let Some((v, f)) = cx.number(r, "fail_rate") {
-        if (0.0..=1.0).contains(&v) {
-            cfg.fail_rate = v;
-        } else {
-            cx.problem(
-                f.line,
-                "webhook.receiver.fail_rate",
-                format!("must be between 0 and 1 (got {v})"),
-            );
-        }
-    }
-    if let Some((mut st, _)) = cx.table(r, "stall") {
-        let at = cx.duration(&mut st, "at");
-        let len = cx.duration(&mut st, "for");
-        match (at, len) {
-            (Some((at_ns, _)), Some((for_ns, _))) => cfg.stall = Some(Stall { at_ns, for_ns }),
-            _ => {
-                if !st.table.contains_key("at") || !st.table.contains_key("for") {
-                    cx.problem(
-                        None,
-                        "webhook.receiver.stall",
-                        "needs both at = \"2s\" and for = \"1s\"",
-                    );
-                }
-            }
-        }
-        cx.finish(st);
-    }
-    if let Some(v) = cx.integer(r, "max_body_bytes", 1, 1 << 30) {
-        cfg.max_body_bytes = v as usize;
-        if (v as usize) < payload_bytes {
-            cx.problem(None, "webhook.receiver.max_body_bytes", format!("{v} is smaller than workload.payload_bytes ({payload_bytes}); every delivery would get 413"));
-        }
-    }
-    if let Some(v) = cx.boolean(r, "verify") {
-        cfg.verify = v;
-    }
-    cfg
 }
 
 fn parse_thresholds(cx: &mut Cx<'_>, s: &mut Section<'_>, models: &[&str]) -> Vec<Threshold> {

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::receiver::{self, ReceiverOptions, ReceiverStats};
-use crate::scenario::ReceiverConfig;
+use crate::scenario::{OutageMode, ReceiverConfig};
 use crate::webhook::sign::SignatureScheme;
 
 /// Environment variable that carries the secret to a child receiver (never the command line,
@@ -95,6 +95,30 @@ pub fn receiver_args(cfg: &ReceiverConfig, scheme: SignatureScheme, seed: u64) -
             "--stall-for".into(),
             format!("{}ns", stall.for_ns),
         ]);
+    }
+    for o in &cfg.outages {
+        let mode = match o.mode {
+            OutageMode::Drop => "drop".to_string(),
+            OutageMode::Unavailable {
+                retry_after_s: Some(s),
+            } => format!("503:{s}s"),
+            OutageMode::Unavailable {
+                retry_after_s: None,
+            } => "503".to_string(),
+        };
+        args.extend([
+            "--outage".into(),
+            format!("{}ns:{}ns:{mode}", o.at_ns, o.for_ns),
+        ]);
+    }
+    if let Some(t) = cfg.throttle {
+        args.extend([
+            "--throttle".into(),
+            format!("{}:{}s", t.rate, t.retry_after_s),
+        ]);
+    }
+    if cfg.gone_fraction > 0.0 {
+        args.extend(["--gone".into(), cfg.gone_fraction.to_string()]);
     }
     if !cfg.verify {
         args.push("--no-verify".into());

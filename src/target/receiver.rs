@@ -1,6 +1,7 @@
 //! The built-in webhook receiver (hyper): verifies signatures, rejects stale timestamps,
-//! de-duplicates by event id, caps body size, stamps arrival, and can add delay, failures and a
-//! stall. `GET /stats` hands over the delivery-latency histograms recorded since the last call
+//! de-duplicates by event id, caps body size, stamps arrival, and can inject faults: delay,
+//! random 503s, a stall, outage windows (503 or dropped connections), 429 with `Retry-After`,
+//! and endpoints that answer 410 Gone. `GET /stats` hands over the delivery-latency histograms recorded since the last call
 //! (and cumulative counters), so the harness can merge them per interval.
 //!
 //! Delivery latency needs the event's intended time; pushbench sends it (and the actual send
@@ -9,7 +10,6 @@
 //! are verified and counted but not timed.
 
 use std::collections::HashSet;
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::{mono_ns, real_ns};
 use crate::record::{encode_hist, new_hist, MEASURED, WARMUP};
-use crate::scenario::ReceiverConfig;
+use crate::scenario::{endpoint_gone, OutageMode, ReceiverConfig};
 use crate::schedule::SplitMix64;
 use crate::webhook::payload::{index_from_id, run_from_id};
 use crate::webhook::sign::{SignatureScheme, SigningKey, VerifyError};
@@ -66,6 +66,14 @@ pub struct ReceiverCounters {
     pub stalled: u64,
     /// Body bytes received.
     pub body_bytes: u64,
+    /// Requests answered 503 during an outage window.
+    pub outage_unavailable: u64,
+    /// Connections dropped unanswered during an outage window.
+    pub outage_dropped: u64,
+    /// Requests answered 429 (throttled).
+    pub throttled: u64,
+    /// Requests answered 410 (the endpoint is gone).
+    pub gone: u64,
 }
 
 /// The `/stats` answer.
@@ -145,7 +153,7 @@ impl SeenIds {
 
 struct State {
     opts: ReceiverOptions,
-    counters: [AtomicU64; 10],
+    counters: [AtomicU64; 14],
     shards: Vec<Mutex<Shard>>,
     seen: SeenIds,
     first_request_mono: OnceLock<u64>,
@@ -164,6 +172,10 @@ enum C {
     Injected,
     Stalled,
     BodyBytes,
+    OutageUnavailable,
+    OutageDropped,
+    Throttled,
+    Gone,
 }
 
 impl State {
@@ -184,6 +196,10 @@ impl State {
             injected_failures: g(C::Injected),
             stalled: g(C::Stalled),
             body_bytes: g(C::BodyBytes),
+            outage_unavailable: g(C::OutageUnavailable),
+            outage_dropped: g(C::OutageDropped),
+            throttled: g(C::Throttled),
+            gone: g(C::Gone),
         }
     }
 
@@ -216,15 +232,82 @@ impl State {
         }
     }
 
-    fn fail_roll(&self) -> bool {
-        let rate = self.opts.config.fail_rate;
+    /// True with probability `rate`; `salt` keeps the fault kinds' draws independent.
+    fn roll(&self, rate: f64, salt: u64) -> bool {
         if rate <= 0.0 {
             return false;
         }
         // A counter-seeded draw: repeatable for a given request order, no shared RNG state.
         let n = self.rng_seq.fetch_add(1, Relaxed);
-        SplitMix64::new(self.opts.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_f64() < rate
+        SplitMix64::new(self.opts.seed ^ salt ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_f64()
+            < rate
     }
+}
+
+/// Why the receiver hung up without answering (an outage in drop mode). hyper closes the
+/// connection when the service fails, writing nothing: what a crashed or unreachable
+/// receiver looks like to the provider.
+#[derive(Debug, thiserror::Error)]
+#[error("outage: connection dropped without an answer")]
+pub struct Hangup;
+
+fn with_retry_after(mut r: Response<Full<Bytes>>, seconds: Option<u32>) -> Response<Full<Bytes>> {
+    if let Some(s) = seconds {
+        r.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from(s),
+        );
+    }
+    r
+}
+
+/// The subscriber in `/hooks/{subscriber}` (the path's last segment).
+fn subscriber_of(path: &str) -> Option<u64> {
+    path.rsplit('/').next()?.parse().ok()
+}
+
+/// The injected faults that answer before any processing: an outage, a gone endpoint, a
+/// throttled request. `None`: handle the request normally.
+fn fault_answer(
+    state: &State,
+    path: &str,
+    first_mono: u64,
+) -> Option<Result<Response<Full<Bytes>>, Hangup>> {
+    let cfg = &state.opts.config;
+    if !cfg.outages.is_empty() {
+        let since = mono_ns().saturating_sub(first_mono);
+        if let Some(outage) = cfg.outages.iter().find(|o| o.covers(since)) {
+            return Some(match outage.mode {
+                OutageMode::Drop => {
+                    state.bump(C::OutageDropped, 1);
+                    Err(Hangup)
+                }
+                OutageMode::Unavailable { retry_after_s } => {
+                    state.bump(C::OutageUnavailable, 1);
+                    Ok(with_retry_after(
+                        reply(StatusCode::SERVICE_UNAVAILABLE, "outage\n"),
+                        retry_after_s,
+                    ))
+                }
+            });
+        }
+    }
+    if cfg.gone_fraction > 0.0
+        && subscriber_of(path).is_some_and(|s| endpoint_gone(s, cfg.gone_fraction))
+    {
+        state.bump(C::Gone, 1);
+        return Some(Ok(reply(StatusCode::GONE, "endpoint disabled\n")));
+    }
+    if let Some(t) = cfg.throttle {
+        if state.roll(t.rate, 0x7407_7713) {
+            state.bump(C::Throttled, 1);
+            return Some(Ok(with_retry_after(
+                reply(StatusCode::TOO_MANY_REQUESTS, "slow down\n"),
+                Some(t.retry_after_s),
+            )));
+        }
+    }
+    None
 }
 
 fn reply(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -264,7 +347,7 @@ async fn handle(
     state: Arc<State>,
     counted: Arc<AtomicBool>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Full<Bytes>>, Hangup> {
     if req.method() == Method::GET {
         return Ok(match req.uri().path() {
             "/stats" => {
@@ -316,6 +399,11 @@ async fn handle(
     // The receiver "has the body" now.
     let arrived_real_us = real_ns() / 1_000;
     state.bump(C::BodyBytes, body.len() as u64);
+    // Faults answer before any work is done: a receiver that is down, disabled or rate
+    // limited does not verify or store the event.
+    if let Some(answer) = fault_answer(&state, parts.uri.path(), first) {
+        return answer;
+    }
 
     // Process first (verify, de-duplicate, record), then hold the answer: a slow receiver has
     // usually done the work already, which is why a provider's timeout-and-retry duplicates.
@@ -356,7 +444,7 @@ fn process(
             }
         }
     }
-    if state.fail_roll() {
+    if state.roll(state.opts.config.fail_rate, 0) {
         state.bump(C::Injected, 1);
         return reply(StatusCode::SERVICE_UNAVAILABLE, "injected failure\n");
     }

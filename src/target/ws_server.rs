@@ -66,6 +66,8 @@ struct Server {
     next_id: Cell<u64>,
     frame_buf: RefCell<Vec<u8>>,
     payload_buf: RefCell<Vec<u8>>,
+    /// A stall fault: pushes are queued, not written, until it ends.
+    stalled: Cell<bool>,
 }
 
 thread_local! {
@@ -233,7 +235,8 @@ impl Server {
                 return code;
             }
             // One readiness future and one wake-up: this is what an idle connection keeps.
-            let interest = if conn.pending.borrow().is_empty() {
+            // During a stall the queue only grows: waiting for writability would write it.
+            let interest = if conn.pending.borrow().is_empty() || self.stalled.get() {
                 Interest::READABLE
             } else {
                 Interest::READABLE | Interest::WRITABLE
@@ -244,7 +247,7 @@ impl Server {
                 r = conn.stream.ready(interest) => r,
             };
             let Ok(ready) = ready else { return 1006 };
-            if ready.is_writable() && conn.flush().is_err() {
+            if ready.is_writable() && !self.stalled.get() && conn.flush().is_err() {
                 return 1006;
             }
             if ready.is_readable() || ready.is_read_closed() {
@@ -277,6 +280,19 @@ impl Server {
         let mut out = self.frame_buf.borrow_mut();
         out.clear();
         frame::encode(&mut out, OpCode::Binary, &payload, None);
+        if self.stalled.get() {
+            // Held back, in order, behind whatever is already queued; sent when the stall ends.
+            let mut pending = conn.pending.borrow_mut();
+            let mut stats = self.stats.borrow_mut();
+            if pending.len() + out.len() > self.opts.max_pending_bytes {
+                stats.dropped_slow += 1;
+            } else {
+                pending.extend_from_slice(&out);
+                stats.pushed += 1;
+                stats.held += 1;
+            }
+            return;
+        }
         if conn.send(&out, self.opts.max_pending_bytes) {
             self.stats.borrow_mut().pushed += 1;
         } else {
@@ -294,6 +310,18 @@ impl Server {
                 self.stats.borrow_mut().dropped += 1;
             }
         }
+    }
+
+    /// Holds every push for `for_us`, then lets each connection write its backlog.
+    fn stall(self: Rc<Self>, for_us: u64) {
+        self.stalled.set(true);
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(std::time::Duration::from_micros(for_us)).await;
+            self.stalled.set(false);
+            for conn in self.conns.borrow().values() {
+                conn.wake.notify_one();
+            }
+        });
     }
 
     async fn control(self: Rc<Self>, mut stream: TcpStream) {
@@ -321,6 +349,7 @@ impl Server {
                         match c.tag {
                             tag::PUBLISH => self.publish(&c),
                             tag::DROP => self.drop_connections(c.seq as u16, c.len),
+                            tag::STALL => self.clone().stall(c.seq),
                             tag::STATS => {
                                 let mut stats = *self.stats.borrow();
                                 stats.connections = self.conns.borrow().len() as u64;
@@ -404,6 +433,7 @@ pub async fn serve(
         next_id: Cell::new(0),
         frame_buf: RefCell::new(Vec::new()),
         payload_buf: RefCell::new(Vec::new()),
+        stalled: Cell::new(false),
     });
     // RSS is this process's memory figure: once a second, hand back what the handshakes freed.
     tokio::task::spawn_local(async {

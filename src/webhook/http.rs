@@ -27,15 +27,19 @@ pub enum ErrorKind {
     BadResponse,
     /// Another socket error (no ports, no descriptors...).
     Io,
-    /// 4xx other than 408/429: not retried.
+    /// 4xx other than 408, 410 and 429: not retried.
     Status4xx,
-    /// 5xx, 408 or 429: retried.
+    /// 5xx or 408: retried.
     Status5xx,
+    /// 429 Too Many Requests: retried, after `Retry-After` when given.
+    Status429,
+    /// 410 Gone: the endpoint is disabled; never retried.
+    Status410,
 }
 
 impl ErrorKind {
     /// All kinds, in counter order.
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 10] = [
         Self::Refused,
         Self::Reset,
         Self::Timeout,
@@ -44,6 +48,8 @@ impl ErrorKind {
         Self::Io,
         Self::Status4xx,
         Self::Status5xx,
+        Self::Status429,
+        Self::Status410,
     ];
 
     /// Name used in results.
@@ -57,12 +63,14 @@ impl ErrorKind {
             Self::Io => "io",
             Self::Status4xx => "status_4xx",
             Self::Status5xx => "status_5xx",
+            Self::Status429 => "status_429",
+            Self::Status410 => "status_410",
         }
     }
 
     /// Whether a provider should try again after this.
     pub fn retryable(self) -> bool {
-        !matches!(self, Self::Status4xx | Self::BadResponse)
+        !matches!(self, Self::Status4xx | Self::Status410 | Self::BadResponse)
     }
 
     /// Classifies a socket error.
@@ -86,6 +94,8 @@ pub struct Response {
     pub status: u16,
     /// Whether the connection may carry another request.
     pub keep_alive: bool,
+    /// `Retry-After` in its seconds form (the HTTP-date form is ignored).
+    pub retry_after_s: Option<u32>,
 }
 
 /// One client connection with its read buffer.
@@ -151,7 +161,7 @@ impl Conn {
 
     async fn read_response(&mut self) -> Result<Response, ErrorKind> {
         // Head.
-        let (head_len, status, framing, keep_alive) = loop {
+        let (head_len, status, framing, keep_alive, retry_after_s) = loop {
             let mut headers = [httparse::EMPTY_HEADER; 32];
             let mut resp = httparse::Response::new(&mut headers);
             match resp.parse(&self.buf[..self.filled]) {
@@ -160,6 +170,7 @@ impl Conn {
                     let http11 = resp.version == Some(1);
                     let mut keep_alive = http11;
                     let mut framing = Framing::UntilClose;
+                    let mut retry_after_s = None;
                     for h in resp.headers.iter() {
                         if h.name.eq_ignore_ascii_case("content-length") {
                             let len = std::str::from_utf8(h.value)
@@ -171,6 +182,10 @@ impl Conn {
                             && contains_token(h.value, b"chunked")
                         {
                             framing = Framing::Chunked;
+                        } else if h.name.eq_ignore_ascii_case("retry-after") {
+                            retry_after_s = std::str::from_utf8(h.value)
+                                .ok()
+                                .and_then(|v| v.trim().parse().ok());
                         } else if h.name.eq_ignore_ascii_case("connection") {
                             if contains_token(h.value, b"close") {
                                 keep_alive = false;
@@ -182,7 +197,7 @@ impl Conn {
                     if status == 204 || status == 304 || (100..200).contains(&status) {
                         framing = Framing::Length(0);
                     }
-                    break (len, status, framing, keep_alive);
+                    break (len, status, framing, keep_alive, retry_after_s);
                 }
                 Ok(httparse::Status::Partial) => {
                     if self.fill_more().await? == 0 {
@@ -217,7 +232,11 @@ impl Conn {
         if (100..200).contains(&status) {
             return Box::pin(self.read_response()).await;
         }
-        Ok(Response { status, keep_alive })
+        Ok(Response {
+            status,
+            keep_alive,
+            retry_after_s,
+        })
     }
 
     async fn skip_chunked(&mut self) -> Result<(), ErrorKind> {
@@ -312,17 +331,27 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
             b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n0\r\nTrailer: t\r\n\r\n",
             b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n",
             b"HTTP/1.0 201 Created\r\n\r\nuntil close",
         ])
         .await;
         let mut conn = Conn::connect(addr).await.unwrap();
         let req = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
-        let statuses = [(200, true), (503, true), (204, true), (201, false)];
-        for (status, keep_alive) in statuses {
+        let statuses = [
+            (200, true, None),
+            (503, true, None),
+            (204, true, None),
+            (429, true, Some(7)),
+            (201, false, None),
+        ];
+        for (status, keep_alive, retry_after_s) in statuses {
             let r = conn.round_trip(req).await.unwrap();
-            assert_eq!((r.status, r.keep_alive), (status, keep_alive));
+            assert_eq!(
+                (r.status, r.keep_alive, r.retry_after_s),
+                (status, keep_alive, retry_after_s)
+            );
         }
-        assert!(conn.bytes_in > 100 && conn.bytes_out == 4 * req.len() as u64);
+        assert!(conn.bytes_in > 100 && conn.bytes_out == 5 * req.len() as u64);
     }
 
     #[tokio::test]

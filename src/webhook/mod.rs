@@ -5,4 +5,5 @@ pub mod http;
 pub mod model;
 pub mod payload;
 pub mod provider;
+pub mod retry;
 pub mod sign;

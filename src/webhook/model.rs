@@ -28,6 +28,7 @@ use crate::target::launch::{fetch_stats, launch_receiver, RunningTarget};
 use crate::target::receiver::ReceiverCounters;
 use crate::webhook::http::ErrorKind;
 use crate::webhook::provider::{spawn_worker, DeliverySpec, WorkerPlan};
+use crate::webhook::retry::GoneEndpoints;
 use crate::webhook::sign::{random_secret, SignatureScheme, SigningKey};
 
 /// Totals over the measured part, built as intervals close.
@@ -104,7 +105,8 @@ async fn drive(
         slots_per_worker,
         key,
         timeout_ns: cfg.timeout_ns,
-        retry: cfg.retry,
+        retry: cfg.retry.clone(),
+        gone: GoneEndpoints::new(w.subscribers),
         drain_ns: cfg.drain_ns,
         max_backlog_per_worker: cfg.max_backlog.div_ceil(workers).max(1),
         payload_bytes: w.payload_bytes,
@@ -239,15 +241,22 @@ async fn drive(
         events: g.get(Counter::Offered),
         delivered,
         failed: g.get(Counter::Failed),
+        abandoned: g.get(Counter::Abandoned),
+        endpoints_gone: all.get(Counter::EndpointsGone),
         unfinished: g.get(Counter::Unfinished),
         dropped: g.get(Counter::Dropped),
         retries: g.get(Counter::Retries),
+        attempts_per_event: Percentiles::of_counts(g.attempts_per_delivery()),
+        attempts_histogram: attempts_histogram(g.attempts_per_delivery()),
         duplicates: totals.receiver.map_or(0, |r| r.duplicates),
         late_sends: g.get(Counter::LateSends),
         latency_source: if builtin { "receiver" } else { "ack" }.into(),
         latency_us: Percentiles::of(latency),
         uncorrected_latency_us: Percentiles::of(uncorrected),
         ack_latency_us: Percentiles::of(&g.ack),
+        // The ack is timed from the intended time of the first attempt, so it is the time to
+        // delivery with retries included.
+        time_to_delivery_us: Percentiles::of(&g.ack),
         ack_uncorrected_latency_us: Percentiles::of(&g.ack_uncorrected),
         connect_us: Percentiles::of(&all.connect),
         schedule_lag_us: Percentiles::of(&g.lag),
@@ -285,6 +294,12 @@ async fn drive(
     percentile_rows(pw, "webhook", "ack_latency", &g.ack).map_err(RunError::Io)?;
     percentile_rows(pw, "webhook", "connect", &all.connect).map_err(RunError::Io)?;
     Ok(summary)
+}
+
+/// Counts by attempts, without the empty tail.
+pub fn attempts_histogram(slots: &[u64]) -> Vec<u64> {
+    let len = slots.iter().rposition(|&n| n > 0).map_or(0, |i| i + 1);
+    slots[..len].to_vec()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -367,6 +382,7 @@ fn close_interval<W: std::io::Write>(
             delivered: stats.total(Counter::Delivered),
             errors,
             retries: stats.total(Counter::Retries),
+            abandoned: stats.total(Counter::Abandoned),
             connections: stats.open_connections,
             p50_us: if headline.is_empty() {
                 0

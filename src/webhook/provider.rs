@@ -28,11 +28,14 @@ use tokio::sync::{mpsc::UnboundedSender, Notify};
 use tokio::time::Sleep;
 
 use crate::clock::{mono_ns, PreciseTimer, WallMap};
-use crate::record::{record_ns, Counter, IntervalStats, WorkerReport, LATE_NS, MEASURED, WARMUP};
-use crate::scenario::{ConnectionMode, Jitter, RetryPolicy, UrlTemplate};
+use crate::record::{
+    record_ns, Counter, IntervalStats, WorkerReport, ATTEMPT_SLOTS, LATE_NS, MEASURED, WARMUP,
+};
+use crate::scenario::{ConnectionMode, RetryPolicy, UrlTemplate};
 use crate::schedule::{Schedule, Shape, SplitMix64};
 use crate::webhook::http::{Conn, ErrorKind, Response};
 use crate::webhook::payload::Payload;
+use crate::webhook::retry::{retry_wait_ns, GoneEndpoints};
 use crate::webhook::sign::SigningKey;
 
 /// What every worker needs to deliver, shared read-only.
@@ -54,6 +57,8 @@ pub struct DeliverySpec {
     pub timeout_ns: u64,
     /// Retry policy.
     pub retry: RetryPolicy,
+    /// Endpoints that answered 410, shared by every worker.
+    pub gone: GoneEndpoints,
     /// Time allowed after the last scheduled send.
     pub drain_ns: u64,
     /// Queued deliveries per worker beyond which new ones are dropped (bounds memory).
@@ -93,19 +98,6 @@ pub struct WorkerPlan {
 /// How long in-flight work may finish after Ctrl-C.
 const STOP_GRACE_NS: u64 = 2_000_000_000;
 
-/// Backoff before retry number `attempt` (0 = before the first retry); `u` is uniform in [0, 1).
-pub fn backoff_ns(policy: &RetryPolicy, attempt: u32, u: f64) -> u64 {
-    let base = policy
-        .initial_ns
-        .saturating_mul(1u64 << attempt.min(40))
-        .min(policy.max_ns);
-    match policy.jitter {
-        Jitter::None => base,
-        Jitter::Full => (base as f64 * u) as u64,
-        Jitter::Equal => base / 2 + (base as f64 / 2.0 * u) as u64,
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Job {
     intended: u64,
@@ -124,6 +116,9 @@ struct Local {
     retry_notify: Notify,
     stats: RefCell<IntervalStats>,
     in_flight: [Cell<u64>; 2],
+    /// Of `in_flight`, how many by attempt number (so a run cut short still counts every
+    /// delivery's attempts).
+    in_flight_attempts: RefCell<[[u64; ATTEMPT_SLOTS]; 2]>,
     open_conns: Cell<u64>,
     done: Cell<bool>,
     stopping: Cell<bool>,
@@ -169,6 +164,7 @@ async fn worker_main(plan: WorkerPlan) {
         retry_notify: Notify::new(),
         stats: RefCell::new(IntervalStats::default()),
         in_flight: [Cell::new(0), Cell::new(0)],
+        in_flight_attempts: RefCell::new([[0; ATTEMPT_SLOTS]; 2]),
         open_conns: Cell::new(0),
         done: Cell::new(false),
         stopping: Cell::new(false),
@@ -231,8 +227,11 @@ async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
                     ready.push_back(job);
                 } else {
                     // Open loop: a delivery that cannot even be queued is counted, never waited on.
-                    local.bump(phase, Counter::Dropped, 1);
-                    local.bump(phase, Counter::Failed, 1);
+                    let mut stats = local.stats.borrow_mut();
+                    let p = &mut stats.phases[phase];
+                    p.bump(Counter::Dropped, 1);
+                    p.bump(Counter::Failed, 1);
+                    p.record_attempts(0, 1);
                 }
                 deliveries.next();
                 pushed += 1;
@@ -285,17 +284,27 @@ async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
 
 /// Counts whatever is still queued, waiting to retry or in flight as failed and unfinished.
 fn abandon(local: &Local) {
-    let mut left = [0u64; 2];
+    let mut stats = local.stats.borrow_mut();
+    let mut unfinished = |job: &Job, attempts: u32| {
+        let p = &mut stats.phases[local.phase(job)];
+        p.bump(Counter::Failed, 1);
+        p.bump(Counter::Unfinished, 1);
+        p.record_attempts(attempts, 1);
+    };
+    // Queued jobs have made `attempt` attempts so far; the next one never started.
     for job in local.ready.borrow_mut().drain(..) {
-        left[local.phase(&job)] += 1;
+        unfinished(&job, job.attempt);
     }
     for Reverse((_, job)) in local.retries.borrow_mut().drain() {
-        left[local.phase(&job)] += 1;
+        unfinished(&job, job.attempt);
     }
-    for (phase, n) in left.iter().enumerate() {
-        let n = n + local.in_flight[phase].get();
-        local.bump(phase, Counter::Failed, n);
-        local.bump(phase, Counter::Unfinished, n);
+    for (phase, by_attempt) in local.in_flight_attempts.borrow().iter().enumerate() {
+        let p = &mut stats.phases[phase];
+        for (attempts, &n) in by_attempt.iter().enumerate() {
+            p.bump(Counter::Failed, n);
+            p.bump(Counter::Unfinished, n);
+            p.record_attempts(attempts as u32, n);
+        }
     }
 }
 
@@ -349,7 +358,10 @@ async fn slot(local: Rc<Local>) {
     let mut timer = Box::pin(tokio::time::sleep(Duration::from_nanos(spec.timeout_ns)));
     while let Some(job) = next_job(&local).await {
         let phase = local.phase(&job);
+        // Counted by the attempt it is on (1-based), in case the run ends while it is out.
+        let slot = (job.attempt as usize + 1).min(ATTEMPT_SLOTS - 1);
         local.in_flight[phase].set(local.in_flight[phase].get() + 1);
+        local.in_flight_attempts.borrow_mut()[phase][slot] += 1;
         attempt(
             &local,
             &mut conn,
@@ -361,6 +373,7 @@ async fn slot(local: Rc<Local>) {
         )
         .await;
         local.in_flight[phase].set(local.in_flight[phase].get() - 1);
+        local.in_flight_attempts.borrow_mut()[phase][slot] -= 1;
     }
     if conn.take().is_some() {
         local.open_conns.set(local.open_conns.get() - 1);
@@ -457,6 +470,14 @@ async fn attempt(
     phase: usize,
 ) {
     let spec = &*local.spec;
+    if spec.gone.is_gone(job.subscriber) {
+        // The endpoint answered 410 before: a provider has disabled it, so nothing is sent.
+        let mut stats = local.stats.borrow_mut();
+        let p = &mut stats.phases[phase];
+        p.bump(Counter::Abandoned, 1);
+        p.record_attempts(job.attempt, 1);
+        return;
+    }
     let send_ns = mono_ns();
     {
         let mut stats = local.stats.borrow_mut();
@@ -488,24 +509,41 @@ async fn attempt(
     if !keep && conn.take().is_some() {
         local.open_conns.set(local.open_conns.get() - 1);
     }
-    let error = match result {
+    let attempts = job.attempt + 1;
+    let (error, retry_after_s) = match result {
         Ok(r) if (200..300).contains(&r.status) => {
             let mut stats = local.stats.borrow_mut();
             let p = &mut stats.phases[phase];
             p.bump(Counter::Delivered, 1);
+            p.record_attempts(attempts, 1);
             record_ns(&mut p.ack, job.intended, done_ns);
             record_ns(&mut p.ack_uncorrected, send_ns, done_ns);
             return;
         }
-        Ok(r) if r.status >= 500 || r.status == 408 || r.status == 429 => ErrorKind::Status5xx,
-        Ok(_) => ErrorKind::Status4xx,
-        Err(kind) => kind,
+        Ok(r) if r.status == 410 => (ErrorKind::Status410, None),
+        Ok(r) if r.status == 429 => (ErrorKind::Status429, r.retry_after_s),
+        Ok(r) if r.status == 503 => (ErrorKind::Status5xx, r.retry_after_s),
+        Ok(r) if r.status >= 500 || r.status == 408 => (ErrorKind::Status5xx, None),
+        Ok(_) => (ErrorKind::Status4xx, None),
+        Err(kind) => (kind, None),
     };
-    local.stats.borrow_mut().phases[phase].bump_error(error);
-    if error.retryable() && job.attempt + 1 < spec.retry.attempts {
+    let mut stats = local.stats.borrow_mut();
+    let p = &mut stats.phases[phase];
+    p.bump_error(error);
+    if error == ErrorKind::Status410 {
+        // Gone: never retried, and the endpoint is disabled for every later delivery.
+        p.bump(Counter::Abandoned, 1);
+        p.record_attempts(attempts, 1);
+        if spec.gone.mark(job.subscriber) {
+            p.bump(Counter::EndpointsGone, 1);
+        }
+        return;
+    }
+    if error.retryable() && attempts < spec.retry.attempts {
         let u = local.rng.borrow_mut().next_f64();
-        let due = done_ns + backoff_ns(&spec.retry, job.attempt, u);
-        local.bump(phase, Counter::Retries, 1);
+        let due = done_ns + retry_wait_ns(&spec.retry, job.attempt, u, retry_after_s);
+        p.bump(Counter::Retries, 1);
+        drop(stats);
         local.retries.borrow_mut().push(Reverse((
             due,
             Job {
@@ -515,35 +553,7 @@ async fn attempt(
         )));
         local.retry_notify.notify_one();
     } else {
-        local.bump(phase, Counter::Failed, 1);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_caps_and_jitters() {
-        let mut p = RetryPolicy {
-            attempts: 5,
-            initial_ns: 100,
-            max_ns: 1000,
-            jitter: Jitter::None,
-        };
-        let table: Vec<u64> = (0..6).map(|a| backoff_ns(&p, a, 0.5)).collect();
-        assert_eq!(table, vec![100, 200, 400, 800, 1000, 1000]);
-        p.jitter = Jitter::Full;
-        assert_eq!(backoff_ns(&p, 2, 0.0), 0);
-        assert_eq!(backoff_ns(&p, 2, 0.5), 200);
-        assert!(backoff_ns(&p, 2, 0.999) < 400);
-        p.jitter = Jitter::Equal;
-        assert_eq!(backoff_ns(&p, 2, 0.0), 200);
-        assert_eq!(backoff_ns(&p, 2, 0.5), 300);
-        assert_eq!(
-            backoff_ns(&p, 100, 0.0),
-            500,
-            "huge attempt numbers do not overflow"
-        );
+        p.bump(Counter::Failed, 1);
+        p.record_attempts(attempts, 1);
     }
 }

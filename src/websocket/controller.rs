@@ -16,7 +16,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::clock::{mono_ns, PreciseTimer, WallMap};
 use crate::record::{record_ns, Counter, IntervalStats, WorkerReport, LATE_NS, MEASURED, WARMUP};
-use crate::scenario::DropFault;
+use crate::scenario::{DropFault, Stall};
 use crate::schedule::Schedule;
 use crate::websocket::proto::{tag, Control, ServerStats};
 
@@ -40,6 +40,8 @@ pub struct ControllerPlan {
     pub wall: WallMap,
     /// Drop fault to trigger.
     pub drop: Option<DropFault>,
+    /// Stall fault to trigger (from the start of the event stream).
+    pub stall: Option<Stall>,
     /// When to collect the servers' counters and finish.
     pub finish_at_mono: u64,
     /// Interval length.
@@ -136,6 +138,7 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
     let schedule = plan.schedule.clone();
     let mut events = schedule.deliveries(0, 1).peekable();
     let mut drop_at = plan.drop.map(|d| (plan.events_start_mono + d.at_ns, d));
+    let mut stall_at = plan.stall.map(|s| (plan.events_start_mono + s.at_ns, s));
     let mut interval = 0u64;
     let mut next_flush = plan.ramp_start_mono + plan.interval_ns;
     let mut finish_at = plan.finish_at_mono;
@@ -210,6 +213,22 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
                 drop_at = None;
             }
         }
+        if let Some((at, stall)) = stall_at.filter(|(at, _)| now >= *at) {
+            // Every process holds its pushes for the window; sent late, the window is lost.
+            let left_us = (at + stall.for_ns).saturating_sub(now) / 1000;
+            for buf in bufs.iter_mut() {
+                Control {
+                    tag: tag::STALL,
+                    subscriber: 0,
+                    seq: left_us,
+                    intended_us: 0,
+                    sent_us: 0,
+                    len: 0,
+                }
+                .write(buf);
+            }
+            stall_at = None;
+        }
         for (w, buf) in writers.iter_mut().zip(bufs.iter_mut()) {
             if !buf.is_empty() {
                 w.write_all(buf)
@@ -228,6 +247,9 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
             }
         }
         if let Some((at, _)) = drop_at {
+            next = next.min(at);
+        }
+        if let Some((at, _)) = stall_at {
             next = next.min(at);
         }
         // Wake at least every 50 ms to notice Ctrl-C.

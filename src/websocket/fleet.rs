@@ -14,15 +14,17 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::Interest;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::clock::{mono_ns, real_ns, PreciseTimer, WallMap};
-use crate::record::{record_ns, Counter, IntervalStats, WorkerReport, LATE_NS, MEASURED, WARMUP};
+use crate::clock::{mono_ns, real_ns, WallMap};
+use crate::record::{record_ns, Counter, IntervalStats, WorkerReport, MEASURED, WARMUP};
 use crate::scenario::{ReconnectPolicy, WsMode};
 use crate::schedule::{Schedule, SplitMix64};
 use crate::webhook::http::ErrorKind;
-use crate::webhook::provider::backoff_ns;
+use crate::webhook::retry::backoff_ns;
 use crate::websocket::client::{handshake, tcp_connect, ClientConn, WsUrl};
 use crate::websocket::frame::{self, FrameError, OpCode};
-use crate::websocket::proto::{Event, EVENT_HEADER};
+use crate::websocket::proto::Event;
+
+mod echo;
 
 /// Largest message accepted from the server.
 const MAX_MESSAGE: usize = 16 << 20;
@@ -78,6 +80,9 @@ pub struct FleetSpec {
     pub report_rss_baseline: bool,
     /// External push servers: where time and sequence are in their JSON messages.
     pub fields: Option<JsonFields>,
+    /// A server stall, wall-clock us `[from, to)`: events intended in it are the backlog.
+    #[serde(default)]
+    pub stall_real_us: Option<(u64, u64)>,
 }
 
 /// JSON pointers into an external server's messages.
@@ -127,6 +132,9 @@ struct Fleet {
     in_flight: RefCell<Vec<u32>>,
     /// Closed-loop echo: wakes the sender when a connection has room again.
     echo_room: tokio::sync::Notify,
+    /// The latest outage of this worker's connections, wall-clock us: from the first loss
+    /// after the ramp until all were back (`u64::MAX` while some are still down; 0 = none).
+    outage_real_us: Cell<(u64, u64)>,
 }
 
 /// Connects one worker has in flight at most.
@@ -283,7 +291,11 @@ impl Fleet {
         let p = &mut stats.phases[phase];
         p.bump(Counter::Delivered, 1);
         if let Some(t) = intended_us {
-            p.ack.saturating_record(now_us.saturating_sub(t).max(1));
+            let latency_us = now_us.saturating_sub(t).max(1);
+            p.ack.saturating_record(latency_us);
+            if self.in_fault(t) {
+                p.backlog.saturating_record(latency_us);
+            }
         }
         if let Some(t) = sent_us {
             p.ack_uncorrected
@@ -302,6 +314,44 @@ impl Fleet {
             *exp = seq + 1;
         } else {
             p.bump(Counter::Reordered, 1);
+        }
+    }
+
+    /// Whether an event intended at `t_us` fell in a fault: the server's stall, or while this
+    /// worker's connections were down.
+    fn in_fault(&self, t_us: u64) -> bool {
+        let (from, to) = self.outage_real_us.get();
+        let stalled = self
+            .plan
+            .stall_real_us
+            .is_some_and(|(a, b)| (a..b).contains(&t_us));
+        stalled || (from != 0 && (from..=to).contains(&t_us))
+    }
+
+    /// A held connection was lost (not closed by us): the first loss since all were up starts
+    /// an outage, which lasts until every connection is back.
+    fn on_loss(&self) {
+        if self.ramp_reported.get()
+            && !self.closing.get()
+            && self.outage_real_us.get().1 != u64::MAX
+        {
+            self.outage_real_us.set((real_ns() / 1000, u64::MAX));
+            let mut stats = self.stats.borrow_mut();
+            if stats.first_loss_mono == 0 {
+                stats.first_loss_mono = mono_ns();
+            }
+        }
+    }
+
+    /// A connection came up; if it was the last one missing, the outage is over.
+    fn on_up(&self) {
+        if self.open.get() as usize != self.conns.borrow().len() {
+            return;
+        }
+        let (from, to) = self.outage_real_us.get();
+        if to == u64::MAX {
+            self.outage_real_us.set((from, real_ns() / 1000));
+            self.stats.borrow_mut().recovered_mono = mono_ns();
         }
     }
 
@@ -405,6 +455,9 @@ impl Fleet {
             // would fragment the heap between the held connections).
             let permit = self.connecting.acquire().await.expect("never closed");
             let t0 = mono_ns();
+            if ever_connected {
+                self.bump(self.phase_now(), Counter::ReconnectAttempts, 1);
+            }
             // Boxed: the connect state (with its timer) is the largest, and it is only needed
             // while connecting; inline it would sit in every held connection's task for good.
             let connected = Box::pin(tokio::time::timeout(
@@ -441,6 +494,7 @@ impl Fleet {
                     self.in_flight.borrow_mut()[local] = 0;
                     self.conns.borrow_mut()[local] = Some(conn.clone());
                     self.open.set(self.open.get() + 1);
+                    self.on_up();
                     if !self.ramp_reported.get()
                         && self.open.get() as usize == self.conns.borrow().len()
                     {
@@ -453,6 +507,9 @@ impl Fleet {
                     self.conns.borrow_mut()[local] = None;
                     self.open.set(self.open.get() - 1);
                     let phase = self.phase_now();
+                    if !matches!(end, End::WeClosed) {
+                        self.on_loss();
+                    }
                     match end {
                         End::ServerClosed(code) => {
                             let mut stats = self.stats.borrow_mut();
@@ -513,163 +570,6 @@ impl Fleet {
             }
         }
         while held.next().await.is_some() {}
-    }
-
-    /// Echo mode: sends this worker's share of the schedule, each at its intended time.
-    async fn echo_pacer(self: Rc<Self>) {
-        let mut timer = PreciseTimer::new().expect("timerfd");
-        let mut payload = vec![0u8; self.plan.payload_bytes.max(EVENT_HEADER)];
-        let workers = self.plan.workers;
-        let worker = self.plan.worker;
-        let schedule = self.plan.schedule.clone();
-        // Frames queued since the last write, per connection: when several events are due at
-        // once (high rates, or catching up) each connection gets one write for all of them.
-        let mut dirty: Vec<Rc<ClientConn>> = Vec::new();
-        for d in schedule
-            .deliveries(0, 1)
-            .filter(|d| d.subscriber % workers == worker)
-        {
-            if self.closing.get() || self.stop.load(Ordering::Relaxed) {
-                break;
-            }
-            let intended = self.plan.events_start_mono + d.intended_ns;
-            if mono_ns() < intended {
-                self.write_queued(&mut dirty);
-                if timer.sleep_until(intended).await.is_err() {
-                    break;
-                }
-            }
-            let intended_us = self.plan.wall.to_real_ns(intended) / 1000;
-            let phase = if intended_us < self.plan.warmup_end_real_us {
-                WARMUP
-            } else {
-                MEASURED
-            };
-            self.bump(phase, Counter::Offered, 1);
-            let local = self.local(d.subscriber);
-            let conn = self.conns.borrow()[local].clone();
-            let now = mono_ns();
-            let sent = conn.is_some_and(|conn| {
-                let seq = {
-                    let mut seqs = self.echo_seq.borrow_mut();
-                    let s = seqs[local];
-                    seqs[local] += 1;
-                    s
-                };
-                Event {
-                    seq,
-                    intended_us,
-                    sent_us: self.plan.wall.to_real_ns(now) / 1000,
-                    subscriber: d.subscriber as u32,
-                }
-                .write(&mut payload);
-                let queued = self.queue_frame(&conn, OpCode::Binary, &payload);
-                if queued && !conn.queued.replace(true) {
-                    dirty.push(conn);
-                }
-                queued
-            });
-            let mut stats = self.stats.borrow_mut();
-            let p = &mut stats.phases[phase];
-            if sent {
-                p.bump(Counter::Sent, 1);
-                record_ns(&mut p.lag, intended, now);
-                if now.saturating_sub(intended) > LATE_NS {
-                    p.bump(Counter::LateSends, 1);
-                }
-            } else {
-                // Not connected at its intended time: the event is lost, and says so.
-                p.bump(Counter::Failed, 1);
-            }
-        }
-        self.write_queued(&mut dirty);
-    }
-
-    /// Echo with `shape = "max"`: every connection keeps [`ECHO_WINDOW`] messages in flight, sent
-    /// as one write, and is topped up as echoes return. Peak echo throughput, as tcpkali
-    /// measures it; each message is timed from when it was queued (closed loop: nothing to
-    /// correct for).
-    async fn echo_closed_loop(self: Rc<Self>) {
-        let mut timer = PreciseTimer::new().expect("timerfd");
-        let _ = timer.sleep_until(self.plan.events_start_mono).await;
-        let end = self.plan.events_start_mono + self.plan.schedule.total_ns;
-        let mut payload = vec![0u8; self.plan.payload_bytes.max(EVENT_HEADER)];
-        let mut dirty: Vec<Rc<ClientConn>> = Vec::new();
-        while !self.closing.get() && !self.stop.load(Ordering::Relaxed) && mono_ns() < end {
-            let len = self.conns.borrow().len();
-            for local in 0..len {
-                let Some(conn) = self.conns.borrow()[local].clone() else {
-                    continue;
-                };
-                let room = ECHO_WINDOW.saturating_sub(self.in_flight.borrow()[local]);
-                if room < ECHO_WINDOW / 2 {
-                    continue;
-                }
-                let now = mono_ns();
-                let now_us = self.plan.wall.to_real_ns(now) / 1000;
-                let phase = if now_us < self.plan.warmup_end_real_us {
-                    WARMUP
-                } else {
-                    MEASURED
-                };
-                let subscriber = local as u64 * self.plan.workers + self.plan.worker;
-                let mut sent = 0;
-                for _ in 0..room {
-                    let seq = {
-                        let mut seqs = self.echo_seq.borrow_mut();
-                        seqs[local] += 1;
-                        seqs[local] - 1
-                    };
-                    Event {
-                        seq,
-                        intended_us: now_us,
-                        sent_us: now_us,
-                        subscriber: subscriber as u32,
-                    }
-                    .write(&mut payload);
-                    if !self.queue_frame(&conn, OpCode::Binary, &payload) {
-                        break;
-                    }
-                    sent += 1;
-                }
-                self.in_flight.borrow_mut()[local] += sent;
-                let p = &mut self.stats.borrow_mut().phases[phase];
-                p.bump(Counter::Offered, u64::from(sent));
-                p.bump(Counter::Sent, u64::from(sent));
-                if sent > 0 && !conn.queued.replace(true) {
-                    dirty.push(conn);
-                }
-            }
-            self.write_queued(&mut dirty);
-            // Until some connection has room again (or a reconnect needs filling).
-            let _ =
-                tokio::time::timeout(Duration::from_millis(10), self.echo_room.notified()).await;
-        }
-    }
-
-    /// Appends a masked frame to the connection's queue without writing it yet.
-    fn queue_frame(&self, conn: &ClientConn, opcode: OpCode, payload: &[u8]) -> bool {
-        let mut pending = conn.pending.borrow_mut();
-        if pending.len() + payload.len() > MAX_PENDING {
-            return false;
-        }
-        let before = pending.len();
-        frame::encode(&mut pending, opcode, payload, Some(self.mask()));
-        self.bump(
-            self.phase_now(),
-            Counter::BytesOut,
-            (pending.len() - before) as u64,
-        );
-        true
-    }
-
-    /// Writes every queued connection once; what the socket does not take is written by the
-    /// connection's task when it next wakes, or by the fleet's tick.
-    fn write_queued(&self, dirty: &mut Vec<Rc<ClientConn>>) {
-        for conn in dirty.drain(..) {
-            conn.queued.set(false);
-            let _ = conn.flush();
-        }
     }
 
     fn heartbeat(&self) {
@@ -752,6 +652,7 @@ pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: UnboundedSend
         connecting: tokio::sync::Semaphore::new(MAX_CONNECTING),
         in_flight: RefCell::new(vec![0; mine]),
         echo_room: tokio::sync::Notify::new(),
+        outage_real_us: Cell::new((0, 0)),
         plan,
         stop,
         tx,
@@ -789,6 +690,8 @@ pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: UnboundedSend
         }
         if now >= close_at && closed_at.is_none() {
             fleet.closing.set(true);
+            fleet.stats.borrow_mut().down_at_close =
+                (fleet.conns.borrow().len() as u64).saturating_sub(fleet.open.get());
             let conns: Vec<Rc<ClientConn>> =
                 fleet.conns.borrow().iter().flatten().cloned().collect();
             for conn in conns {

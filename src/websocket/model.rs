@@ -18,7 +18,7 @@ use crate::record::results::{
     percentile_rows, Connections, ModelSummary, PerConnection, Resources, RoleCost, TimeseriesRow,
     WsSummary,
 };
-use crate::record::{Counter, Percentiles, PhaseStats, MEASURED, WARMUP};
+use crate::record::{Counter, IntervalStats, Percentiles, PhaseStats, MEASURED, WARMUP};
 use crate::run::{Interrupts, Progress, RunContext, RunError};
 use crate::scenario::{Scenario, UrlTemplate, WebSocketConfig, WsMode, WsTarget};
 use crate::target::launch::TargetLaunch;
@@ -127,6 +127,8 @@ struct Totals {
     worker_rss_baseline: u64,
     target_rss_at_peak: u64,
     last_delivery_mono: u64,
+    /// Reconnect storm: first loss, last full recovery, connections down at the end.
+    storm: IntervalStats,
 }
 
 async fn drive(
@@ -187,6 +189,14 @@ async fn drive(
     let close_at_mono = events_start_mono + schedule.total_ns + cfg.drain_ns;
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (drop_fault, stall) = match &cfg.target {
+        WsTarget::Builtin(s) => (s.drop, s.stall),
+        WsTarget::External(_) => (None, None),
+    };
+    let stall_real_us = stall.map(|st| {
+        let from = wall.to_real_ns(events_start_mono + st.at_ns) / 1000;
+        (from, from + st.for_ns / 1000)
+    });
 
     let mut gen_meter = RoleMeter::new(vec!["self".into()]);
     let mut target_meter = RoleMeter::of_pids(servers.map_or(&[][..], |s| &s.pids));
@@ -227,6 +237,7 @@ async fn drive(
                 timestamp: cfg.timestamp_field.clone(),
                 sequence: cfg.sequence_field.clone(),
             }),
+            stall_real_us,
         };
         match &exe {
             Some(exe) => worker_procs.push(
@@ -241,10 +252,6 @@ async fn drive(
         }
     }
     gen_meter.add_pids(worker_procs.iter().map(|p| p.pid().to_string()));
-    let drop_fault = match &cfg.target {
-        WsTarget::Builtin(s) => s.drop,
-        WsTarget::External(_) => None,
-    };
     let controller = match servers {
         Some(s) => Some(
             spawn_controller(ControllerPlan {
@@ -257,6 +264,7 @@ async fn drive(
                 payload_bytes: w.payload_bytes,
                 wall,
                 drop: drop_fault,
+                stall,
                 finish_at_mono: close_at_mono,
                 interval_ns,
                 worker_id: workers,
@@ -292,6 +300,7 @@ async fn drive(
         worker_rss_baseline: 0,
         last_delivery_mono: 0,
         target_rss_at_peak: target_rss_before,
+        storm: IntervalStats::default(),
     };
     let mut collector = Collector::new(sources);
     let total_s = (close_at_mono - ramp_start_mono) as f64 / 1e9;
@@ -322,6 +331,12 @@ async fn drive(
             totals.last_delivery_mono = totals.last_delivery_mono.max(stats.last_delivery_mono);
             totals.worker_rss_baseline += stats.rss_baseline_bytes;
             totals.ramp_done_mono = totals.ramp_done_mono.max(stats.ramp_done_mono);
+            totals.storm.add(&IntervalStats {
+                first_loss_mono: stats.first_loss_mono,
+                recovered_mono: stats.recovered_mono,
+                down_at_close: stats.down_at_close,
+                ..IntervalStats::default()
+            });
             let latency = stats.merged(|p| &p.ack);
             let q = |v: f64| {
                 if latency.is_empty() {
@@ -345,6 +360,7 @@ async fn drive(
                     delivered: stats.total(Counter::Delivered),
                     errors,
                     retries: stats.total(Counter::Reconnects),
+                    abandoned: 0,
                     connections: stats.open_connections,
                     p50_us: q(0.5),
                     p99_us: q(0.99),
@@ -425,6 +441,13 @@ async fn drive(
     for kind in ErrorKind::ALL {
         errors.insert(kind.name().to_string(), all.errors(kind));
     }
+    let storm = &totals.storm;
+    let recovery_s = match (storm.first_loss_mono, storm.down_at_close) {
+        (0, _) => 0.0,
+        // Never all back: the outage lasted at least until the run closed the connections.
+        (lost, down) if down > 0 => close_at_mono.saturating_sub(lost) as f64 / 1e9,
+        (lost, _) => storm.recovered_mono.saturating_sub(lost) as f64 / 1e9,
+    };
     let summary = ModelSummary {
         model: "websocket".into(),
         target_rate: scheduled as f64 / duration_s,
@@ -440,9 +463,13 @@ async fn drive(
         events,
         delivered,
         failed: events - delivered,
+        abandoned: 0,
+        endpoints_gone: 0,
         unfinished: 0,
         dropped: g.get(Counter::Dropped),
         retries: 0,
+        attempts_per_event: Percentiles::default(),
+        attempts_histogram: Vec::new(),
         duplicates: g.get(Counter::Reordered),
         late_sends: g.get(Counter::LateSends),
         latency_source: match cfg.mode {
@@ -458,6 +485,7 @@ async fn drive(
         latency_us: Percentiles::of(&g.ack),
         uncorrected_latency_us: Percentiles::of(&g.ack_uncorrected),
         ack_latency_us: Percentiles::of(&g.ack),
+        time_to_delivery_us: Percentiles::of(&g.ack),
         ack_uncorrected_latency_us: Percentiles::of(&g.ack_uncorrected),
         connect_us: Percentiles::of(&all.connect),
         schedule_lag_us: Percentiles::of(&g.lag),
@@ -504,6 +532,10 @@ async fn drive(
             .collect(),
             disconnects: all.get(Counter::Disconnects),
             pongs_missed: all.get(Counter::PongsMissed),
+            reconnect_attempts: all.get(Counter::ReconnectAttempts),
+            recovery_s: (recovery_s * 1000.0).round() / 1000.0,
+            down_at_end: storm.down_at_close,
+            backlog_latency_us: Percentiles::of(&g.backlog),
             pong_rtt_us: Percentiles::of(&all.rtt),
             ramp_s,
             connects_per_s: if ramp_s > 0.0 {
@@ -529,5 +561,6 @@ async fn drive(
         .map_err(RunError::Io)?;
     percentile_rows(pw, "websocket", "connect", &all.connect).map_err(RunError::Io)?;
     percentile_rows(pw, "websocket", "pong_rtt", &all.rtt).map_err(RunError::Io)?;
+    percentile_rows(pw, "websocket", "backlog_latency", &g.backlog).map_err(RunError::Io)?;
     Ok(summary)
 }

@@ -8,7 +8,8 @@
 //! **Control connection** (harness -> each server process, plain TCP): fixed 33-byte records
 //! `tag u8 | subscriber u32 | seq u64 | intended_us u64 | sent_us u64 | len u32` where tag 1
 //! publishes an event of `len` bytes to `subscriber`, tag 2 drops connections (`seq` = close code,
-//! 0 for an abrupt reset; `len` = per-mille of connections), tag 3 asks for stats. The server
+//! 0 for an abrupt reset; `len` = per-mille of connections), tag 3 asks for stats, tag 4 holds
+//! every push for `seq` microseconds (a stall: the backlog goes out after it). The server
 //! answers with 5-byte records `tag u8 | subscriber u32`: 1 = now holds the subscriber, 2 = no
 //! longer holds it; and tag 3 with `len u32` and a JSON [`ServerStats`]. With several server
 //! processes behind one port, the hold/release records tell the publisher which process to send
@@ -67,6 +68,8 @@ pub mod tag {
     pub const DROP: u8 = 2;
     /// Ask for (or answer with) stats.
     pub const STATS: u8 = 3;
+    /// Hold pushes for a while.
+    pub const STALL: u8 = 4;
     /// Server -> harness: subscriber connected here.
     pub const HOLD: u8 = 1;
     /// Server -> harness: subscriber gone from here.
@@ -136,6 +139,9 @@ pub struct ServerStats {
     pub protocol_errors: u64,
     /// Connections dropped on command.
     pub dropped: u64,
+    /// Events queued during a stall and pushed after it (also in `pushed`).
+    #[serde(default)]
+    pub held: u64,
 }
 
 impl ServerStats {
@@ -150,6 +156,7 @@ impl ServerStats {
         self.pongs += o.pongs;
         self.protocol_errors += o.protocol_errors;
         self.dropped += o.dropped;
+        self.held += o.held;
     }
 }
 
