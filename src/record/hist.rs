@@ -39,6 +39,7 @@ pub fn decode_hist(text: &str) -> Result<Histogram<u64>, String> {
 
 /// The percentiles a summary shows, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Percentiles {
     /// Number of samples.
     pub count: u64,

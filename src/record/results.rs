@@ -1,5 +1,8 @@
 //! The results directory: `summary.json`, `summary.csv`, `timeseries.csv`, `percentiles.csv`
 //! (the `.hlog` interval log is written as the run goes, by the collector).
+//!
+//! Every struct here reads with `#[serde(default)]`, so results written by an earlier version
+//! (with fewer fields) still load in `report` and `compare`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -14,6 +17,7 @@ use crate::target::receiver::ReceiverCounters;
 
 /// The machine the run happened on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HostInfo {
     /// Logical CPUs.
     pub cores: usize,
@@ -50,6 +54,7 @@ impl HostInfo {
 
 /// Connections a model used.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Connections {
     /// Connections (or attempts in flight) the scenario allows.
     pub target: u64,
@@ -65,6 +70,7 @@ pub struct Connections {
 
 /// CPU and memory of one role, summed over its processes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RoleCost {
     /// User + system CPU seconds during the run.
     pub cpu_s: f64,
@@ -74,6 +80,7 @@ pub struct RoleCost {
 
 /// Generator and target cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Resources {
     /// The harness's load generator.
     pub generator: RoleCost,
@@ -83,6 +90,7 @@ pub struct Resources {
 
 /// One model's figures. Counts cover the measured part of the run (warm-up excluded).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ModelSummary {
     /// `"webhook"` or `"websocket"`.
     pub model: String,
@@ -150,6 +158,7 @@ pub struct ModelSummary {
 
 /// Memory per held connection, from RSS growth over the ramp.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PerConnection {
     /// Generator (client fleet) bytes per connection.
     pub generator: f64,
@@ -159,6 +168,7 @@ pub struct PerConnection {
 
 /// What only the WebSocket model has.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct WsSummary {
     /// push, echo or idle.
     pub mode: String,
@@ -215,6 +225,7 @@ pub struct ThresholdResult {
 
 /// `summary.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Summary {
     /// Scenario name.
     pub scenario: String,
@@ -238,6 +249,7 @@ pub struct Summary {
 
 /// One `timeseries.csv` row.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TimeseriesRow {
     /// Seconds since the start (interval end).
     pub t_s: f64,

@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use super::charts::{costs, Rendered};
+use super::charts::Rendered;
+use super::cost::costs;
 use super::load::RunData;
 use super::table::{fmt_mib, fmt_us, grid};
 use crate::record::results::{ModelSummary, Summary};

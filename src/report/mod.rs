@@ -7,6 +7,8 @@
 //! - `html`: the self-contained `report.html` and its verdict.
 
 pub mod charts;
+pub mod cost;
+pub mod faults;
 pub mod html;
 pub mod load;
 pub mod table;

@@ -106,6 +106,29 @@ fn rows(m: &ModelSummary) -> Vec<Row> {
             Neither,
         ),
         row(
+            "abandoned (410) / endpoints gone",
+            if ws.is_some() {
+                dash()
+            } else {
+                format!("{} / {}", m.abandoned, m.endpoints_gone)
+            },
+            None,
+            Neither,
+        ),
+        row(
+            "attempts per event p99 / max",
+            if ws.is_some() || m.attempts_per_event.count == 0 {
+                dash()
+            } else {
+                format!(
+                    "{} / {}",
+                    m.attempts_per_event.p99, m.attempts_per_event.max
+                )
+            },
+            None,
+            Neither,
+        ),
+        row(
             "duplicates / reordered",
             m.duplicates.to_string(),
             None,
@@ -142,6 +165,27 @@ fn rows(m: &ModelSummary) -> Vec<Row> {
         row(
             "reconnects / failed connects",
             format!("{} / {}", m.connections.reconnects, m.connections.failed),
+            None,
+            Neither,
+        ),
+        row(
+            "recovery after loss / attempts",
+            ws.filter(|w| w.reconnect_attempts > 0 || w.recovery_s > 0.0)
+                .map_or_else(dash, |w| {
+                    let pending = if w.down_at_end > 0 {
+                        format!(", {} still down", w.down_at_end)
+                    } else {
+                        String::new()
+                    };
+                    format!("{:.2}s / {}{pending}", w.recovery_s, w.reconnect_attempts)
+                }),
+            None,
+            Neither,
+        ),
+        row(
+            "backlog latency p99",
+            ws.filter(|w| w.backlog_latency_us.count > 0)
+                .map_or_else(dash, |w| fmt_us(w.backlog_latency_us.p99)),
             None,
             Neither,
         ),

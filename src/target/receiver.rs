@@ -45,6 +45,7 @@ pub struct ReceiverOptions {
 
 /// Cumulative counters, as `/stats` reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ReceiverCounters {
     /// TCP connections that carried at least one delivery.
     pub connections: u64,

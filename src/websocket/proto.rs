@@ -120,6 +120,7 @@ impl Control {
 
 /// What one server process counted (cumulative).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ServerStats {
     /// Connections held now.
     pub connections: u64,

@@ -1,0 +1,147 @@
+//! The faults chart: retries, abandoned deliveries and reconnects per interval (how a retry or
+//! reconnect storm unfolds), and the histogram of attempts each webhook delivery took.
+
+use plotters::prelude::*;
+
+use super::charts::{err, legend, legend_line, no_data, series, t_max, Area, DrawResult, FONT};
+use super::load::RunData;
+
+/// Both panels.
+pub(super) fn faults<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawResult {
+    let (top, bottom) = area.split_vertically(area.dim_in_pixel().1 / 2);
+    over_time(&top, runs)?;
+    attempts(&bottom, runs)
+}
+
+fn over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawResult {
+    let all = series(runs);
+    let y_max = all
+        .iter()
+        .flat_map(|s| s.run.series(s.model).map(|r| r.retries.max(r.abandoned)))
+        .fold(1, u64::max) as f64
+        * 1.15;
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            "per 1 s interval; webhook: retries (solid) and abandoned after 410 (dashed); WebSocket: reconnects",
+            (FONT, 15),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..t_max(runs), 0.0..y_max)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("time since start (s)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_desc("per interval")
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(err)?;
+    for s in &all {
+        let color = s.color;
+        let retries: Vec<(f64, f64)> = s
+            .run
+            .series(s.model)
+            .map(|r| (r.t_s, r.retries as f64))
+            .collect();
+        let what = if s.model == "websocket" {
+            "reconnects"
+        } else {
+            "retries"
+        };
+        chart
+            .draw_series(LineSeries::new(retries, color.stroke_width(2)))
+            .map_err(err)?
+            .label(format!("{} {what}", s.name))
+            .legend(legend_line(color, 2, false));
+        if s.run.series(s.model).any(|r| r.abandoned > 0) {
+            let abandoned: Vec<(f64, f64)> = s
+                .run
+                .series(s.model)
+                .map(|r| (r.t_s, r.abandoned as f64))
+                .collect();
+            chart
+                .draw_series(DashedLineSeries::new(
+                    abandoned,
+                    6,
+                    4,
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(format!("{} abandoned (410)", s.name))
+                .legend(legend_line(color, 2, true));
+        }
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+fn attempts<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawResult {
+    let bars: Vec<_> = series(runs)
+        .into_iter()
+        .filter_map(|s| {
+            let m = s.run.summary.models.iter().find(|m| m.model == s.model)?;
+            (m.websocket.is_none() && m.attempts_histogram.iter().any(|n| *n > 0))
+                .then(|| (s, m.attempts_histogram.clone()))
+        })
+        .collect();
+    if bars.is_empty() {
+        return no_data(area, "webhook attempt counts");
+    }
+    let max_attempts = bars
+        .iter()
+        .flat_map(|(_, h)| h.iter().rposition(|n| *n > 0))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let y_max = bars
+        .iter()
+        .flat_map(|(_, h)| h.iter().copied())
+        .max()
+        .unwrap_or(1) as f64
+        * 3.0;
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            "webhook deliveries by the number of attempts they took (1 = first try)",
+            (FONT, 15),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.5..max_attempts as f64 + 0.5, (0.8..y_max).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(max_attempts.min(16))
+        .x_desc("attempts")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_desc("deliveries (log scale)")
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(err)?;
+    let width = 0.8 / bars.len() as f64;
+    for (k, (s, histogram)) in bars.iter().enumerate() {
+        let color = s.color;
+        let x_off = -0.4 + width * k as f64;
+        chart
+            .draw_series(
+                histogram
+                    .iter()
+                    .enumerate()
+                    .filter(|(n, count)| *n > 0 && **count > 0)
+                    .map(|(n, count)| {
+                        let x = n as f64 + x_off;
+                        Rectangle::new([(x, 0.8), (x + width, *count as f64)], color.filled())
+                    }),
+            )
+            .map_err(err)?
+            .label(s.name.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
