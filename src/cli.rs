@@ -26,6 +26,29 @@ pub enum Command {
         /// Progress display.
         #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
         progress: ProgressArg,
+        /// Also write the threshold verdicts as JUnit XML to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+    /// Regression verdict between two results directories, per model and metric; exit 1 on a
+    /// regression. Changes within run-to-run variation are reported as noise.
+    Compare {
+        /// The reference results directory.
+        baseline: PathBuf,
+        /// The results directory to judge.
+        new: PathBuf,
+        /// Smallest relative change that can count, e.g. 10% or 0.1.
+        #[arg(long, default_value = "10%")]
+        tolerance: String,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+        format: CompareFormat,
+        /// Also write the verdicts as JUnit XML to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Where to write compare.json and the overlay chart (default: the new directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Re-render the CSVs, charts and report.html from saved results; several directories are
     /// overlaid in one report, each run labelled by its scenario name and start time.
@@ -56,6 +79,17 @@ pub enum Command {
         #[command(subcommand)]
         target: ServeTarget,
     },
+}
+
+/// Output formats of `compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// An aligned table.
+    Text,
+    /// A table for a pull-request comment.
+    Markdown,
+    /// Machine-readable.
+    Json,
 }
 
 /// Progress display choices.

@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod compare;
 pub mod local;
 pub mod record;
 pub mod report;

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use pushbench::cli::{Cli, Command, ProgressArg, ServeTarget};
+use pushbench::cli::{Cli, Command, CompareFormat, ProgressArg, ServeTarget};
+use pushbench::report::{junit, load};
 use pushbench::run::{self, ProgressMode, RunError, RunOptions};
 use pushbench::scenario;
 use pushbench::target::launch::TargetLaunch;
@@ -64,10 +65,19 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Compare {
+            baseline,
+            new,
+            tolerance,
+            format,
+            junit,
+            out,
+        } => compare(&baseline, &new, &tolerance, format, junit.as_deref(), out),
         Command::Run {
             scenario,
             out,
             progress,
+            junit,
         } => {
             let scenario = match scenario {
                 Some(path) => match scenario::load(&path) {
@@ -104,6 +114,13 @@ fn main() -> ExitCode {
             match rt.block_on(run::run(&scenario, &opts)) {
                 Ok(report) => {
                     print!("{}", pushbench::report::table::render(&report.summary));
+                    if let Some(path) = &junit {
+                        let cases = junit::threshold_cases(&report.summary.thresholds);
+                        let xml = junit::document("pushbench thresholds", &cases);
+                        if let Err(e) = std::fs::write(path, xml) {
+                            eprintln!("error: cannot write {}: {e}", path.display());
+                        }
+                    }
                     let code = if report.interrupted() {
                         130
                     } else if let Some(e) = &report.error {
@@ -181,4 +198,126 @@ fn serve_with(
             ExitCode::from(3)
         }
     }
+}
+
+/// `pushbench compare`: 0 no regression, 1 regression, 2 unreadable input or bad option.
+fn compare(
+    baseline: &std::path::Path,
+    new: &std::path::Path,
+    tolerance: &str,
+    format: CompareFormat,
+    junit_path: Option<&std::path::Path>,
+    out: Option<std::path::PathBuf>,
+) -> ExitCode {
+    let text = tolerance.trim();
+    let tolerance = match text.strip_suffix('%') {
+        Some(pct) => pct.trim().parse::<f64>().map(|v| v / 100.0),
+        None => text.parse::<f64>(),
+    };
+    let tolerance = match tolerance {
+        Ok(t) if (0.0..10.0).contains(&t) => t,
+        _ => {
+            eprintln!("error: --tolerance: \"{text}\" is not a relative change like 10% or 0.1");
+            return ExitCode::from(2);
+        }
+    };
+    let (base, new_run) = match (load::load(baseline), load::load(new)) {
+        (Ok(b), Ok(n)) => (b, n),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let lines = pushbench::compare::compare(&base, &new_run, tolerance);
+    if lines.is_empty() {
+        eprintln!(
+            "error: {} and {} have no model in common to compare",
+            baseline.display(),
+            new.display()
+        );
+        return ExitCode::from(2);
+    }
+    let regressed = pushbench::compare::regressed(&lines);
+    let json = serde_json::json!({
+        "baseline": base.label,
+        "new": new_run.label,
+        "tolerance": tolerance,
+        "method": pushbench::compare::method(tolerance),
+        "regression": regressed,
+        "metrics": lines,
+    });
+    let out = out.unwrap_or_else(|| new.to_path_buf());
+    let mut written = std::fs::create_dir_all(&out)
+        .and_then(|()| {
+            std::fs::write(
+                out.join("compare.json"),
+                serde_json::to_string_pretty(&json).unwrap_or_default() + "\n",
+            )
+        })
+        .map_err(|e| e.to_string());
+    if written.is_ok() {
+        // The two latency spectra in one picture, for the pull request.
+        let mut runs = [base.clone(), new_run.clone()];
+        runs[0].label = format!("baseline {}", runs[0].label);
+        runs[1].label = format!("new {}", runs[1].label);
+        written = pushbench::report::charts::render_one(
+            pushbench::report::charts::Chart::Percentiles,
+            &runs,
+            &out,
+            "compare_latency_percentiles",
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    }
+    match format {
+        CompareFormat::Text => print!(
+            "{}",
+            pushbench::compare::render_text(&base, &new_run, &lines, tolerance)
+        ),
+        CompareFormat::Markdown => print!(
+            "{}",
+            pushbench::compare::render_markdown(&base, &new_run, &lines, tolerance)
+        ),
+        CompareFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        ),
+    }
+    if let Some(path) = junit_path {
+        let cases: Vec<junit::Case> = lines
+            .iter()
+            .map(|l| junit::Case {
+                class: l.model.clone(),
+                name: l.metric.clone(),
+                failure: (l.verdict == pushbench::compare::Verdict::Regression).then(|| {
+                    format!(
+                        "{} {} regressed {:+.1}% (baseline {:.1}, new {:.1} {})",
+                        l.model,
+                        l.metric,
+                        l.change * 100.0,
+                        l.baseline.value,
+                        l.new.value,
+                        l.unit
+                    )
+                }),
+            })
+            .collect();
+        if let Err(e) = std::fs::write(path, junit::document("pushbench compare", &cases)) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+        }
+    }
+    if let Err(e) = written {
+        eprintln!(
+            "warning: cannot write compare.json and its chart into {}: {e}",
+            out.display()
+        );
+    }
+    // stdout stays valid markdown / JSON; the directory line goes where a human reads it.
+    let last = format!("results: {}", out.display());
+    if format == CompareFormat::Text {
+        println!("{last}");
+    } else {
+        eprintln!("{last}");
+    }
+    ExitCode::from(if regressed { 1 } else { 0 })
 }

@@ -87,8 +87,16 @@ fn run_with_out_writes_standard_results_and_names_the_directory_last() {
         ),
     );
     let out_dir = dir.path().join("here");
+    let junit = dir.path().join("junit.xml");
     let out = pushbench(
-        &["run", &file, "--out", out_dir.to_str().unwrap()],
+        &[
+            "run",
+            &file,
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
         dir.path(),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -99,6 +107,12 @@ fn run_with_out_writes_standard_results_and_names_the_directory_last() {
         format!("results: {}", out_dir.display())
     );
     assert!(stdout.contains("PASS webhook.failed == 0"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<testsuite name=\"pushbench thresholds\" tests=\"1\" failures=\"0\">")
+            && xml.contains("name=\"webhook.failed == 0\""),
+        "{xml}"
+    );
 
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();

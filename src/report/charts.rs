@@ -106,36 +106,45 @@ pub struct Rendered {
 
 /// Draws every chart into `out` as `<stem>.svg` and `<stem>.png`.
 pub fn render_all(runs: &[RunData], out: &Path) -> Result<Vec<Rendered>, ReportError> {
+    Chart::ALL
+        .into_iter()
+        .map(|chart| render_one(chart, runs, out, chart.stem()))
+        .collect()
+}
+
+/// Draws one chart into `out` as `<file_stem>.svg` and `<file_stem>.png`.
+pub fn render_one(
+    chart: Chart,
+    runs: &[RunData],
+    out: &Path,
+    file_stem: &str,
+) -> Result<Rendered, ReportError> {
     register_font();
-    let mut rendered = Vec::new();
-    for chart in Chart::ALL {
-        let failed = |reason: String| ReportError::Draw {
-            chart: chart.stem(),
-            reason,
-        };
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, chart.size()).into_drawing_area();
-            draw(chart, &root, runs).map_err(failed)?;
-            root.present().map_err(|e| failed(e.to_string()))?;
-        }
-        let svg_path = out.join(format!("{}.svg", chart.stem()));
-        std::fs::write(&svg_path, &svg).map_err(|e| ReportError::Write {
-            path: svg_path,
+    let failed = |reason: String| ReportError::Draw {
+        chart: chart.stem(),
+        reason,
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, chart.size()).into_drawing_area();
+        draw(chart, &root, runs).map_err(failed)?;
+        root.present().map_err(|e| failed(e.to_string()))?;
+    }
+    let svg_path = out.join(format!("{file_stem}.svg"));
+    std::fs::write(&svg_path, &svg).map_err(|e| ReportError::Write {
+        path: svg_path,
+        reason: e.to_string(),
+    })?;
+    let png_path = out.join(format!("{file_stem}.png"));
+    {
+        let root = BitMapBackend::new(&png_path, chart.size()).into_drawing_area();
+        draw(chart, &root, runs).map_err(failed)?;
+        root.present().map_err(|e| ReportError::Write {
+            path: png_path.clone(),
             reason: e.to_string(),
         })?;
-        let png_path = out.join(format!("{}.png", chart.stem()));
-        {
-            let root = BitMapBackend::new(&png_path, chart.size()).into_drawing_area();
-            draw(chart, &root, runs).map_err(failed)?;
-            root.present().map_err(|e| ReportError::Write {
-                path: png_path.clone(),
-                reason: e.to_string(),
-            })?;
-        }
-        rendered.push(Rendered { chart, svg });
     }
-    Ok(rendered)
+    Ok(Rendered { chart, svg })
 }
 
 pub(super) type Area<'a, DB> = DrawingArea<DB, Shift>;

@@ -55,6 +55,9 @@ pub enum ReportError {
 pub struct ModelHists {
     /// Tag -> merged histogram.
     pub by_tag: BTreeMap<String, Histogram<u64>>,
+    /// Tag -> each interval's recorded values as sorted (value, count) pairs: what `compare`
+    /// resamples to tell a real change from run-to-run noise. Sparse, so a long run stays small.
+    pub intervals: BTreeMap<String, Vec<Vec<(u64, u64)>>>,
 }
 
 impl ModelHists {
@@ -159,6 +162,11 @@ fn read_hlog(path: &Path, bytes: &[u8]) -> Result<ModelHists, ReportError> {
         };
         let tag = interval.tag().map_or("", |t| t.as_str()).to_string();
         let h = decode_hist(interval.encoded_histogram()).map_err(bad)?;
+        let sparse = h
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect();
+        out.intervals.entry(tag.clone()).or_default().push(sparse);
         let merged = out.by_tag.entry(tag).or_insert_with(new_hist);
         merged
             .add(&h)

@@ -10,6 +10,7 @@ pub mod charts;
 pub mod cost;
 pub mod faults;
 pub mod html;
+pub mod junit;
 pub mod load;
 pub mod table;
 
