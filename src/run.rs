@@ -43,6 +43,50 @@ pub enum RunError {
     /// Writing results failed mid-run (exit 3).
     #[error("writing results: {0}")]
     Io(#[from] std::io::Error),
+    /// The generator ran out of ports or file descriptors; the results were still written
+    /// (exit 3). The message names the limit and what to change.
+    #[error("{0}")]
+    Exhausted(String),
+}
+
+/// The message for attempts that failed for want of local ports or file descriptors, naming
+/// the limit and what to change; `None` when there were none.
+pub fn exhaustion_message(models: &[ModelSummary]) -> Option<String> {
+    let count = |name: &str| -> u64 {
+        models
+            .iter()
+            .map(|m| m.errors.get(name).copied().unwrap_or(0))
+            .sum()
+    };
+    let (ports, files) = (count("no_ports"), count("no_files"));
+    let mut parts = Vec::new();
+    if files > 0 {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct we own.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+        parts.push(format!(
+            "{files} connection attempts failed for want of file descriptors (open-files limit \
+             {} soft / {} hard): lower the connection count or pool, raise the hard limit \
+             (`ulimit -Hn`, systemd LimitNOFILE, docker --ulimit nofile), or spread the load \
+             over more processes (websocket.connections_per_worker)",
+            limit.rlim_cur, limit.rlim_max
+        ));
+    }
+    if ports > 0 {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .map(|r| r.split_whitespace().collect::<Vec<_>>().join("-"))
+            .unwrap_or_else(|_| "unknown".into());
+        parts.push(format!(
+            "{ports} connection attempts failed for want of local ports (ephemeral range \
+             {range}, each usable once per destination until TIME_WAIT ends): use keep-alive \
+             connections instead of fresh ones, lower the rate of new connections, widen \
+             net.ipv4.ip_local_port_range, or add destination addresses"
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// How progress is shown.
@@ -213,6 +257,9 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport, Ru
         thresholds: Vec::new(),
     };
     summary.thresholds = evaluate_thresholds(scenario, &summary.models);
+    if error.is_none() {
+        error = exhaustion_message(&summary.models).map(RunError::Exhausted);
+    }
     write_summary(&dir, &summary)?;
     // Charts and the HTML page come from the files just written, exactly as `report` would
     // make them later; a failure here loses no results, so it is a warning.

@@ -35,11 +35,15 @@ pub enum ErrorKind {
     Status429,
     /// 410 Gone: the endpoint is disabled; never retried.
     Status410,
+    /// No local port left to connect from (EADDRNOTAVAIL): the ephemeral range is used up.
+    NoPorts,
+    /// No file descriptor left (EMFILE/ENFILE): the open-files limit is reached.
+    NoFiles,
 }
 
 impl ErrorKind {
     /// All kinds, in counter order.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 12] = [
         Self::Refused,
         Self::Reset,
         Self::Timeout,
@@ -50,6 +54,8 @@ impl ErrorKind {
         Self::Status5xx,
         Self::Status429,
         Self::Status410,
+        Self::NoPorts,
+        Self::NoFiles,
     ];
 
     /// Name used in results.
@@ -65,6 +71,8 @@ impl ErrorKind {
             Self::Status5xx => "status_5xx",
             Self::Status429 => "status_429",
             Self::Status410 => "status_410",
+            Self::NoPorts => "no_ports",
+            Self::NoFiles => "no_files",
         }
     }
 
@@ -75,6 +83,11 @@ impl ErrorKind {
 
     /// Classifies a socket error.
     pub fn from_io(e: &io::Error) -> Self {
+        match e.raw_os_error() {
+            Some(libc::EADDRNOTAVAIL) => return Self::NoPorts,
+            Some(libc::EMFILE | libc::ENFILE) => return Self::NoFiles,
+            _ => {}
+        }
         match e.kind() {
             io::ErrorKind::ConnectionRefused => Self::Refused,
             io::ErrorKind::ConnectionReset
@@ -368,5 +381,45 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         assert_eq!(Conn::connect(addr).await.err(), Some(ErrorKind::Refused));
+    }
+
+    #[test]
+    fn exhausted_ports_and_descriptors_have_their_own_kinds() {
+        let err = |code| io::Error::from_raw_os_error(code);
+        assert_eq!(
+            ErrorKind::from_io(&err(libc::EADDRNOTAVAIL)),
+            ErrorKind::NoPorts
+        );
+        assert_eq!(ErrorKind::from_io(&err(libc::EMFILE)), ErrorKind::NoFiles);
+        assert_eq!(ErrorKind::from_io(&err(libc::ENFILE)), ErrorKind::NoFiles);
+        assert_eq!(
+            ErrorKind::from_io(&err(libc::ECONNREFUSED)),
+            ErrorKind::Refused
+        );
+    }
+
+    #[test]
+    fn exhaustion_names_the_limit_and_what_to_change() {
+        use crate::record::results::ModelSummary;
+        let mut m = ModelSummary::default();
+        assert_eq!(
+            crate::run::exhaustion_message(std::slice::from_ref(&m)),
+            None
+        );
+        m.errors.insert("no_files".into(), 3);
+        m.errors.insert("no_ports".into(), 5);
+        let msg = crate::run::exhaustion_message(&[m]).unwrap();
+        assert!(
+            msg.contains(
+                "3 connection attempts failed for want of file descriptors (open-files limit"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("ulimit -Hn"), "{msg}");
+        assert!(
+            msg.contains("5 connection attempts failed for want of local ports (ephemeral range"),
+            "{msg}"
+        );
+        assert!(msg.contains("keep-alive"), "{msg}");
     }
 }
