@@ -328,15 +328,28 @@ pub fn evaluate_thresholds(scenario: &Scenario, models: &[ModelSummary]) -> Vec<
         .collect()
 }
 
-/// Ctrl-C as the models' collectors see it.
+type Signal = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>>>>;
+
+/// Ctrl-C or SIGTERM (what CI runners and `timeout` send), whichever comes first.
+fn interrupt_signal() -> Signal {
+    Box::pin(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })
+}
+
+/// Ctrl-C and SIGTERM as the models' collectors see them.
 pub struct Interrupts {
-    signal: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>>>>,
+    signal: Signal,
 }
 
 impl Default for Interrupts {
     fn default() -> Self {
         Self {
-            signal: Box::pin(tokio::signal::ctrl_c()),
+            signal: interrupt_signal(),
         }
     }
 }
@@ -366,7 +379,7 @@ impl Interrupts {
                     }
                     stop.store(true, Ordering::Relaxed);
                     progress.note("interrupted: stopping, writing results so far (Ctrl-C again to abort)");
-                    self.signal = Box::pin(tokio::signal::ctrl_c());
+                    self.signal = interrupt_signal();
                 }
             }
         }

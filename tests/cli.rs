@@ -229,6 +229,15 @@ fn an_unwritable_results_directory_exits_2_before_any_load() {
 
 #[test]
 fn ctrl_c_stops_the_run_writes_results_and_exits_130() {
+    interrupted_run_writes_results(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_stops_the_run_like_ctrl_c() {
+    interrupted_run_writes_results(libc::SIGTERM);
+}
+
+fn interrupted_run_writes_results(signal: i32) {
     let dir = tempfile::tempdir().unwrap();
     let long = write(
         dir.path(),
@@ -251,7 +260,7 @@ fn ctrl_c_stops_the_run_writes_results_and_exits_130() {
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(2500));
     // SAFETY: signalling the child this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let started = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(started.elapsed().as_secs() < 10, "stops promptly");
