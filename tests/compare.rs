@@ -1,7 +1,9 @@
 //! `pushbench compare` on saved results: a run against itself is no regression; a run whose
 //! webhook deliveries all took twice as long is one, in every format, with JUnit failures.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -11,22 +13,7 @@ use hdrhistogram::serialization::interval_log::{
 use hdrhistogram::serialization::V2DeflateSerializer;
 use pushbench::record::hist::{decode_hist, new_hist};
 
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("results/example")
-}
-
-fn copy_results(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for name in [
-        "summary.json",
-        "timeseries.csv",
-        "webhook.hlog",
-        "websocket.hlog",
-        "scenario.toml",
-    ] {
-        std::fs::copy(from.join(name), to.join(name)).unwrap();
-    }
-}
+use common::{copy_results, example_results as example};
 
 /// Rewrites an interval log with every recorded latency multiplied by `factor`.
 fn slow_down(hlog: &Path, factor: u64) {

@@ -2,30 +2,16 @@
 //! scenario committed with the source): every chart as valid SVG and a PNG of the right size, the
 //! HTML page, overlays of several runs, and the `report` command.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
 use pushbench::record::results::Summary;
 use pushbench::report::charts::Chart;
 use pushbench::report::{self, load};
 
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("results/example")
-}
-
-/// Copies the source files of a results directory (not its rendered outputs).
-fn copy_results(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for name in [
-        "summary.json",
-        "timeseries.csv",
-        "webhook.hlog",
-        "websocket.hlog",
-        "scenario.toml",
-    ] {
-        std::fs::copy(from.join(name), to.join(name)).unwrap();
-    }
-}
+use common::{copy_results, example_results as example};
 
 fn png_size(path: &Path) -> (u32, u32) {
     let bytes = std::fs::read(path).unwrap();

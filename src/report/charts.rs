@@ -9,6 +9,7 @@ use std::sync::Once;
 
 use hdrhistogram::Histogram;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -410,6 +411,34 @@ pub(super) fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
         .map_err(err)
 }
 
+/// A chart with time (s) across and a linear count or rate from 0 to `y_max` up.
+pub(super) fn time_axes<'a, DB: DrawingBackend>(
+    area: &'a Area<'_, DB>,
+    runs: &[RunData],
+    caption: &str,
+    y_desc: &str,
+    y_max: f64,
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>, String> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 15))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..t_max(runs), 0.0..y_max)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("time since start (s)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_desc(y_desc)
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
+
 pub(super) fn t_max(runs: &[RunData]) -> f64 {
     runs.iter()
         .flat_map(|r| r.timeseries.iter().map(|row| row.t_s))
@@ -515,26 +544,13 @@ fn throughput<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> Draw
         .flat_map(|l| l.1.iter().chain(&l.2).map(|p| p.1))
         .fold(1.0, f64::max)
         * 1.15;
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "events/s per 1 s interval; dashed: offered (scheduled), solid: achieved (delivered), \u{25b2}: interval with errors",
-            (FONT, 15),
-        )
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..t_max(runs), 0.0..y_max)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since start (s)")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_desc("events/s")
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()
-        .map_err(err)?;
+    let mut chart = time_axes(
+        area,
+        runs,
+        "events/s per 1 s interval; dashed: offered (scheduled), solid: achieved (delivered), \u{25b2}: interval with errors",
+        "events/s",
+        y_max,
+    )?;
     for (s, offered, achieved, errors) in lines {
         let color = s.color;
         chart
@@ -570,26 +586,13 @@ fn connections_over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunDat
         .flat_map(|s| s.run.series(s.model).map(|r| r.connections.max(r.retries)))
         .fold(1, u64::max) as f64
         * 1.15;
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "open connections at the end of each 1 s interval; \u{25cf}: reconnects in the interval (WebSocket)",
-            (FONT, 15),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..t_max(runs), 0.0..y_max)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since start (s)")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_desc("connections")
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()
-        .map_err(err)?;
+    let mut chart = time_axes(
+        area,
+        runs,
+        "open connections at the end of each 1 s interval; \u{25cf}: reconnects in the interval (WebSocket)",
+        "connections",
+        y_max,
+    )?;
     for s in &all {
         let color = s.color;
         let points: Vec<(f64, f64)> = s
@@ -657,23 +660,7 @@ fn resources<DB: DrawingBackend>(
             "CPU (%)",
         )
     };
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 15))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..t_max(runs), 0.0..y_max)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since start (s)")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_desc(y_desc)
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()
-        .map_err(err)?;
+    let mut chart = time_axes(area, runs, caption, y_desc, y_max)?;
     for s in &all {
         let color = s.color;
         let g: Vec<(f64, f64)> = s.run.series(s.model).map(|r| (r.t_s, gen(r))).collect();

@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-use super::charts::{err, legend, legend_line, no_data, series, t_max, Area, DrawResult, FONT};
+use super::charts::{err, legend, legend_line, no_data, series, time_axes, Area, DrawResult, FONT};
 use super::load::RunData;
 
 /// Both panels.
@@ -20,26 +20,13 @@ fn over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawR
         .flat_map(|s| s.run.series(s.model).map(|r| r.retries.max(r.abandoned)))
         .fold(1, u64::max) as f64
         * 1.15;
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "per 1 s interval; webhook: retries (solid) and abandoned after 410 (dashed); WebSocket: reconnects",
-            (FONT, 15),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..t_max(runs), 0.0..y_max)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since start (s)")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_desc("per interval")
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()
-        .map_err(err)?;
+    let mut chart = time_axes(
+        area,
+        runs,
+        "per 1 s interval; webhook: retries (solid) and abandoned after 410 (dashed); WebSocket: reconnects",
+        "per interval",
+        y_max,
+    )?;
     for s in &all {
         let color = s.color;
         let retries: Vec<(f64, f64)> = s

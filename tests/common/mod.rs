@@ -38,3 +38,22 @@ pub fn webhook(report: &RunReport) -> &ModelSummary {
         .find(|m| m.model == "webhook")
         .expect("webhook model ran")
 }
+
+/// The example results committed with the source (a real run of the default scenario).
+pub fn example_results() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/example")
+}
+
+/// Copies the source files of a results directory (not its rendered outputs).
+pub fn copy_results(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for name in [
+        "summary.json",
+        "timeseries.csv",
+        "webhook.hlog",
+        "websocket.hlog",
+        "scenario.toml",
+    ] {
+        std::fs::copy(from.join(name), to.join(name)).unwrap();
+    }
+}
