@@ -182,3 +182,105 @@ fn malformed_files_exit_2_with_key_and_line_and_never_panic() {
         "no run started for a malformed file"
     );
 }
+
+/// A bounded, repeatable stand-in for the fuzzer that runs with `cargo test`: corpus files and
+/// valid scenarios, mutated with bytes and tokens that TOML and the validator treat specially.
+#[test]
+fn mutated_scenarios_are_refused_or_accepted_never_a_panic() {
+    // The 100 kB files cost more to mutate than they teach.
+    let mut seeds: Vec<Vec<u8>> = EXPECTED
+        .iter()
+        .map(|(f, _)| std::fs::read(corpus().join(f)).unwrap())
+        .filter(|bytes| bytes.len() < 4096)
+        .collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    seeds.push(std::fs::read(root.join("scenarios/quick.toml")).unwrap());
+    seeds.push(
+        b"[workload]\nshape = { steps = [[500, \"1s\"], [0, \"2s\"]] }\nduration = \"3s\"\n\
+          [webhook]\nurl = \"http://[::1]:9/h/{subscriber}\"\nsecret = \"env:FUZZ_SECRET\"\n\
+          retry = { attempts = 3, initial = \"1ms\", max = \"1s\", jitter = \"equal\" }\n\
+          [webhook.receiver]\nstall = { at = \"1s\", for = \"1s\" }\n\
+          [websocket]\nmode = \"echo\"\nreconnect = { initial = \"1ms\" }\n\
+          [thresholds]\n\"webhook.latency_us.p99\" = \"< 5\"\n"
+            .to_vec(),
+    );
+    let tokens: &[&[u8]] = &[
+        b"[",
+        b"]",
+        b"[[",
+        b"{",
+        b"}",
+        b"=",
+        b"\"",
+        b"'",
+        b"\n",
+        b",",
+        b".",
+        b"#",
+        b"1e400",
+        b"-1",
+        b"0",
+        b"nan",
+        b"-inf",
+        b"99999999999999999999",
+        b"\"9999999h\"",
+        b"\"0s\"",
+        b"\"1.5.5s\"",
+        b"[workload]\n",
+        b"[webhook]\n",
+        b"[websocket]\n",
+        b"[websocket.server]\n",
+        b"shape = ",
+        b"{ ramp = [",
+        b"{ steps = [[",
+        b"{ burst = 0, every = \"0s\" }",
+        b"\xff",
+        b"\xc3",
+        b"\xe2\x82",
+        b"env:",
+        b"\"env:\"",
+        b"\"builtin\"",
+        b"\"http://:0\"",
+        b"\"ws://[\"",
+        b"code = \"abrupt\"",
+        b"\"\\u0000\"",
+        b"\"\"\"",
+        b"\r\n",
+    ];
+    let env = |name: &str| (name == "FUZZ_SECRET").then(|| "whsec_AAAA".to_string());
+    let mut rng = pushbench::schedule::SplitMix64::new(0x5eed);
+    let mut pick = |n: usize| (rng.next_u64() % n.max(1) as u64) as usize;
+    for i in 0..4000 {
+        let mut input = seeds[pick(seeds.len())].clone();
+        for _ in 0..1 + pick(4) {
+            let at = pick(input.len() + 1);
+            match pick(5) {
+                0 if at < input.len() => input[at] ^= 1 << pick(8),
+                1 => {
+                    let t = tokens[pick(tokens.len())];
+                    input.splice(at..at, t.iter().copied());
+                }
+                2 => {
+                    let end = (at + pick(16)).min(input.len());
+                    input.drain(at..end);
+                }
+                3 => {
+                    let end = (at + pick(64)).min(input.len());
+                    let copy = input[at..end].to_vec();
+                    input.splice(at..at, copy);
+                }
+                _ => input.truncate(at),
+            }
+        }
+        let outcome = std::panic::catch_unwind(|| {
+            pushbench::scenario::from_bytes(&input, "mutant.toml", "mutant", &env)
+                .map(|s| format!("{s:?}"))
+                .map_err(|e| e.to_string())
+        });
+        assert!(
+            outcome.is_ok(),
+            "mutant {i} panicked; add it to tests/corpus/: {:?}",
+            String::from_utf8_lossy(&input)
+        );
+    }
+}
