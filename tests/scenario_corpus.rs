@@ -48,6 +48,12 @@ const EXPECTED: &[(&str, &[&str])] = &[
         &["line 5: `workload`: not valid TOML: duplicate key"],
     ),
     ("empty.toml", &["the file is empty"]),
+    // Found by the fuzzer: toml_edit 0.23 panicked ("all items have spans") on both.
+    ("fuzz-crash-4d1d13bf.toml", &["line 1: not valid TOML"]),
+    (
+        "fuzz-minimized-empty-dotted-key.toml",
+        &["line 1: not valid TOML"],
+    ),
     (
         "huge-float.toml",
         &[
