@@ -121,7 +121,7 @@ pub enum ServeTarget {
     },
     /// A bare HTTP sink that answers 204 to everything (neutral target for speed comparisons).
     Sink {
-        /// Address to listen on.
+        /// Address to listen on (loopback unless you name another address).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
         /// Runtime worker threads (default: one per core).

@@ -1,4 +1,6 @@
-//! `pushbench serve webhook`: the built-in receiver as a standalone server.
+//! `pushbench serve webhook|ws|sink`: the built-in targets as standalone servers. They listen on
+//! loopback unless `--listen` names another address, and then say so on stderr: they are test
+//! targets with no authentication, and `/stats` hands the receiver's figures to anyone.
 
 use std::net::SocketAddr;
 
@@ -140,9 +142,7 @@ fn throttle_arg(text: &str) -> Result<Throttle, String> {
 pub async fn serve_webhook(addr: SocketAddr, opts: ReceiverOptions) -> std::io::Result<()> {
     let listener = bind(addr)?;
     let local = listener.local_addr()?;
-    if !local.ip().is_loopback() {
-        eprintln!("note: listening on {local}, which other machines may reach");
-    }
+    warn_if_exposed(local);
     println!("pushbench webhook receiver listening on http://{local}");
     use std::io::Write;
     std::io::stdout().flush()?;
@@ -154,9 +154,7 @@ pub fn serve_ws(listen: &str, processes: usize) -> Result<(), String> {
     let addr: SocketAddr = listen
         .parse()
         .map_err(|_| format!("--listen: \"{listen}\" is not an address like 127.0.0.1:8081"))?;
-    if !addr.ip().is_loopback() {
-        eprintln!("note: listening on {addr}, which other machines may reach");
-    }
+    warn_if_exposed(addr);
     if processes <= 1 {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -208,13 +206,34 @@ pub fn serve_ws(listen: &str, processes: usize) -> Result<(), String> {
 /// Serves the 204 sink until SIGINT or SIGTERM.
 pub async fn serve_sink(addr: SocketAddr) -> std::io::Result<()> {
     let listener = bind(addr)?;
-    println!(
-        "pushbench sink listening on http://{}",
-        listener.local_addr()?
-    );
+    let local = listener.local_addr()?;
+    warn_if_exposed(local);
+    println!("pushbench sink listening on http://{local}");
     use std::io::Write;
     std::io::stdout().flush()?;
     crate::target::sink::serve(listener, shutdown_signal()).await
+}
+
+/// The warning for a server that other machines can reach, `None` for a loopback address.
+pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
+    if addr.ip().is_loopback() {
+        return None;
+    }
+    let everywhere = if addr.ip().is_unspecified() {
+        " (every interface)"
+    } else {
+        ""
+    };
+    Some(format!(
+        "warning: listening on {addr}{everywhere}, reachable from other machines; the built-in \
+         servers have no authentication (use --listen 127.0.0.1:PORT to keep them local)"
+    ))
+}
+
+fn warn_if_exposed(addr: SocketAddr) {
+    if let Some(w) = exposure_warning(addr) {
+        eprintln!("{w}");
+    }
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
@@ -311,5 +330,21 @@ mod tests {
         assert!(throttle_arg("2:1s")
             .unwrap_err()
             .contains("between 0 and 1"));
+    }
+
+    #[test]
+    fn only_loopback_listeners_go_without_a_warning() {
+        for quiet in ["127.0.0.1:8080", "127.3.2.1:1", "[::1]:8080"] {
+            assert_eq!(exposure_warning(quiet.parse().unwrap()), None, "{quiet}");
+        }
+        for (loud, says) in [
+            ("0.0.0.0:8080", "0.0.0.0:8080 (every interface), reachable"),
+            ("[::]:8081", "[::]:8081 (every interface), reachable"),
+            ("192.168.1.20:8080", "192.168.1.20:8080, reachable"),
+        ] {
+            let w = exposure_warning(loud.parse().unwrap()).expect(loud);
+            assert!(w.starts_with("warning: listening on "), "{w}");
+            assert!(w.contains(says), "{w}");
+        }
     }
 }

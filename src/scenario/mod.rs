@@ -7,6 +7,7 @@
 
 mod duration;
 mod parse;
+mod syntax;
 
 use std::fmt;
 use std::path::Path;
@@ -491,23 +492,39 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
             message: format!("cannot read the file: {e}"),
         }],
     })?;
-    let text = String::from_utf8(bytes).map_err(|e| ScenarioError {
-        origin: origin.clone(),
-        problems: vec![Problem {
-            line: None,
-            key: String::new(),
-            message: format!(
-                "the file is not UTF-8 text (invalid byte at offset {}); scenario files are TOML",
-                e.utf8_error().valid_up_to()
-            ),
-        }],
-    })?;
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("scenario");
-    parse(&text, stem, &|name| std::env::var(name).ok())
-        .map_err(|problems| ScenarioError { origin, problems })
+    from_bytes(&bytes, &origin, stem, &|name| std::env::var(name).ok())
+}
+
+/// Validates a scenario file's contents as [`load`] does (UTF-8 first, then [`parse`]); `origin`
+/// names it in the error, `stem` is the scenario's name when the file gives none.
+pub fn from_bytes(
+    bytes: &[u8],
+    origin: &str,
+    stem: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Scenario, ScenarioError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let valid = std::str::from_utf8(&bytes[..e.valid_up_to()]).expect("valid up to here");
+        ScenarioError {
+            origin: origin.to_string(),
+            problems: vec![Problem {
+                line: Some(valid.matches('\n').count() + 1),
+                key: syntax::key_at(valid, valid.len()).unwrap_or_default(),
+                message: format!(
+                "the file is not UTF-8 text (invalid byte at offset {}); scenario files are TOML",
+                e.valid_up_to()
+            ),
+            }],
+        }
+    })?;
+    parse(text, stem, env).map_err(|problems| ScenarioError {
+        origin: origin.to_string(),
+        problems,
+    })
 }
 
 impl Scenario {

@@ -51,7 +51,7 @@ impl<'s> Cx<'s> {
     fn problem(&mut self, line: Option<usize>, key: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             line,
-            key: key.to_string(),
+            key: super::syntax::clip(key),
             message: message.into(),
         });
     }
@@ -135,7 +135,15 @@ impl<'s> Cx<'s> {
         let f = self.field(s, key)?;
         match number_of(f.item.as_value()) {
             Some(v) if v.is_finite() => Some((v, f)),
-            _ => {
+            Some(v) => {
+                self.problem(
+                    f.line,
+                    &s.child(key),
+                    format!("must be a finite number (got {v})"),
+                );
+                None
+            }
+            None => {
                 self.type_problem(f, &s.child(key), "a finite number");
                 None
             }
@@ -300,8 +308,12 @@ pub fn parse(
         Ok(doc) => doc,
         Err(e) => {
             let line = cx.line_of(e.span());
+            let key = e
+                .span()
+                .and_then(|span| super::syntax::key_at(src, span.start))
+                .unwrap_or_default();
             let message = e.message().trim().to_string();
-            cx.problem(line, "", format!("not valid TOML: {message}"));
+            cx.problem(line, &key, format!("not valid TOML: {message}"));
             return Err(cx.problems);
         }
     };
@@ -338,11 +350,14 @@ pub fn parse(
             w
         }
         None => {
-            cx.problem(
-                None,
-                "workload",
-                "missing [workload] table (events_per_second, duration, ...)",
-            );
+            // A [workload] of the wrong type was reported as such already.
+            if root.table.get("workload").is_none() {
+                cx.problem(
+                    None,
+                    "workload",
+                    "missing [workload] table (events_per_second, duration, ...)",
+                );
+            }
             None
         }
     };

@@ -19,12 +19,14 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
+use super::guard::{ConnLimits, Ending, Guarded};
 use crate::clock::{mono_ns, real_ns};
 use crate::record::{encode_hist, new_hist, MEASURED, WARMUP};
 use crate::scenario::{endpoint_gone, OutageMode, ReceiverConfig};
@@ -61,6 +63,12 @@ pub struct ReceiverCounters {
     pub stale: u64,
     /// Bodies over the cap (413).
     pub too_large: u64,
+    /// Request heads over the cap (431).
+    pub headers_too_large: u64,
+    /// Requests that were not valid HTTP (400).
+    pub malformed: u64,
+    /// Clients too slow to send a head (closed) or a body (408).
+    pub timeouts: u64,
     /// Requests answered 503 on purpose.
     pub injected_failures: u64,
     /// Requests held by the stall window.
@@ -154,7 +162,8 @@ impl SeenIds {
 
 struct State {
     opts: ReceiverOptions,
-    counters: [AtomicU64; 14],
+    limits: ConnLimits,
+    counters: [AtomicU64; 17],
     shards: Vec<Mutex<Shard>>,
     seen: SeenIds,
     first_request_mono: OnceLock<u64>,
@@ -170,6 +179,9 @@ enum C {
     BadSignature,
     Stale,
     TooLarge,
+    HeadersTooLarge,
+    Malformed,
+    Timeouts,
     Injected,
     Stalled,
     BodyBytes,
@@ -194,6 +206,9 @@ impl State {
             bad_signature: g(C::BadSignature),
             stale: g(C::Stale),
             too_large: g(C::TooLarge),
+            headers_too_large: g(C::HeadersTooLarge),
+            malformed: g(C::Malformed),
+            timeouts: g(C::Timeouts),
             injected_failures: g(C::Injected),
             stalled: g(C::Stalled),
             body_bytes: g(C::BodyBytes),
@@ -385,16 +400,28 @@ async fn handle(
     }
     let timing = timing(&req);
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, cfg.max_body_bytes).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
+    // A body already in the read buffer completes on the first poll, before the timer is ever
+    // registered, so the deadline costs the hot path a clock read.
+    let read = Limited::new(body, cfg.max_body_bytes).collect();
+    let body = match tokio::time::timeout(state.limits.body_timeout, read).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
                 state.bump(C::TooLarge, 1);
                 return Ok(reply(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"));
             }
+            // Bad chunked framing, or the client went away mid-body.
+            state.bump(C::Malformed, 1);
             return Ok(reply(StatusCode::BAD_REQUEST, "could not read the body\n"));
+        }
+        Err(_) => {
+            state.bump(C::Timeouts, 1);
+            let mut r = reply(StatusCode::REQUEST_TIMEOUT, "body not received in time\n");
+            r.headers_mut()
+                .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(r);
         }
     };
     // The receiver "has the body" now.
@@ -466,14 +493,25 @@ fn process(
     reply(StatusCode::NO_CONTENT, "")
 }
 
-/// Serves webhooks on `listener` until `shutdown` completes.
+/// Serves webhooks on `listener` until `shutdown` completes, with the default [`ConnLimits`].
 pub async fn serve(
     listener: TcpListener,
     opts: ReceiverOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with_limits(listener, opts, ConnLimits::default(), shutdown).await
+}
+
+/// [`serve`] with chosen limits on slow and oversized requests.
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    opts: ReceiverOptions,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let state = Arc::new(State {
         opts,
+        limits,
         counters: Default::default(),
         shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
         seen: SeenIds::new(),
@@ -483,11 +521,30 @@ pub async fn serve(
     super::accept_loop(listener, shutdown, move |stream| {
         let state = state.clone();
         tokio::spawn(async move {
+            let (stream, conn_state) = Guarded::new(stream, &state.limits);
+            let conn = conn_state.clone();
             let counted = Arc::new(AtomicBool::new(false));
-            let service = service_fn(move |req| handle(state.clone(), counted.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
+            let service_state = state.clone();
+            let service = service_fn(move |req| {
+                let busy = conn.busy();
+                let reply = handle(service_state.clone(), counted.clone(), req);
+                async move {
+                    let r = reply.await;
+                    drop(busy);
+                    r
+                }
+            });
+            let result = state
+                .limits
+                .http1()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            match Ending::of(&result, &conn_state) {
+                Ending::Normal => {}
+                Ending::Malformed => state.bump(C::Malformed, 1),
+                Ending::HeadTooLarge => state.bump(C::HeadersTooLarge, 1),
+                Ending::TimedOut => state.bump(C::Timeouts, 1),
+            }
         });
     })
     .await

@@ -1,6 +1,8 @@
 //! A minimal HTTP sink: reads each request and answers 204, nothing else. The neutral target for
 //! raw-speed comparisons with other load generators (wrk, oha), where the built-in receiver's
-//! verification and bookkeeping would only add noise.
+//! verification and bookkeeping would only add noise. It still refuses what would hold it:
+//! bodies over the cap (413), slow bodies (408), and oversized or slow heads (see
+//! [`super::guard`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -8,28 +10,92 @@ use std::future::Future;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-async fn answer(req: Request<Incoming>) -> Result<Response<Empty<Bytes>>, Infallible> {
-    // Drain the body so keep-alive connections stay usable.
-    let _ = req.into_body().collect().await;
+use super::guard::{ConnLimits, Guarded};
+
+/// Bodies larger than this are answered 413.
+pub const MAX_BODY_BYTES: u64 = 1 << 20;
+
+fn status(code: StatusCode, close: bool) -> Response<Empty<Bytes>> {
     let mut r = Response::new(Empty::new());
-    *r.status_mut() = StatusCode::NO_CONTENT;
-    Ok(r)
+    *r.status_mut() = code;
+    if close {
+        r.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
 }
 
-/// Serves until `shutdown` completes.
+/// Reads and discards the body (never buffering it); `Err` carries the refusal.
+async fn drain(mut body: Incoming) -> Result<(), StatusCode> {
+    let mut seen = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| StatusCode::BAD_REQUEST)?;
+        if let Some(data) = frame.data_ref() {
+            seen += data.len() as u64;
+            if seen > MAX_BODY_BYTES {
+                return Err(StatusCode::PAYLOAD_TOO_LARGE);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn answer(
+    limits: ConnLimits,
+    req: Request<Incoming>,
+) -> Result<Response<Empty<Bytes>>, Infallible> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Ok(status(StatusCode::PAYLOAD_TOO_LARGE, true));
+    }
+    // Drain the body so keep-alive connections stay usable.
+    Ok(
+        match tokio::time::timeout(limits.body_timeout, drain(req.into_body())).await {
+            Ok(Ok(())) => status(StatusCode::NO_CONTENT, false),
+            Ok(Err(code)) => status(code, true),
+            Err(_) => status(StatusCode::REQUEST_TIMEOUT, true),
+        },
+    )
+}
+
+/// Serves until `shutdown` completes, with the default [`ConnLimits`].
 pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    super::accept_loop(listener, shutdown, |stream| {
+    serve_with_limits(listener, ConnLimits::default(), shutdown).await
+}
+
+/// [`serve`] with chosen limits on slow and oversized requests.
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    super::accept_loop(listener, shutdown, move |stream| {
         tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service_fn(answer))
+            let (stream, conn) = Guarded::new(stream, &limits);
+            let service = service_fn(move |req| {
+                let busy = conn.busy();
+                let reply = answer(limits, req);
+                async move {
+                    let r = reply.await;
+                    drop(busy);
+                    r
+                }
+            });
+            let _ = limits
+                .http1()
+                .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
     })

@@ -24,17 +24,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+use super::guard::{ConnLimits, Ending, Guarded};
 use crate::websocket::client::{flush_queue, send_or_queue};
-use crate::websocket::frame::{self, FrameError, OpCode};
+use crate::websocket::frame::{self, OpCode};
 use crate::websocket::proto::{tag, Control, Event, ServerStats, CONTROL_RECORD};
 
 /// Limits of one server process.
 #[derive(Debug, Clone, Copy)]
 pub struct WsServerOptions {
-    /// Larger messages close the connection with 1009.
+    /// Larger messages (one frame or all fragments together) close the connection with 1009.
     pub max_message_bytes: usize,
     /// Unsent bytes a slow subscriber may accumulate before events to it are dropped.
     pub max_pending_bytes: usize,
+    /// Limits on the HTTP handshake (head size and how long it may take).
+    pub handshake: ConnLimits,
 }
 
 impl Default for WsServerOptions {
@@ -42,8 +45,18 @@ impl Default for WsServerOptions {
         Self {
             max_message_bytes: 1 << 20,
             max_pending_bytes: 1 << 20,
+            handshake: ConnLimits::default(),
         }
     }
+}
+
+/// Why `on_frames` ends a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The client closed (with this code to echo), or went away (1006).
+    Closed(u16),
+    /// The client broke the protocol; close with this code (1002, 1007 or 1009).
+    Violation(u16),
 }
 
 struct Conn {
@@ -52,6 +65,8 @@ struct Conn {
     stream: TcpStream,
     pending: RefCell<Vec<u8>>,
     partial: RefCell<Vec<u8>>,
+    /// State of a fragmented message in progress.
+    message: Cell<frame::MessageCheck>,
     wake: Notify,
     /// Set by a drop command: close code, or 0 for an abrupt reset.
     closing: Cell<Option<u16>>,
@@ -102,9 +117,9 @@ impl Server {
         self.control_wake.notify_one();
     }
 
-    /// Handles complete frames at the start of `buf`; returns bytes consumed, or the close code
-    /// to end the connection with.
-    fn on_frames(&self, conn: &Conn, buf: &mut [u8]) -> Result<usize, u16> {
+    /// Handles complete frames at the start of `buf`; returns bytes consumed, or why to end the
+    /// connection.
+    fn on_frames(&self, conn: &Conn, buf: &mut [u8]) -> Result<usize, End> {
         // Answers to everything in this read go out in one write.
         let mut out = self.frame_buf.borrow_mut();
         out.clear();
@@ -114,30 +129,35 @@ impl Server {
             let h = match frame::parse(&buf[at..], self.opts.max_message_bytes) {
                 Ok(Some(h)) if buf.len() - at >= h.frame_len() => h,
                 Ok(_) => break Ok(at),
-                Err(FrameError::TooBig) => break Err(1009),
-                Err(FrameError::Protocol) => break Err(1002),
+                Err(e) => break Err(End::Violation(e.close_code())),
             };
             let payload = &mut buf[at + h.payload_at..at + h.frame_len()];
             // Clients must mask; servers unmask.
-            let Some(mask) = h.mask else { break Err(1002) };
+            let Some(mask) = h.mask else {
+                break Err(End::Violation(1002));
+            };
             frame::apply_mask(payload, mask);
             match h.opcode {
                 OpCode::Ping => {
                     frame::encode(&mut out, OpCode::Pong, payload, None);
                     pongs += 1;
                 }
-                OpCode::Close => {
-                    let code = frame::close_code(payload);
-                    break Err(if code == 1005 { 1000 } else { code });
-                }
+                OpCode::Close => match frame::check_close(payload) {
+                    Ok(1005) => break Err(End::Closed(1000)),
+                    Ok(code) => break Err(End::Closed(code)),
+                    Err(e) => break Err(End::Violation(e.close_code())),
+                },
                 OpCode::Text | OpCode::Binary | OpCode::Continuation => {
-                    let op = if h.opcode == OpCode::Continuation {
-                        OpCode::Binary
-                    } else {
-                        h.opcode
-                    };
-                    frame::encode(&mut out, op, payload, None);
-                    echoed += 1;
+                    let mut message = conn.message.get();
+                    let checked = message.data_frame(&h, payload, self.opts.max_message_bytes);
+                    conn.message.set(message);
+                    if let Err(e) = checked {
+                        break Err(End::Violation(e.close_code()));
+                    }
+                    // Fragments go back as fragments, so a text message split mid-character
+                    // is never echoed as a text frame of its own.
+                    frame::encode_frame(&mut out, h.fin, h.opcode, payload, None);
+                    echoed += u64::from(h.fin);
                 }
                 OpCode::Pong => {}
             }
@@ -155,16 +175,16 @@ impl Server {
         result
     }
 
-    /// Reads what the socket has and handles it; `Err(code)` ends the connection.
-    fn on_readable(&self, conn: &Conn) -> Result<(), u16> {
+    /// Reads what the socket has and handles it; `Err` ends the connection.
+    fn on_readable(&self, conn: &Conn) -> Result<(), End> {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             loop {
                 let n = match conn.stream.try_read(&mut scratch) {
-                    Ok(0) => return Err(1006),
+                    Ok(0) => return Err(End::Closed(1006)),
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                    Err(_) => return Err(1006),
+                    Err(_) => return Err(End::Closed(1006)),
                 };
                 let mut partial = conn.partial.borrow_mut();
                 if partial.is_empty() {
@@ -193,6 +213,7 @@ impl Server {
             stream,
             pending: RefCell::new(Vec::new()),
             partial: RefCell::new(early),
+            message: Cell::new(frame::MessageCheck::default()),
             wake: Notify::new(),
             closing: Cell::new(None),
         });
@@ -227,7 +248,7 @@ impl Server {
             let mut early = std::mem::take(&mut *conn.partial.borrow_mut());
             match self.on_frames(conn, &mut early) {
                 Ok(used) => *conn.partial.borrow_mut() = early[used..].to_vec(),
-                Err(code) => return code,
+                Err(end) => return self.ending(end),
             }
         }
         loop {
@@ -251,13 +272,37 @@ impl Server {
                 return 1006;
             }
             if ready.is_readable() || ready.is_read_closed() {
-                if let Err(code) = self.on_readable(conn) {
-                    if code == 1009 || code == 1002 {
-                        self.stats.borrow_mut().protocol_errors += 1;
-                    }
-                    return code;
+                if let Err(end) = self.on_readable(conn) {
+                    return self.ending(end);
                 }
             }
+        }
+    }
+
+    /// Counts a connection's end; returns the code to close with.
+    fn ending(&self, end: End) -> u16 {
+        match end {
+            End::Closed(code) => code,
+            End::Violation(code) => {
+                let mut stats = self.stats.borrow_mut();
+                stats.protocol_errors += 1;
+                match code {
+                    1007 => stats.invalid_utf8 += 1,
+                    1009 => stats.oversized += 1,
+                    _ => stats.bad_frames += 1,
+                }
+                code
+            }
+        }
+    }
+
+    /// Counts how an HTTP connection that never upgraded ended.
+    fn http_ending(&self, ending: Ending) {
+        let mut stats = self.stats.borrow_mut();
+        match ending {
+            Ending::Normal => {}
+            Ending::Malformed | Ending::HeadTooLarge => stats.malformed += 1,
+            Ending::TimedOut => stats.timeouts += 1,
         }
     }
 
@@ -395,19 +440,22 @@ async fn upgrade(
         return status(StatusCode::NOT_FOUND);
     };
     if !fastwebsockets::upgrade::is_upgrade_request(&req) {
+        server.stats.borrow_mut().malformed += 1;
         return status(StatusCode::UPGRADE_REQUIRED);
     }
     let Ok((response, fut)) = fastwebsockets::upgrade::upgrade(&mut req) else {
+        server.stats.borrow_mut().malformed += 1;
         return status(StatusCode::BAD_REQUEST);
     };
     tokio::task::spawn_local(async move {
         let Ok(ws) = fut.await else { return };
         // Keep fastwebsockets for the handshake only: take the raw socket back.
         let upgraded = ws.into_inner().into_inner();
-        let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+        let Ok(parts) = upgraded.downcast::<TokioIo<Guarded<TcpStream>>>() else {
             return;
         };
-        let stream = parts.io.into_inner();
+        // The handshake guard's work is done; a held connection keeps only its socket.
+        let stream = parts.io.into_inner().into_inner();
         let read_buf = parts.read_buf;
         let early = read_buf.to_vec();
         drop(read_buf);
@@ -452,11 +500,25 @@ pub async fn serve(
     super::accept_loop(listener, shutdown, move |stream| {
         let server = server.clone();
         tokio::task::spawn_local(async move {
-            let service = service_fn(move |req| upgrade(server.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
+            let limits = server.opts.handshake;
+            let (stream, conn_state) = Guarded::new(stream, &limits);
+            let conn = conn_state.clone();
+            let service_server = server.clone();
+            let service = service_fn(move |req| {
+                let busy = conn.busy();
+                let reply = upgrade(service_server.clone(), req);
+                async move {
+                    let r = reply.await;
+                    drop(busy);
+                    r
+                }
+            });
+            let result = limits
+                .http1()
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
                 .await;
+            server.http_ending(Ending::of(&result, &conn_state));
         });
     })
     .await

@@ -208,7 +208,7 @@ impl SigningKey {
                 let ts_raw = ts_raw.ok_or(VerifyError::Malformed)?;
                 let ts = parse_u64(ts_raw).ok_or(VerifyError::Malformed)?;
                 // Stripe only refuses old timestamps, not ones slightly in the future.
-                if ts + TOLERANCE_S < now_s {
+                if ts.saturating_add(TOLERANCE_S) < now_s {
                     return Err(VerifyError::Stale);
                 }
                 let mut mac = key.clone();

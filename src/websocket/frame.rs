@@ -81,6 +81,140 @@ pub enum FrameError {
     TooBig,
 }
 
+impl FrameError {
+    /// The close code RFC 6455 gives this violation.
+    pub fn close_code(self) -> u16 {
+        match self {
+            Self::Protocol => 1002,
+            Self::TooBig => 1009,
+        }
+    }
+}
+
+/// A message that breaks RFC 6455 in what its frames say together, mapped to a close code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageError {
+    /// Continuation with no message started, a new message inside a fragmented one, a close
+    /// payload of one byte or with a code no endpoint may send (close 1002).
+    Protocol,
+    /// Text (or a close reason) that is not UTF-8 (close 1007).
+    InvalidUtf8,
+    /// A fragmented message larger than allowed in total (close 1009).
+    TooBig,
+}
+
+impl MessageError {
+    /// The close code RFC 6455 gives this violation.
+    pub fn close_code(self) -> u16 {
+        match self {
+            Self::Protocol => 1002,
+            Self::InvalidUtf8 => 1007,
+            Self::TooBig => 1009,
+        }
+    }
+}
+
+/// What a receiver must remember between the data frames of one message to check it (order,
+/// total size, UTF-8 split across fragments) without buffering it: 16 bytes per connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageCheck {
+    /// A fragmented message is open (its first frame had FIN clear).
+    open: bool,
+    /// The open message is text.
+    text: bool,
+    /// Bytes of the open message so far.
+    len: u64,
+    /// The start of a UTF-8 sequence cut by a fragment boundary.
+    carry: [u8; 4],
+    carry_len: u8,
+}
+
+impl MessageCheck {
+    /// Checks one unmasked data frame (text, binary or continuation) in arrival order.
+    pub fn data_frame(
+        &mut self,
+        h: &Header,
+        payload: &[u8],
+        max_message: usize,
+    ) -> Result<(), MessageError> {
+        match (h.opcode, self.open) {
+            (OpCode::Continuation, false) | (OpCode::Text | OpCode::Binary, true) => {
+                return Err(MessageError::Protocol)
+            }
+            (OpCode::Continuation, true) => {}
+            _ => {
+                self.text = h.opcode == OpCode::Text;
+                self.len = 0;
+                self.carry_len = 0;
+            }
+        }
+        self.len += payload.len() as u64;
+        if self.len > max_message as u64 {
+            return Err(MessageError::TooBig);
+        }
+        if self.text && !self.utf8(payload, h.fin) {
+            return Err(MessageError::InvalidUtf8);
+        }
+        self.open = !h.fin;
+        Ok(())
+    }
+
+    /// Validates the next piece of a text message; a sequence cut at the end of a non-final
+    /// piece is kept for the next one.
+    fn utf8(&mut self, mut data: &[u8], fin: bool) -> bool {
+        if self.carry_len > 0 {
+            let have = self.carry_len as usize;
+            let width = match self.carry[0] {
+                0xc2..=0xdf => 2,
+                0xe0..=0xef => 3,
+                _ => 4,
+            };
+            let take = (width - have).min(data.len());
+            self.carry[have..have + take].copy_from_slice(&data[..take]);
+            self.carry_len += take as u8;
+            data = &data[take..];
+            if (self.carry_len as usize) < width {
+                return !fin;
+            }
+            if std::str::from_utf8(&self.carry[..width]).is_err() {
+                return false;
+            }
+            self.carry_len = 0;
+        }
+        match std::str::from_utf8(data) {
+            Ok(_) => true,
+            // Cut short, not wrong: the rest may come in the next fragment.
+            Err(e) if e.error_len().is_none() && !fin => {
+                let tail = &data[e.valid_up_to()..];
+                self.carry[..tail.len()].copy_from_slice(tail);
+                self.carry_len = tail.len() as u8;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Checks a close frame's unmasked payload; returns its code (1005 when it has none).
+pub fn check_close(payload: &[u8]) -> Result<u16, MessageError> {
+    match payload.len() {
+        0 => return Ok(1005),
+        1 => return Err(MessageError::Protocol),
+        _ => {}
+    }
+    let code = close_code(payload);
+    // RFC 6455 7.4 and the IANA registry: 1004-1006 and 1015 are never sent, 1016-2999 are
+    // reserved, and 5000 and up do not exist.
+    let sendable = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+    if !sendable {
+        return Err(MessageError::Protocol);
+    }
+    if std::str::from_utf8(&payload[2..]).is_err() {
+        return Err(MessageError::InvalidUtf8);
+    }
+    Ok(code)
+}
+
 /// Parses the frame at the start of `buf`: `Ok(None)` when more bytes are needed.
 pub fn parse(buf: &[u8], max_payload: usize) -> Result<Option<Header>, FrameError> {
     if buf.len() < 2 {
@@ -144,7 +278,18 @@ pub fn apply_mask(payload: &mut [u8], mask: [u8; 4]) {
 
 /// Appends one unfragmented frame; `mask` is required from clients, absent from servers.
 pub fn encode(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) {
-    out.push(0x80 | opcode.to_u8());
+    encode_frame(out, true, opcode, payload, mask);
+}
+
+/// Appends one frame, final (`fin`) or a fragment of a longer message.
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    fin: bool,
+    opcode: OpCode,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+) {
+    out.push(if fin { 0x80 } else { 0 } | opcode.to_u8());
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     match payload.len() {
         n if n < 126 => out.push(mask_bit | n as u8),
@@ -256,5 +401,105 @@ mod tests {
         );
         assert_eq!(close_code(&[0x03, 0xe8]), 1000);
         assert_eq!(close_code(&[]), 1005);
+    }
+
+    fn data(fin: bool, opcode: OpCode, len: usize) -> Header {
+        Header {
+            fin,
+            opcode,
+            mask: None,
+            payload_at: 2,
+            payload_len: len,
+        }
+    }
+
+    #[test]
+    fn fragments_must_follow_in_order_and_stay_under_the_cap() {
+        let mut m = MessageCheck::default();
+        let cont = |fin, len| data(fin, OpCode::Continuation, len);
+        assert_eq!(
+            m.data_frame(&cont(true, 1), b"x", 10),
+            Err(MessageError::Protocol),
+            "continuation with nothing to continue"
+        );
+        let mut m = MessageCheck::default();
+        m.data_frame(&data(false, OpCode::Binary, 4), b"abcd", 10)
+            .unwrap();
+        let mut copy = m;
+        assert_eq!(
+            copy.data_frame(&data(true, OpCode::Text, 1), b"x", 10),
+            Err(MessageError::Protocol),
+            "a new message inside a fragmented one"
+        );
+        m.data_frame(&cont(false, 4), b"efgh", 10).unwrap();
+        assert_eq!(
+            m.data_frame(&cont(true, 4), b"ijkl", 10),
+            Err(MessageError::TooBig),
+            "12 bytes in total over a cap of 10"
+        );
+    }
+
+    #[test]
+    fn text_is_utf8_even_when_a_character_spans_fragments() {
+        let text = "h\u{e9}llo \u{1f600}".as_bytes();
+        // Every way of cutting the message in two is accepted.
+        for cut in 0..=text.len() {
+            let mut m = MessageCheck::default();
+            let (a, b) = text.split_at(cut);
+            m.data_frame(&data(false, OpCode::Text, a.len()), a, 100)
+                .unwrap_or_else(|e| panic!("cut {cut}: {e:?}"));
+            m.data_frame(&data(true, OpCode::Continuation, b.len()), b, 100)
+                .unwrap_or_else(|e| panic!("cut {cut}: {e:?}"));
+        }
+        let bad: [&[u8]; 4] = [b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"ok\xe2\x82"];
+        for bytes in bad {
+            let mut m = MessageCheck::default();
+            assert_eq!(
+                m.data_frame(&data(true, OpCode::Text, bytes.len()), bytes, 100),
+                Err(MessageError::InvalidUtf8),
+                "{bytes:?}"
+            );
+        }
+        // A sequence cut at the end of the last fragment is invalid, not pending.
+        let mut m = MessageCheck::default();
+        m.data_frame(&data(false, OpCode::Text, 1), b"\xe2", 100)
+            .unwrap();
+        assert_eq!(
+            m.data_frame(&data(true, OpCode::Continuation, 1), b"\x82", 100),
+            Err(MessageError::InvalidUtf8)
+        );
+        // Binary is not text.
+        let mut m = MessageCheck::default();
+        assert_eq!(
+            m.data_frame(&data(true, OpCode::Binary, 1), b"\xff", 100),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn the_message_state_stays_small() {
+        // One per held connection, and the server holds 100,000.
+        assert!(std::mem::size_of::<MessageCheck>() <= 16);
+    }
+
+    #[test]
+    fn close_payloads_are_checked() {
+        assert_eq!(check_close(&[]), Ok(1005));
+        assert_eq!(check_close(&[0x03]), Err(MessageError::Protocol));
+        for ok in [1000u16, 1001, 1003, 1007, 1011, 1014, 3000, 4999] {
+            assert_eq!(check_close(&ok.to_be_bytes()), Ok(ok));
+        }
+        for bad in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+            assert_eq!(
+                check_close(&bad.to_be_bytes()),
+                Err(MessageError::Protocol),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            check_close(&[0x03, 0xe8, 0xff]),
+            Err(MessageError::InvalidUtf8)
+        );
+        assert_eq!(check_close(b"\x03\xe8bye"), Ok(1000));
     }
 }

@@ -136,8 +136,18 @@ pub struct ServerStats {
     pub echoed: u64,
     /// Pings answered.
     pub pongs: u64,
-    /// Connections closed for protocol errors or oversized messages.
+    /// Connections closed for protocol errors or oversized messages (the next three together).
     pub protocol_errors: u64,
+    /// Closed with 1002: bad opcode, reserved bits, unmasked, fragments out of order, bad close.
+    pub bad_frames: u64,
+    /// Closed with 1007: text or a close reason that is not UTF-8.
+    pub invalid_utf8: u64,
+    /// Closed with 1009: a message over the size cap.
+    pub oversized: u64,
+    /// Handshakes refused: not HTTP, not an upgrade, or a head over the cap.
+    pub malformed: u64,
+    /// Handshakes not received in time (closed).
+    pub timeouts: u64,
     /// Connections dropped on command.
     pub dropped: u64,
     /// Events queued during a stall and pushed after it (also in `pushed`).
@@ -156,6 +166,11 @@ impl ServerStats {
         self.echoed += o.echoed;
         self.pongs += o.pongs;
         self.protocol_errors += o.protocol_errors;
+        self.bad_frames += o.bad_frames;
+        self.invalid_utf8 += o.invalid_utf8;
+        self.oversized += o.oversized;
+        self.malformed += o.malformed;
+        self.timeouts += o.timeouts;
         self.dropped += o.dropped;
         self.held += o.held;
     }
