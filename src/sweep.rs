@@ -144,11 +144,22 @@ pub struct Crossing {
     pub a_lower_below: bool,
 }
 
-/// Finds where lines `a` and `b`, sampled at increasing `xs`, cross (strict sign changes of
-/// `a - b`; a touch without a change of sides is not a crossing). Pure.
-pub fn crossings(xs: &[f64], a: &[f64], b: &[f64]) -> Vec<Crossing> {
+/// Finds where lines `a` and `b`, sampled at increasing `xs`, cross: strict changes of side,
+/// where points closer than `tolerance` (a fraction of the larger value) count as ties, so run
+/// to run noise between two equal costs is not reported as a crossing; a touch without a change
+/// of sides is not one either. Pure.
+pub fn crossings(xs: &[f64], a: &[f64], b: &[f64], tolerance: f64) -> Vec<Crossing> {
     let n = xs.len().min(a.len()).min(b.len());
-    let d: Vec<f64> = (0..n).map(|i| a[i] - b[i]).collect();
+    let d: Vec<f64> = (0..n)
+        .map(|i| {
+            let diff = a[i] - b[i];
+            if diff.abs() <= tolerance * a[i].abs().max(b[i].abs()) {
+                0.0
+            } else {
+                diff
+            }
+        })
+        .collect();
     let mut out = Vec::new();
     // The last nonzero difference and where it was, so a run of exact ties is stepped over.
     let mut last: Option<usize> = None;
@@ -317,7 +328,10 @@ fn row(value: &str, dir: &str, m: &ModelSummary, s: &Scenario) -> SweepRow {
     }
 }
 
-/// The cost metrics compared for crossovers: (field, words, unit formatter).
+/// Costs closer than this (fraction of the larger) are a tie, not a side.
+pub const TIE: f64 = 0.05;
+
+/// The cost metrics compared for crossovers: (field, words).
 const COSTS: [(&str, &str); 2] = [
     ("cpu_s_per_million_events", "CPU-seconds per million events"),
     ("memory_bytes", "memory (peak RSS, generator + target)"),
@@ -359,19 +373,21 @@ fn find_crossovers(key: &str, rows: &[SweepRow]) -> (Vec<Crossover>, Vec<String>
     for (metric, words) in COSTS {
         let a: Vec<f64> = pairs.iter().map(|p| cost_of(p.0, metric)).collect();
         let b: Vec<f64> = pairs.iter().map(|p| cost_of(p.1, metric)).collect();
-        let cs = crossings(&xs, &a, &b);
+        let cs = crossings(&xs, &a, &b, TIE);
         if cs.is_empty() {
-            let webhook_cheaper = a.iter().zip(&b).filter(|(x, y)| x < y).count();
-            let cheaper = if webhook_cheaper * 2 >= a.len() {
-                "webhook"
+            let range = format!("{key} = {} to {}", fmt_x(xs[0]), fmt_x(xs[xs.len() - 1]));
+            let clearly = |x: f64, y: f64| x < y && y - x > TIE * y;
+            let note = if a.iter().zip(&b).all(|(x, y)| clearly(*x, *y)) {
+                format!("{words}: no crossover from {range}; webhook is cheaper throughout")
+            } else if a.iter().zip(&b).all(|(x, y)| clearly(*y, *x)) {
+                format!("{words}: no crossover from {range}; websocket is cheaper throughout")
             } else {
-                "websocket"
+                format!(
+                    "{words}: no crossover from {range}; the models are within {:.0}% of each other at some values",
+                    TIE * 100.0
+                )
             };
-            notes.push(format!(
-                "{words}: no crossover between {key} = {} and {}; {cheaper} is cheaper throughout",
-                fmt_x(xs[0]),
-                fmt_x(xs[xs.len() - 1])
-            ));
+            notes.push(note);
         }
         for c in cs {
             let (lo, hi) = (pairs[c.segment], pairs[c.segment + 1]);
@@ -385,7 +401,7 @@ fn find_crossovers(key: &str, rows: &[SweepRow]) -> (Vec<Crossover>, Vec<String>
             };
             let message = format!(
                 "{words}: the models cross at {key} ≈ {} (between {} and {}; about {:.1} events per subscriber per minute): below it {below} is cheaper, above it {above}",
-                fmt_x(c.x),
+                fmt_x(round_sig(c.x, 3)),
                 fmt_x(lo.0.x.unwrap_or(0.0)),
                 fmt_x(hi.0.x.unwrap_or(0.0)),
                 epm
@@ -402,6 +418,15 @@ fn find_crossovers(key: &str, rows: &[SweepRow]) -> (Vec<Crossover>, Vec<String>
         }
     }
     (found, notes)
+}
+
+/// `x` rounded to `digits` significant digits (an interpolated crossing is no more exact).
+pub fn round_sig(x: f64, digits: i32) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(digits - 1 - x.abs().log10().floor() as i32);
+    (x * scale).round() / scale
 }
 
 /// A key value as a short figure.
@@ -515,10 +540,10 @@ mod tests {
     #[test]
     fn crossings_are_found_and_interpolated() {
         let xs = [1.0, 10.0, 100.0, 1000.0];
-        // Webhook cost flat... no: webhook grows with rate, websocket falls.
+        // Webhook cost grows with the rate, WebSocket cost falls.
         let a = [1.0, 2.0, 4.0, 8.0];
         let b = [6.0, 5.0, 3.0, 2.0];
-        let c = crossings(&xs, &a, &b);
+        let c = crossings(&xs, &a, &b, 0.0);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].segment, 1);
         assert!(c[0].a_lower_below);
@@ -530,17 +555,17 @@ mod tests {
     #[test]
     fn no_crossing_when_one_line_stays_below_or_only_touches() {
         let xs = [1.0, 2.0, 3.0];
-        assert!(crossings(&xs, &[1.0, 1.0, 1.0], &[2.0, 3.0, 4.0]).is_empty());
+        assert!(crossings(&xs, &[1.0, 1.0, 1.0], &[2.0, 3.0, 4.0], 0.0).is_empty());
         // Touching at the middle point and going back is not a crossing.
-        assert!(crossings(&xs, &[1.0, 3.0, 1.0], &[2.0, 3.0, 2.0]).is_empty());
-        assert!(crossings(&[], &[], &[]).is_empty());
-        assert!(crossings(&[1.0], &[1.0], &[2.0]).is_empty());
+        assert!(crossings(&xs, &[1.0, 3.0, 1.0], &[2.0, 3.0, 2.0], 0.0).is_empty());
+        assert!(crossings(&[], &[], &[], 0.0).is_empty());
+        assert!(crossings(&[1.0], &[1.0], &[2.0], 0.0).is_empty());
     }
 
     #[test]
     fn a_crossing_through_an_exact_tie_is_placed_at_the_tie() {
         let xs = [1.0, 2.0, 3.0];
-        let c = crossings(&xs, &[1.0, 3.0, 5.0], &[2.0, 3.0, 4.0]);
+        let c = crossings(&xs, &[1.0, 3.0, 5.0], &[2.0, 3.0, 4.0], 0.0);
         assert_eq!(c.len(), 1);
         assert!((c[0].x - 2.0).abs() < 1e-9, "{:?}", c[0]);
         assert!(c[0].a_lower_below);
@@ -549,10 +574,27 @@ mod tests {
     #[test]
     fn two_crossings_both_reported_with_sides() {
         let xs = [0.0, 1.0, 2.0];
-        let c = crossings(&xs, &[0.0, 2.0, 0.0], &[1.0, 1.0, 1.0]);
+        let c = crossings(&xs, &[0.0, 2.0, 0.0], &[1.0, 1.0, 1.0], 0.0);
         assert_eq!(c.len(), 2);
         assert!(c[0].a_lower_below && !c[1].a_lower_below);
         assert!((c[0].x - 0.5).abs() < 1e-9 && (c[1].x - 1.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn noise_within_the_tolerance_is_a_tie_not_a_crossing() {
+        let xs = [100.0, 1000.0, 4000.0];
+        // 743 vs 733 and 366 vs 382: within 5%, so the lines never clearly change sides.
+        let a = [2033.0, 743.0, 366.0];
+        let b = [5100.0, 733.0, 382.0];
+        assert_eq!(crossings(&xs, &a, &b, 0.0).len(), 2);
+        assert!(crossings(&xs, &a, &b, TIE).is_empty());
+        // A real crossing through a tie is still found.
+        let c = crossings(&xs, &a, &[5100.0, 740.0, 200.0], TIE);
+        assert_eq!(c.len(), 1);
+        assert!(
+            c[0].a_lower_below && c[0].x > 100.0 && c[0].x < 4000.0,
+            "{c:?}"
+        );
     }
 
     #[test]
