@@ -246,7 +246,12 @@ pub async fn run_sweep(
     let mut error = None;
     let mut thresholds_failed = Vec::new();
     let total = scenarios.len();
+    let ctrl_c = crate::run::CtrlCFlag::watch();
     for (i, (value, s)) in assignment.values.iter().zip(&scenarios).enumerate() {
+        if ctrl_c.is_set() {
+            interrupted = true;
+            break;
+        }
         let name = format!("run-{:02}-{}", i + 1, dir_safe(value));
         eprintln!("sweep: run {}/{total}: {}={value}", i + 1, assignment.key);
         let run_opts = RunOptions {

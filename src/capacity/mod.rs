@@ -331,10 +331,8 @@ pub async fn run_capacity(
         reason: e.to_string(),
     })?;
 
-    let ceiling = match knob {
-        Knob::Rate => 10_000_000.0,
-        Knob::Connections => 10_000_000.0,
-    };
+    // The most either knob may be set to (scenario validation: rates and subscribers).
+    let ceiling = 10_000_000.0;
     let mut search = Search::new(SearchPlan {
         start,
         factor: opts.factor,
@@ -345,6 +343,7 @@ pub async fn run_capacity(
         ceiling,
     });
     let began = Instant::now();
+    let ctrl_c = crate::run::CtrlCFlag::watch();
     let mut steps: Vec<StepRecord> = Vec::new();
     let mut interrupted = false;
     let mut error = None;
@@ -353,6 +352,10 @@ pub async fn run_capacity(
             Ok(load) => load,
             Err(stop) => break stop,
         };
+        if ctrl_c.is_set() {
+            interrupted = true;
+            break Stop::Interrupted;
+        }
         let elapsed_ns = began.elapsed().as_nanos() as u64;
         // Stop before a step that would end past the limit (judged by the last one's length).
         let last_step_ns = if steps.is_empty() {
@@ -401,15 +404,7 @@ pub async fn run_capacity(
             .iter()
             .find(|m| m.model == model.name());
         if let Some(m) = summary {
-            fill_record(
-                &mut record,
-                m,
-                &report.dir,
-                &opts.slo,
-                scenario,
-                &step,
-                model,
-            );
+            fill_record(&mut record, m, &report.dir, &opts.slo, &step, model);
         }
         if let Some(e) = &report.error {
             record.error = Some(e.to_string());
@@ -494,7 +489,6 @@ fn fill_record(
     m: &ModelSummary,
     dir: &Path,
     slo: &Slo,
-    _scenario: &Scenario,
     step: &Scenario,
     model: Model,
 ) {
