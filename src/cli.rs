@@ -66,6 +66,24 @@ pub enum Command {
         /// Scenario file (TOML).
         scenario: PathBuf,
     },
+    /// Step the load up until an objective breaks, bisect, and report the highest load that
+    /// holds it (writes capacity.json, capacity.csv, capacity.svg/png and one directory per step).
+    Capacity(CapacityArgs),
+    /// Run the scenario once per value of one key and chart both models' latency and cost
+    /// against it (writes sweep.json, sweep.csv, sweep_*.svg/png and one directory per run).
+    Sweep {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+        /// The key and its values, e.g. workload.events_per_second=100,1000,10000.
+        #[arg(long, value_name = "KEY=V1,V2,...")]
+        set: String,
+        /// Write into exactly this directory (default: results/sweep-<name>-<UTC time>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Progress display of each run.
+        #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+        progress: ProgressArg,
+    },
     /// Internal: a fleet worker process (started by `run`; reads its spec on stdin).
     #[command(hide = true)]
     Worker {
@@ -90,6 +108,55 @@ pub enum CompareFormat {
     Markdown,
     /// Machine-readable.
     Json,
+}
+
+/// Options of `capacity`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CapacityArgs {
+    /// Scenario file (TOML).
+    pub scenario: PathBuf,
+    /// The objective every step must hold, e.g. "p99 < 50ms, failed < 0.1%".
+    #[arg(long)]
+    pub slo: String,
+    /// Which model to load (needed when the scenario enables both).
+    #[arg(long, value_enum)]
+    pub model: Option<ModelArg>,
+    /// Measured length of each step.
+    #[arg(long, default_value = "3s")]
+    pub step_duration: String,
+    /// Warm-up of each step (left out of its figures).
+    #[arg(long, default_value = "1s")]
+    pub step_warmup: String,
+    /// First load (default: the scenario's events_per_second, or subscribers in idle mode).
+    #[arg(long)]
+    pub start: Option<f64>,
+    /// Ratio between geometric steps.
+    #[arg(long, default_value_t = 2.0)]
+    pub factor: f64,
+    /// Most geometric steps (bisection steps come on top).
+    #[arg(long, default_value_t = 12)]
+    pub max_steps: usize,
+    /// Most bisection steps.
+    #[arg(long, default_value_t = 6)]
+    pub max_bisect: usize,
+    /// No new step starts after this long, e.g. 10m.
+    #[arg(long, default_value = "10m")]
+    pub max_time: String,
+    /// Write into exactly this directory (default: results/capacity-<name>-<UTC time>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Progress display of each step.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Off)]
+    pub progress: ProgressArg,
+}
+
+/// A model, as `--model` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelArg {
+    /// Webhook deliveries (load in events/s).
+    Webhook,
+    /// The WebSocket model (events/s; connections in idle mode).
+    Websocket,
 }
 
 /// Progress display choices.

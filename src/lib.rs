@@ -10,17 +10,23 @@
 //! - [`run`]: one run end to end; [`report`]: what the user reads
 //! - [`clock`]: monotonic time and the microsecond timer the pacer sleeps on
 //! - [`serve`]: `pushbench serve ...`
+//! - [`capacity`]: `pushbench capacity`: step the load up, bisect, report the highest that holds an
+//!   [`slo`]; [`sweep`]: one run per value of a key ([`overrides`] edits the scenario's TOML)
 
+pub mod capacity;
 pub mod cli;
 pub mod clock;
 pub mod compare;
 pub mod local;
+pub mod overrides;
 pub mod record;
 pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod schedule;
 pub mod serve;
+pub mod slo;
+pub mod sweep;
 pub mod target;
 pub mod webhook;
 pub mod websocket;

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use pushbench::cli::{Cli, Command, CompareFormat, ProgressArg, ServeTarget};
+use pushbench::cli::{
+    CapacityArgs, Cli, Command, CompareFormat, ModelArg, ProgressArg, ServeTarget,
+};
 use pushbench::report::{junit, load};
 use pushbench::run::{self, ProgressMode, RunError, RunOptions};
 use pushbench::scenario;
@@ -89,29 +91,11 @@ fn main() -> ExitCode {
                 },
                 None => scenario::default_scenario(),
             };
-            let exe = match std::env::current_exe() {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("error: cannot find this program's path to start targets: {e}");
-                    return ExitCode::from(3);
-                }
+            let opts = match run_options(out, progress) {
+                Ok(o) => o,
+                Err(code) => return code,
             };
-            let opts = RunOptions {
-                out,
-                results_root: run::default_results_root(),
-                launch: TargetLaunch::Child(exe),
-                progress: match progress {
-                    ProgressArg::Auto => ProgressMode::Auto,
-                    ProgressArg::Plain => ProgressMode::Plain,
-                    ProgressArg::Off => ProgressMode::Off,
-                },
-                interval_ns: 1_000_000_000,
-            };
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            match rt.block_on(run::run(&scenario, &opts)) {
+            match runtime().block_on(run::run(&scenario, &opts)) {
                 Ok(report) => {
                     print!("{}", pushbench::report::table::render(&report.summary));
                     if let Some(path) = &junit {
@@ -144,6 +128,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Capacity(args) => capacity_command(args),
+        Command::Sweep {
+            scenario,
+            set,
+            out,
+            progress,
+        } => sweep_command(&scenario, &set, out, progress),
         Command::Serve {
             target: ServeTarget::Webhook(args),
         } => {
@@ -320,4 +311,183 @@ fn compare(
         eprintln!("{last}");
     }
     ExitCode::from(if regressed { 1 } else { 0 })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Options for runs started from the command line: built-in targets as child processes of this
+/// binary, default results under `results/`.
+fn run_options(
+    out: Option<std::path::PathBuf>,
+    progress: ProgressArg,
+) -> Result<RunOptions, ExitCode> {
+    let exe = std::env::current_exe().map_err(|e| {
+        eprintln!("error: cannot find this program's path to start targets: {e}");
+        ExitCode::from(3)
+    })?;
+    Ok(RunOptions {
+        out,
+        results_root: run::default_results_root(),
+        launch: TargetLaunch::Child(exe),
+        progress: match progress {
+            ProgressArg::Auto => ProgressMode::Auto,
+            ProgressArg::Plain => ProgressMode::Plain,
+            ProgressArg::Off => ProgressMode::Off,
+        },
+        interval_ns: 1_000_000_000,
+    })
+}
+
+fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+fn load_scenario(path: &std::path::Path) -> Result<scenario::Scenario, ExitCode> {
+    scenario::load(path).map_err(|e| {
+        eprint!("{e}");
+        ExitCode::from(2)
+    })
+}
+
+fn capacity_command(args: CapacityArgs) -> ExitCode {
+    use pushbench::capacity::{self, CapacityError, CapacityOptions, Model};
+    let slo = match pushbench::slo::parse(&args.slo) {
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    let duration = |flag: &str, text: &str| {
+        scenario::parse_duration_ns(text)
+            .map_err(|e| format!("{flag} {text:?}: {e}"))
+            .and_then(|ns| {
+                if ns == 0 && flag != "--step-warmup" {
+                    Err(format!("{flag} must be longer than 0s"))
+                } else {
+                    Ok(ns)
+                }
+            })
+    };
+    let (step_duration_ns, step_warmup_ns, max_time_ns) = match (
+        duration("--step-duration", &args.step_duration),
+        duration("--step-warmup", &args.step_warmup),
+        duration("--max-time", &args.max_time),
+    ) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return usage_error(e),
+    };
+    if !(args.factor > 1.0 && args.factor <= 100.0) {
+        return usage_error(format!(
+            "--factor {}: must be above 1 (and at most 100)",
+            args.factor
+        ));
+    }
+    if args.max_steps == 0 {
+        return usage_error("--max-steps must be at least 1");
+    }
+    let scenario = match load_scenario(&args.scenario) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let run = match run_options(args.out, args.progress) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let opts = CapacityOptions {
+        slo,
+        model: args.model.map(|m| match m {
+            ModelArg::Webhook => Model::Webhook,
+            ModelArg::Websocket => Model::WebSocket,
+        }),
+        step_duration_ns,
+        step_warmup_ns,
+        start: args.start,
+        factor: args.factor,
+        max_steps: args.max_steps,
+        max_bisect: args.max_bisect,
+        resolution: 0.05,
+        max_time_ns,
+        run,
+    };
+    match runtime().block_on(capacity::run_capacity(&scenario, &opts)) {
+        Ok(outcome) => {
+            print!("{}", capacity::render_table(&outcome.result));
+            let code = if outcome.interrupted {
+                130
+            } else if let Some(e) = &outcome.error {
+                eprintln!("error: {e}");
+                3
+            } else if outcome.result.max_load.is_none() {
+                1
+            } else {
+                0
+            };
+            println!("results: {}", outcome.dir.display());
+            ExitCode::from(code)
+        }
+        Err(e @ CapacityError::Scenario(_)) => {
+            eprint!("{e}");
+            ExitCode::from(2)
+        }
+        Err(e @ (CapacityError::Usage(_) | CapacityError::OutDir { .. })) => usage_error(e),
+        Err(e @ CapacityError::Write { .. }) => {
+            eprintln!("error: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn sweep_command(
+    path: &std::path::Path,
+    set: &str,
+    out: Option<std::path::PathBuf>,
+    progress: ProgressArg,
+) -> ExitCode {
+    use pushbench::sweep::{self, SweepError};
+    let assignment = match pushbench::overrides::parse_assignment(set) {
+        Ok(a) => a,
+        Err(e) => return usage_error(e),
+    };
+    let scenario = match load_scenario(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let opts = match run_options(out, progress) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    match runtime().block_on(sweep::run_sweep(&scenario, &assignment, &opts)) {
+        Ok(outcome) => {
+            print!("{}", sweep::render_table(&outcome.result));
+            let code = if outcome.interrupted {
+                130
+            } else if let Some(e) = &outcome.error {
+                eprintln!("error: {e}");
+                3
+            } else if !outcome.thresholds_failed.is_empty() {
+                eprintln!(
+                    "thresholds failed in: {}",
+                    outcome.thresholds_failed.join(", ")
+                );
+                1
+            } else {
+                0
+            };
+            println!("results: {}", outcome.dir.display());
+            ExitCode::from(code)
+        }
+        Err(e @ SweepError::Scenario(_)) => {
+            eprint!("{e}");
+            ExitCode::from(2)
+        }
+        Err(e @ SweepError::OutDir { .. }) => usage_error(e),
+        Err(e @ SweepError::Write { .. }) => {
+            eprintln!("error: {e}");
+            ExitCode::from(3)
+        }
+    }
 }

@@ -386,6 +386,39 @@ impl Interrupts {
     }
 }
 
+/// Remembers a Ctrl-C for commands that run several scenarios in a row (`capacity`, `sweep`):
+/// a run's own handler stops that run, and this one also catches a Ctrl-C between runs, which
+/// no run is listening for. Dropping it stops watching.
+pub struct CtrlCFlag {
+    set: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CtrlCFlag {
+    /// Starts watching (inside a tokio runtime).
+    pub fn watch() -> Self {
+        let set = Arc::new(AtomicBool::new(false));
+        let flag = set.clone();
+        let task = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                flag.store(true, Ordering::Relaxed);
+            }
+        });
+        Self { set, task }
+    }
+
+    /// Whether Ctrl-C was pressed since [`CtrlCFlag::watch`].
+    pub fn is_set(&self) -> bool {
+        self.set.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for CtrlCFlag {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Live progress: a bar on a terminal, a plain line every 5 s otherwise.
 pub struct Progress {
     bar: Option<ProgressBar>,

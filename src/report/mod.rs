@@ -5,7 +5,9 @@
 //! - `table`: the comparison table (terminal and HTML).
 //! - `charts`: the plotters charts, SVG and PNG.
 //! - `html`: the self-contained `report.html` and its verdict.
+//! - `capacity_charts`: the charts of the `capacity` and `sweep` commands.
 
+pub mod capacity_charts;
 pub mod charts;
 pub mod cost;
 pub mod faults;

@@ -72,6 +72,19 @@ pub async fn run_webhook(
     result
 }
 
+/// Delivery threads a run uses: as configured, else one per 10k deliveries/s up to one per
+/// core (at low rates a single pacer thread means fewer wake-ups competing with the target for
+/// the same cores); never more than the pool.
+pub fn delivery_workers(w: &crate::scenario::Workload, cfg: &WebhookConfig) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let by_rate = w.shape.peak_rate_per_sec().map_or(cores, |r| {
+        ((r * w.fanout as f64) / 10_000.0).ceil() as usize
+    });
+    cfg.workers
+        .unwrap_or(by_rate.clamp(1, cores))
+        .clamp(1, cfg.pool)
+}
+
 async fn drive(
     scenario: &Scenario,
     cfg: &WebhookConfig,
@@ -85,16 +98,7 @@ async fn drive(
         None => crate::run::probe_url(&url)?,
     };
     let w = &scenario.workload;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // One thread per 10k deliveries/s up to one per core: at low rates a single pacer thread
-    // means fewer wake-ups competing with the target for the same cores.
-    let by_rate = w.shape.peak_rate_per_sec().map_or(cores, |r| {
-        ((r * w.fanout as f64) / 10_000.0).ceil() as usize
-    });
-    let workers = cfg
-        .workers
-        .unwrap_or(by_rate.clamp(1, cores))
-        .clamp(1, cfg.pool);
+    let workers = delivery_workers(w, cfg);
     let slots_per_worker = cfg.pool.div_ceil(workers);
     let run_id = ((crate::clock::real_ns() / 1_000) ^ u64::from(std::process::id())) as u32;
     let spec = Arc::new(DeliverySpec {

@@ -1,0 +1,730 @@
+//! `pushbench capacity`: the highest load a target holds an objective at.
+//!
+//! Each step is a short run of the scenario (one model, a constant rate or a connection count
+//! set by editing its TOML, thresholds dropped: the objective replaces them) into its own
+//! results directory `<out>/step-NN-LOAD/`. [`search`] decides the loads (geometric steps,
+//! then bisection, bounded in count) and the driver bounds the time (`--max-time`).
+//! [`bottleneck`] tells a target that gave out from a generator that could not keep up.
+//! The command writes `capacity.json`, `capacity.csv` and the latency-vs-load chart.
+
+pub mod bottleneck;
+pub mod search;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::overrides;
+use crate::record::results::{utc_stamps, ModelSummary, TimeseriesRow};
+use crate::run::{self, RunError, RunOptions};
+use crate::scenario::{Problem, Scenario, ScenarioError, WsMode};
+use crate::slo::{Slo, Verdict};
+use bottleneck::{classify, Bottleneck, Diagnosis, StepLoad};
+use search::{Search, SearchPlan, Stop};
+
+/// What stops `capacity` before or between its runs.
+#[derive(Debug, thiserror::Error)]
+pub enum CapacityError {
+    /// The scenario (or a step's edited version of it) is not valid (exit 2).
+    #[error("{0}")]
+    Scenario(#[from] ScenarioError),
+    /// The options do not fit the scenario (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The output directory cannot be written (exit 2).
+    #[error("cannot write results to {path}: {reason}")]
+    OutDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Writing `capacity.*` failed (exit 3).
+    #[error("writing {path}: {reason}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The model a search loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// Webhook deliveries.
+    Webhook,
+    /// The WebSocket model (push/echo: events/s; idle: connections).
+    WebSocket,
+}
+
+impl Model {
+    /// Name as in summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Webhook => "webhook",
+            Model::WebSocket => "websocket",
+        }
+    }
+}
+
+/// How `capacity` searches.
+#[derive(Debug, Clone)]
+pub struct CapacityOptions {
+    /// The objective every step is judged by.
+    pub slo: Slo,
+    /// Which model; `None`: the one the scenario enables.
+    pub model: Option<Model>,
+    /// Measured part of each step.
+    pub step_duration_ns: u64,
+    /// Warm-up of each step.
+    pub step_warmup_ns: u64,
+    /// First load; `None`: the scenario's rate (or subscribers, in idle mode).
+    pub start: Option<f64>,
+    /// Ratio between geometric steps.
+    pub factor: f64,
+    /// Most geometric steps.
+    pub max_steps: usize,
+    /// Most bisection steps.
+    pub max_bisect: usize,
+    /// Bisection resolution (fraction of the failing load).
+    pub resolution: f64,
+    /// No new step starts after this long.
+    pub max_time_ns: u64,
+    /// Where the steps' runs go (`out`, `results_root`, launch, progress).
+    pub run: RunOptions,
+}
+
+/// One step as `capacity.json` and `capacity.csv` hold it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// 1-based.
+    pub step: usize,
+    /// `"step"` (geometric) or `"bisect"`.
+    pub phase: String,
+    /// Offered load, in the search's unit.
+    pub load: f64,
+    /// Whether every clause of the objective held (and the run completed).
+    pub pass: bool,
+    /// Each clause's verdict.
+    pub verdicts: Vec<Verdict>,
+    /// Its results directory, relative to the command's.
+    pub dir: String,
+    /// Delivery latency.
+    pub p50_us: u64,
+    /// Delivery latency.
+    pub p99_us: u64,
+    /// Delivery latency.
+    pub p999_us: u64,
+    /// Deliveries scheduled in the measured part.
+    pub events: u64,
+    /// Of those, failed.
+    pub failed: u64,
+    /// Deliveries acknowledged per second.
+    pub achieved_rate: f64,
+    /// Connections held at most.
+    pub connections_peak: u64,
+    /// First sends more than 1 ms late.
+    pub late_sends: u64,
+    /// What tells generator from target.
+    pub load_figures: StepLoad,
+    /// Why the step could not finish, if it could not.
+    pub error: Option<String>,
+}
+
+/// `capacity.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityResult {
+    /// Scenario name.
+    pub scenario: String,
+    /// Model searched.
+    pub model: String,
+    /// `"events/s"` or `"connections"`.
+    pub unit: String,
+    /// The objective, as written.
+    pub slo: String,
+    /// Highest load that held the objective (`null`: none did).
+    pub max_load: Option<f64>,
+    /// Lowest load that broke it.
+    pub first_failing_load: Option<f64>,
+    /// Who limited the load at the first failing step.
+    pub bottleneck: Bottleneck,
+    /// Why, in plain words.
+    pub message: String,
+    /// Why the search stopped.
+    pub stopped: Stop,
+    /// UTC start, RFC 3339.
+    pub started_at: String,
+    /// Every step in the order run.
+    pub steps: Vec<StepRecord>,
+}
+
+/// What `capacity` hands back to `main`.
+#[derive(Debug)]
+pub struct CapacityOutcome {
+    /// The command's directory.
+    pub dir: PathBuf,
+    /// What `capacity.json` holds.
+    pub result: CapacityResult,
+    /// Ctrl-C stopped it.
+    pub interrupted: bool,
+    /// The run error that stopped it (exit 3), results so far written.
+    pub error: Option<RunError>,
+}
+
+/// The knob a search turns and how it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Knob {
+    Rate,
+    Connections,
+}
+
+impl Knob {
+    fn key(self) -> &'static str {
+        match self {
+            Knob::Rate => "workload.events_per_second",
+            Knob::Connections => "workload.subscribers",
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Knob::Rate => "events/s",
+            Knob::Connections => "connections",
+        }
+    }
+}
+
+fn usage(message: String) -> CapacityError {
+    CapacityError::Usage(message)
+}
+
+/// Picks the model and the knob, and checks the scenario can be stepped.
+fn plan_model(scenario: &Scenario, choice: Option<Model>) -> Result<(Model, Knob), CapacityError> {
+    let model = match (choice, &scenario.webhook, &scenario.websocket) {
+        (Some(Model::Webhook), None, _) => {
+            return Err(usage("--model webhook: the scenario has no [webhook] table".into()))
+        }
+        (Some(Model::WebSocket), _, None) => {
+            return Err(usage(
+                "--model websocket: the scenario has no [websocket] table".into(),
+            ))
+        }
+        (Some(m), _, _) => m,
+        (None, Some(_), None) => Model::Webhook,
+        (None, None, Some(_)) => Model::WebSocket,
+        (None, Some(_), Some(_)) => {
+            return Err(usage(
+                "the scenario enables both models; choose one with --model webhook or --model websocket".into(),
+            ))
+        }
+        (None, None, None) => return Err(usage("the scenario enables no model".into())),
+    };
+    let idle = model == Model::WebSocket
+        && scenario
+            .websocket
+            .as_ref()
+            .is_some_and(|w| w.mode == WsMode::Idle);
+    if idle {
+        return Ok((model, Knob::Connections));
+    }
+    if scenario.workload.shape.peak_rate_per_sec().is_none() {
+        return Err(usage(
+            "workload.shape = \"max\" is closed loop: it has no offered rate to step; give events_per_second".into(),
+        ));
+    }
+    Ok((model, Knob::Rate))
+}
+
+/// The scenario text for one step: one model, no thresholds, short, at `load`.
+fn step_scenario(
+    scenario: &Scenario,
+    model: Model,
+    knob: Knob,
+    load: f64,
+    opts: &CapacityOptions,
+) -> Result<Scenario, CapacityError> {
+    let edit_err = |e: overrides::OverrideError| ScenarioError {
+        origin: scenario.name.clone(),
+        problems: vec![Problem {
+            line: None,
+            key: String::new(),
+            message: e.to_string(),
+        }],
+    };
+    let other = match model {
+        Model::Webhook => "websocket",
+        Model::WebSocket => "webhook",
+    };
+    let mut text = overrides::remove_key(&scenario.source, other).map_err(edit_err)?;
+    text = overrides::remove_key(&text, "thresholds").map_err(edit_err)?;
+    let shape_is_poisson = matches!(
+        scenario.workload.shape,
+        crate::schedule::Shape::Poisson { .. }
+    );
+    if knob == Knob::Rate && !shape_is_poisson {
+        // A step is one constant rate, whatever shape the file has.
+        text = overrides::remove_key(&text, "workload.shape").map_err(edit_err)?;
+    }
+    let mut pairs = vec![
+        (
+            "workload.duration",
+            format!("{}us", opts.step_duration_ns / 1000),
+        ),
+        (
+            "workload.warmup",
+            format!("{}us", opts.step_warmup_ns / 1000),
+        ),
+        (knob.key(), format!("{load}")),
+    ];
+    // An overloaded step need not wait long for its backlog: it has failed already.
+    if scenario
+        .webhook
+        .as_ref()
+        .is_some_and(|w| w.drain_ns > 2_000_000_000)
+        && model == Model::Webhook
+    {
+        pairs.push(("webhook.drain", "2s".into()));
+    }
+    let base = Scenario {
+        source: text,
+        ..scenario.clone()
+    };
+    Ok(overrides::apply_all(&base, &pairs, &|name| {
+        std::env::var(name).ok()
+    })?)
+}
+
+/// The load a scenario starts at.
+fn scenario_load(scenario: &Scenario, knob: Knob) -> f64 {
+    match knob {
+        Knob::Rate => scenario.workload.shape.peak_rate_per_sec().unwrap_or(100.0),
+        Knob::Connections => scenario.workload.subscribers as f64,
+    }
+}
+
+/// Runs the search and writes its files.
+pub async fn run_capacity(
+    scenario: &Scenario,
+    opts: &CapacityOptions,
+) -> Result<CapacityOutcome, CapacityError> {
+    let (model, knob) = plan_model(scenario, opts.model)?;
+    let start = opts.start.unwrap_or_else(|| scenario_load(scenario, knob));
+    if !(start.is_finite() && start >= 1.0) {
+        return Err(usage(format!("--start {start}: must be at least 1")));
+    }
+    // Catch a step that would not validate before anything runs.
+    step_scenario(scenario, model, knob, start.round(), opts)?;
+
+    let started_s = crate::clock::real_ns() / 1_000_000_000;
+    let (stamp, started_at) = utc_stamps(started_s);
+    let dir = match &opts.run.out {
+        Some(d) => d.clone(),
+        None => opts
+            .run
+            .results_root
+            .join(format!("capacity-{}-{stamp}", scenario.name)),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| CapacityError::OutDir {
+        path: dir.clone(),
+        reason: e.to_string(),
+    })?;
+
+    // The most either knob may be set to (scenario validation: rates and subscribers).
+    let ceiling = 10_000_000.0;
+    let mut search = Search::new(SearchPlan {
+        start,
+        factor: opts.factor,
+        max_steps: opts.max_steps,
+        max_bisect: opts.max_bisect,
+        resolution: opts.resolution,
+        floor: 1.0,
+        ceiling,
+    });
+    let began = Instant::now();
+    let ctrl_c = crate::run::CtrlCFlag::watch();
+    let mut steps: Vec<StepRecord> = Vec::new();
+    let mut interrupted = false;
+    let mut error = None;
+    let stopped = loop {
+        let load = match search.next() {
+            Ok(load) => load,
+            Err(stop) => break stop,
+        };
+        if ctrl_c.is_set() {
+            interrupted = true;
+            break Stop::Interrupted;
+        }
+        let elapsed_ns = began.elapsed().as_nanos() as u64;
+        // Stop before a step that would end past the limit (judged by the last one's length).
+        let last_step_ns = if steps.is_empty() {
+            0
+        } else {
+            elapsed_ns / steps.len() as u64
+        };
+        if elapsed_ns + last_step_ns > opts.max_time_ns {
+            break Stop::TimeLimit;
+        }
+        let phase = if search.bisecting() { "bisect" } else { "step" };
+        let index = steps.len() + 1;
+        let name = format!("step-{index:02}-{}", fmt_load(load));
+        let step = step_scenario(scenario, model, knob, load, opts)?;
+        eprintln!(
+            "capacity: step {index} ({phase}): {} {}",
+            fmt_load(load),
+            knob.unit()
+        );
+        let run_opts = RunOptions {
+            out: Some(dir.join(&name)),
+            ..opts.run.clone()
+        };
+        let report = match run::run(&step, &run_opts).await {
+            Ok(r) => r,
+            Err(RunError::OutDir { path, reason }) => {
+                return Err(CapacityError::OutDir { path, reason })
+            }
+            Err(e) => {
+                return Err(CapacityError::Write {
+                    path: dir.join(&name),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let mut record = StepRecord {
+            step: index,
+            phase: phase.into(),
+            load,
+            dir: name,
+            ..StepRecord::default()
+        };
+        let summary = report
+            .summary
+            .models
+            .iter()
+            .find(|m| m.model == model.name());
+        if let Some(m) = summary {
+            fill_record(&mut record, m, &report.dir, &opts.slo, &step, model);
+        }
+        if let Some(e) = &report.error {
+            record.error = Some(e.to_string());
+            record.pass = false;
+        }
+        if report.interrupted() {
+            record.pass = false;
+            record.error = Some("interrupted".into());
+        }
+        eprintln!("capacity:   {}", step_line(&record));
+        let cut_short = report.interrupted() || report.error.is_some();
+        if !cut_short {
+            search.record(load, record.pass);
+        }
+        steps.push(record);
+        if report.interrupted() {
+            interrupted = true;
+            break Stop::Interrupted;
+        }
+        if let Some(e) = report.error {
+            error = Some(e);
+            break Stop::Error;
+        }
+    };
+
+    let max_load = search.max_pass();
+    let first_failing_load = search.min_fail();
+    let first_fail = first_failing_load.and_then(|l| {
+        steps
+            .iter()
+            .find(|s| s.load == l && s.error.is_none())
+            .map(|s| &s.load_figures)
+    });
+    let baseline = steps
+        .iter()
+        .filter(|s| s.error.is_none())
+        .min_by(|a, b| a.load.total_cmp(&b.load))
+        .map(|s| &s.load_figures);
+    let Diagnosis {
+        bottleneck,
+        message,
+    } = match (stopped, first_fail) {
+        (Stop::Interrupted | Stop::Error, None) => Diagnosis {
+            bottleneck: Bottleneck::None,
+            message: format!("the search was cut short: {}", stopped.describe()),
+        },
+        (_, f) => classify(f, baseline),
+    };
+    let result = CapacityResult {
+        scenario: scenario.name.clone(),
+        model: model.name().into(),
+        unit: knob.unit().into(),
+        slo: opts.slo.to_string(),
+        max_load,
+        first_failing_load,
+        bottleneck,
+        message,
+        stopped,
+        started_at,
+        steps,
+    };
+    write_files(&dir, &result, &opts.slo)?;
+    Ok(CapacityOutcome {
+        dir,
+        result,
+        interrupted,
+        error,
+    })
+}
+
+/// A load as a short figure: whole numbers without decimals.
+pub fn fmt_load(load: f64) -> String {
+    if load.fract() == 0.0 {
+        format!("{load:.0}")
+    } else {
+        format!("{load:.1}")
+    }
+}
+
+fn fill_record(
+    r: &mut StepRecord,
+    m: &ModelSummary,
+    dir: &Path,
+    slo: &Slo,
+    step: &Scenario,
+    model: Model,
+) {
+    r.verdicts = slo.check(m);
+    r.pass = r.verdicts.iter().all(|v| v.pass);
+    if let Some(ws) = m.websocket.as_ref().filter(|w| w.mode == "idle") {
+        // Idle steps hold connections: a step that never got them all up did not hold its load.
+        let held = m.connections.peak >= m.connections.target;
+        r.verdicts.push(Verdict {
+            clause: "all connections held".into(),
+            observed: Some(m.connections.peak as f64),
+            pass: held && ws.ramp_s > 0.0,
+        });
+        r.pass &= held && ws.ramp_s > 0.0;
+    }
+    r.p50_us = m.latency_us.p50;
+    r.p99_us = m.latency_us.p99;
+    r.p999_us = m.latency_us.p999;
+    r.events = m.events;
+    r.failed = m.failed;
+    r.achieved_rate = m.achieved_rate;
+    r.connections_peak = m.connections.peak;
+    r.late_sends = m.late_sends;
+    let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let (gen_cpu, target_cpu) = measured_cpu(dir, m, step);
+    let gen_cores_usable = match (model, &step.webhook, &m.websocket) {
+        (Model::Webhook, Some(cfg), _) => {
+            crate::webhook::model::delivery_workers(&step.workload, cfg) as f64
+        }
+        // Fleet workers plus the controller that publishes.
+        (_, _, Some(ws)) => (ws.fleet_workers + 1) as f64,
+        _ => host_cores,
+    };
+    let pool_occupancy = step
+        .webhook
+        .as_ref()
+        .filter(|_| model == Model::Webhook)
+        .map(|cfg| {
+            m.achieved_rate * (m.ack_uncorrected_latency_us.mean / 1e6) / cfg.pool.max(1) as f64
+        });
+    r.load_figures = StepLoad {
+        gen_cpu_cores: gen_cpu,
+        gen_cores_usable: gen_cores_usable.min(host_cores),
+        target_cpu_cores: target_cpu,
+        host_cores,
+        late_share: if m.events > 0 {
+            m.late_sends as f64 / m.events as f64
+        } else {
+            0.0
+        },
+        lag_p99_us: m.schedule_lag_us.p99 as f64,
+        pool_occupancy,
+    };
+}
+
+/// Mean generator and target CPU (cores) over the intervals that carried load, from the step's
+/// `timeseries.csv`; the summary's CPU-seconds over the whole run when it cannot be read.
+fn measured_cpu(dir: &Path, m: &ModelSummary, step: &Scenario) -> (f64, Option<f64>) {
+    let target_measured = m.resources.target.peak_rss_bytes > 0;
+    let rows: Vec<TimeseriesRow> = csv::Reader::from_path(dir.join("timeseries.csv"))
+        .map(|mut r| {
+            r.deserialize()
+                .filter_map(Result::ok)
+                .filter(|row: &TimeseriesRow| row.model == m.model)
+                .collect()
+        })
+        .unwrap_or_default();
+    let loaded: Vec<&TimeseriesRow> = if rows.iter().any(|r| r.offered > 0) {
+        rows.iter().filter(|r| r.offered > 0).collect()
+    } else {
+        rows.iter().collect()
+    };
+    if loaded.is_empty() {
+        let w = &step.workload;
+        let secs = ((w.duration_ns + w.warmup_ns) as f64 / 1e9).max(1e-9);
+        return (
+            m.resources.generator.cpu_s / secs,
+            target_measured.then(|| m.resources.target.cpu_s / secs),
+        );
+    }
+    let n = loaded.len() as f64;
+    let gen = loaded.iter().map(|r| r.gen_cpu_pct).sum::<f64>() / n / 100.0;
+    let target = loaded.iter().map(|r| r.target_cpu_pct).sum::<f64>() / n / 100.0;
+    (gen, target_measured.then_some(target))
+}
+
+/// One step as a line of progress.
+fn step_line(r: &StepRecord) -> String {
+    let verdict = if r.pass { "pass" } else { "FAIL" };
+    let broken: Vec<&str> = r
+        .verdicts
+        .iter()
+        .filter(|v| !v.pass)
+        .map(|v| v.clause.as_str())
+        .collect();
+    let why = match (&r.error, broken.is_empty()) {
+        (Some(e), _) => format!(" ({e})"),
+        (None, false) => format!(" (broke: {})", broken.join(", ")),
+        (None, true) => String::new(),
+    };
+    format!(
+        "p50 {}  p99 {}  p99.9 {}  failed {}/{}  late {}  gen CPU {:.2}  -> {verdict}{why}",
+        crate::report::table::fmt_us(r.p50_us),
+        crate::report::table::fmt_us(r.p99_us),
+        crate::report::table::fmt_us(r.p999_us),
+        r.failed,
+        r.events,
+        r.late_sends,
+        r.load_figures.gen_cpu_cores,
+    )
+}
+
+/// The table printed at the end (the caller prints `results: DIR` after it).
+pub fn render_table(r: &CapacityResult) -> String {
+    use std::fmt::Write;
+    let fmt_us = crate::report::table::fmt_us;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "capacity of {} ({}), objective: {}",
+        r.model, r.scenario, r.slo
+    );
+    let _ = writeln!(
+        s,
+        "{:>4}  {:<6}  {:>12}  {:>9}  {:>9}  {:>9}  {:>8}  {:>7}  {:>7}  result",
+        "step", "phase", r.unit, "p50", "p99", "p99.9", "failed", "late", "gen CPU"
+    );
+    for st in &r.steps {
+        let failed_pct = if st.events > 0 {
+            format!("{:.2}%", st.failed as f64 * 100.0 / st.events as f64)
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(
+            s,
+            "{:>4}  {:<6}  {:>12}  {:>9}  {:>9}  {:>9}  {:>8}  {:>6.1}%  {:>7.2}  {}",
+            st.step,
+            st.phase,
+            fmt_load(st.load),
+            fmt_us(st.p50_us),
+            fmt_us(st.p99_us),
+            fmt_us(st.p999_us),
+            failed_pct,
+            st.load_figures.late_share * 100.0,
+            st.load_figures.gen_cpu_cores,
+            match (&st.error, st.pass) {
+                (Some(_), _) => "cut short",
+                (None, true) => "pass",
+                (None, false) => "FAIL",
+            }
+        );
+    }
+    match r.max_load {
+        Some(max) => {
+            let _ = write!(s, "max load: {} {}", fmt_load(max), r.unit);
+        }
+        None => {
+            let _ = write!(s, "max load: none (no step held the objective)");
+        }
+    }
+    match r.first_failing_load {
+        Some(f) => {
+            let _ = writeln!(s, " (first failing: {} {})", fmt_load(f), r.unit);
+        }
+        None => s.push('\n'),
+    }
+    let _ = writeln!(s, "bottleneck: {}: {}", r.bottleneck.name(), r.message);
+    let _ = writeln!(s, "search stopped: {}", r.stopped.describe());
+    s
+}
+
+/// `capacity.json`, `capacity.csv`, `capacity.svg` and `capacity.png`.
+fn write_files(dir: &Path, r: &CapacityResult, slo: &Slo) -> Result<(), CapacityError> {
+    let fail = |path: PathBuf, e: &dyn std::fmt::Display| CapacityError::Write {
+        path,
+        reason: e.to_string(),
+    };
+    let json = dir.join("capacity.json");
+    let text = serde_json::to_string_pretty(r).expect("the result serializes");
+    std::fs::write(&json, text + "\n").map_err(|e| fail(json.clone(), &e))?;
+
+    let csv_path = dir.join("capacity.csv");
+    let write_csv = || -> Result<(), csv::Error> {
+        let mut w = csv::Writer::from_path(&csv_path)?;
+        w.write_record([
+            "step",
+            "phase",
+            "load",
+            "unit",
+            "pass",
+            "p50_us",
+            "p99_us",
+            "p999_us",
+            "events",
+            "failed",
+            "achieved_rate",
+            "connections_peak",
+            "late_sends",
+            "schedule_lag_p99_us",
+            "gen_cpu_cores",
+            "target_cpu_cores",
+            "pool_occupancy",
+            "dir",
+            "error",
+        ])?;
+        for s in &r.steps {
+            let f = &s.load_figures;
+            w.write_record([
+                s.step.to_string(),
+                s.phase.clone(),
+                fmt_load(s.load),
+                r.unit.clone(),
+                s.pass.to_string(),
+                s.p50_us.to_string(),
+                s.p99_us.to_string(),
+                s.p999_us.to_string(),
+                s.events.to_string(),
+                s.failed.to_string(),
+                format!("{:.1}", s.achieved_rate),
+                s.connections_peak.to_string(),
+                s.late_sends.to_string(),
+                format!("{:.0}", f.lag_p99_us),
+                format!("{:.3}", f.gen_cpu_cores),
+                f.target_cpu_cores
+                    .map_or(String::new(), |c| format!("{c:.3}")),
+                f.pool_occupancy
+                    .map_or(String::new(), |o| format!("{o:.3}")),
+                s.dir.clone(),
+                s.error.clone().unwrap_or_default(),
+            ])?;
+        }
+        w.flush()?;
+        Ok(())
+    };
+    write_csv().map_err(|e| fail(csv_path.clone(), &e))?;
+    crate::report::capacity_charts::capacity_chart(r, slo, dir)
+        .map_err(|e| fail(dir.join("capacity.svg"), &e))?;
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! `capacity` against the built-in receiver, where the answer is known by hand, and the
+//! command's refusals (bad objective, ambiguous model) before anything runs.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::scenario;
+use pushbench::capacity::bottleneck::Bottleneck;
+use pushbench::capacity::{run_capacity, CapacityOptions, CapacityResult};
+use pushbench::run::{ProgressMode, RunOptions};
+use pushbench::target::launch::TargetLaunch;
+
+/// A pool of 8 keep-alive connections to a receiver that takes 10 ms per answer can carry at
+/// most pool / delay = 800 deliveries per second; past that, deliveries queue and latency
+/// (timed from the intended send) climbs without bound.
+const POOL_OVER_DELAY: f64 = 8.0 / 0.010;
+
+#[tokio::test]
+async fn finds_pool_over_delay_for_the_builtin_receiver_and_blames_the_target() {
+    let s = scenario(
+        r#"
+name = "pool8"
+[workload]
+events_per_second = 200
+subscribers = 100
+duration = "30s"
+[webhook]
+pool = 8
+[webhook.receiver]
+delay = "10ms"
+"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cap");
+    let opts = CapacityOptions {
+        slo: pushbench::slo::parse("p99 < 50ms, failed < 0.1%").unwrap(),
+        model: None,
+        step_duration_ns: 2_000_000_000,
+        step_warmup_ns: 500_000_000,
+        start: None,
+        factor: 2.0,
+        max_steps: 6,
+        max_bisect: 5,
+        resolution: 0.05,
+        max_time_ns: 120_000_000_000,
+        run: RunOptions {
+            out: Some(out.clone()),
+            results_root: dir.path().to_path_buf(),
+            launch: TargetLaunch::InProcess,
+            progress: ProgressMode::Off,
+            interval_ns: 1_000_000_000,
+        },
+    };
+    let outcome = run_capacity(&s, &opts).await.expect("the search runs");
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let r = &outcome.result;
+    let max = r.max_load.expect("some load held the objective");
+    eprintln!("capacity found {max} events/s; pool / delay = {POOL_OVER_DELAY}");
+    assert!(
+        (0.5 * POOL_OVER_DELAY..=1.2 * POOL_OVER_DELAY).contains(&max),
+        "max {max} events/s should be near pool / delay = {POOL_OVER_DELAY}: {:#?}",
+        r.steps
+    );
+    assert!(r.first_failing_load.unwrap() > max);
+    assert_eq!(r.bottleneck, Bottleneck::Target, "{}", r.message);
+    assert!(r.message.contains("pool"), "{}", r.message);
+    assert_eq!((r.unit.as_str(), r.model.as_str()), ("events/s", "webhook"));
+    // Bounded: at most the geometric steps plus the bisections.
+    assert!(r.steps.len() <= 6 + 5, "{} steps", r.steps.len());
+    assert_eq!(&r.steps[0].phase, "step");
+    assert_eq!(r.steps[0].load, 200.0, "starts at the scenario's rate");
+
+    // What a user opens afterwards.
+    let saved: CapacityResult =
+        serde_json::from_str(&std::fs::read_to_string(out.join("capacity.json")).unwrap()).unwrap();
+    assert_eq!(saved.max_load, Some(max));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("capacity.json")).unwrap()).unwrap();
+    assert_eq!(json["bottleneck"], "target");
+    assert_eq!(json["unit"], "events/s");
+    let csv = std::fs::read_to_string(out.join("capacity.csv")).unwrap();
+    assert_eq!(csv.lines().count(), r.steps.len() + 1, "{csv}");
+    assert!(csv.starts_with("step,phase,load,unit,pass,p50_us,p99_us,p999_us"));
+    for f in ["capacity.svg", "capacity.png"] {
+        assert!(out.join(f).metadata().unwrap().len() > 1000, "{f}");
+    }
+    let svg = std::fs::read_to_string(out.join("capacity.svg")).unwrap();
+    assert!(svg.contains("knee: max"), "the knee is marked");
+    for step in &r.steps {
+        let summary = out.join(&step.dir).join("summary.json");
+        assert!(summary.is_file(), "{} has its own results", step.dir);
+        assert!(step.dir.starts_with(&format!("step-{:02}-", step.step)));
+    }
+    // Steps are short runs, whatever the scenario's own duration.
+    assert_eq!(r.steps[0].events, 400, "200 events/s for 2 s");
+}
+
+fn pushbench(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("binary runs")
+}
+
+const BOTH: &str = r#"
+[workload]
+events_per_second = 100
+duration = "1s"
+[webhook]
+pool = 4
+[websocket]
+mode = "push"
+"#;
+
+#[test]
+fn a_bad_objective_is_a_usage_error_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.toml"), BOTH).unwrap();
+    for (slo, want) in [
+        ("p99 < 50", "needs a time unit"),
+        ("p98 < 50ms", "unknown metric"),
+        ("latency is fine", "expected METRIC OP VALUE"),
+    ] {
+        let out = pushbench(
+            &["capacity", "s.toml", "--model", "webhook", "--slo", slo],
+            dir.path(),
+        );
+        assert_eq!(out.status.code(), Some(2), "{slo}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{slo}: {err}");
+        assert!(!dir.path().join("results").exists(), "nothing ran");
+    }
+}
+
+#[test]
+fn a_scenario_with_both_models_needs_model_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.toml"), BOTH).unwrap();
+    let out = pushbench(&["capacity", "s.toml", "--slo", "p99 < 50ms"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--model webhook or --model websocket"),
+        "{err}"
+    );
+    assert!(!dir.path().join("results").exists(), "nothing ran");
+}
