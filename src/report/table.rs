@@ -339,7 +339,10 @@ pub fn grid(summary: &Summary) -> Grid {
             let (r, best) = column.next().expect("every model has the same rows");
             cells.push(Cell { text: r.text, best });
         }
-        out.rows.push((label, cells));
+        // A row no model has a figure for (a fault that did not happen) is left out.
+        if cells.iter().any(|c| c.text != "-") {
+            out.rows.push((label, cells));
+        }
     }
     out
 }
