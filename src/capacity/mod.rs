@@ -111,13 +111,13 @@ pub struct StepRecord {
     pub verdicts: Vec<Verdict>,
     /// Its results directory, relative to the command's.
     pub dir: String,
-    /// Delivery latency.
+    /// Delivery latency (connect latency when the load is connections).
     pub p50_us: u64,
-    /// Delivery latency.
+    /// The same, p99.
     pub p99_us: u64,
-    /// Delivery latency.
+    /// The same, p99.9.
     pub p999_us: u64,
-    /// Deliveries scheduled in the measured part.
+    /// Deliveries scheduled in the measured part (connections, in idle mode).
     pub events: u64,
     /// Of those, failed.
     pub failed: u64,
@@ -504,11 +504,18 @@ fn fill_record(
         });
         r.pass &= held && ws.ramp_s > 0.0;
     }
-    r.p50_us = m.latency_us.p50;
-    r.p99_us = m.latency_us.p99;
-    r.p999_us = m.latency_us.p999;
-    r.events = m.events;
-    r.failed = m.failed;
+    // Idle steps deliver nothing: their latency is the connect latency, their failures the
+    // connections that never came up.
+    let idle = m.websocket.as_ref().is_some_and(|w| w.mode == "idle");
+    let lat = if idle { &m.connect_us } else { &m.latency_us };
+    r.p50_us = lat.p50;
+    r.p99_us = lat.p99;
+    r.p999_us = lat.p999;
+    (r.events, r.failed) = if idle {
+        (m.connections.target, m.connections.failed)
+    } else {
+        (m.events, m.failed)
+    };
     r.achieved_rate = m.achieved_rate;
     r.connections_peak = m.connections.peak;
     r.late_sends = m.late_sends;

@@ -191,7 +191,11 @@ fn draw_capacity<DB: DrawingBackend>(root: &Area<DB>, r: &CapacityResult, slo: &
     chart
         .configure_mesh()
         .x_desc(format!("offered load ({}, log scale)", r.unit))
-        .y_desc("delivery latency (log scale)")
+        .y_desc(if r.unit == "connections" {
+            "connect latency (log scale)"
+        } else {
+            "delivery latency (log scale)"
+        })
         .x_label_formatter(&|v| x.label(*v))
         .y_label_formatter(&ms_label)
         .label_style((FONT, 14))
