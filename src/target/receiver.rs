@@ -119,14 +119,20 @@ struct SeenIds {
     run: AtomicU64,
     chunks: Box<[OnceLock<Box<[AtomicU64]>>]>,
     other: Mutex<HashSet<Box<[u8]>>>,
+    foreign_cap: usize,
 }
 
 impl SeenIds {
     fn new() -> Self {
+        Self::with_foreign_cap(MAX_FOREIGN_IDS)
+    }
+
+    fn with_foreign_cap(foreign_cap: usize) -> Self {
         Self {
             run: AtomicU64::new(u64::MAX),
             chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
             other: Mutex::new(HashSet::new()),
+            foreign_cap,
         }
     }
 
@@ -153,12 +159,26 @@ impl SeenIds {
                 }
             }
         }
-        self.other
-            .lock()
-            .expect("seen-set lock")
-            .insert(id.to_vec().into_boxed_slice())
+        let mut other = self.other.lock().expect("seen-set lock");
+        if other.len() >= self.foreign_cap && !other.contains(id) {
+            // Memory stays bounded whatever a sender invents; say once what that costs.
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!(
+                    "receiver: more than {} distinct event ids not made by pushbench; \
+                     duplicates among later ones are no longer detected",
+                    self.foreign_cap
+                )
+            });
+            return true;
+        }
+        other.insert(id.to_vec().into_boxed_slice())
     }
 }
+
+/// Most ids from other senders (not pushbench's own, which live in the bitset) remembered for
+/// de-duplication: about 100 MB at most.
+const MAX_FOREIGN_IDS: usize = 1_000_000;
 
 struct State {
     opts: ReceiverOptions,
@@ -559,5 +579,22 @@ pub fn key_for(
         (SignatureScheme::None, _) => Ok(None),
         (_, Some(s)) => SigningKey::new(scheme, s).map(Some),
         (_, None) => Err(format!("signature \"{}\" needs a secret", scheme.name())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_ids_are_deduplicated_up_to_a_bounded_count() {
+        let seen = SeenIds::with_foreign_cap(3);
+        assert!(seen.insert(b"evt-a"));
+        assert!(!seen.insert(b"evt-a"), "a replay is caught");
+        assert!(seen.insert(b"evt-b") && seen.insert(b"evt-c"));
+        // Past the cap, new ids are accepted without being remembered; old ones still dedupe.
+        assert!(seen.insert(b"evt-d") && seen.insert(b"evt-d"));
+        assert!(!seen.insert(b"evt-b"));
+        assert_eq!(seen.other.lock().unwrap().len(), 3);
     }
 }
