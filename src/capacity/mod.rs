@@ -40,6 +40,14 @@ pub enum CapacityError {
         /// Why.
         reason: String,
     },
+    /// A step could not run at all, e.g. its target was unreachable (exit 3).
+    #[error("step {step} could not run: {source}")]
+    Run {
+        /// The step's directory name.
+        step: String,
+        /// What stopped it.
+        source: RunError,
+    },
     /// Writing `capacity.*` failed (exit 3).
     #[error("writing {path}: {reason}")]
     Write {
@@ -384,12 +392,7 @@ pub async fn run_capacity(
             Err(RunError::OutDir { path, reason }) => {
                 return Err(CapacityError::OutDir { path, reason })
             }
-            Err(e) => {
-                return Err(CapacityError::Write {
-                    path: dir.join(&name),
-                    reason: e.to_string(),
-                })
-            }
+            Err(source) => return Err(CapacityError::Run { step: name, source }),
         };
         let mut record = StepRecord {
             step: index,

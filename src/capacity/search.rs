@@ -117,7 +117,8 @@ impl Search {
                 } else if self.geometric >= p.max_steps {
                     Err(Stop::StepLimit)
                 } else {
-                    Ok(Self::round((lo * p.factor).min(p.ceiling)))
+                    // Always a step up: with a small factor, rounding could repeat `lo`.
+                    Ok(Self::round((lo * p.factor).max(lo + 1.0).min(p.ceiling)))
                 }
             }
             (None, Some(hi)) => {
@@ -210,6 +211,16 @@ mod tests {
         assert_eq!(&tried[3..], [600.0, 700.0, 750.0, 775.0]);
         assert_eq!(stop, Stop::Converged);
         assert_eq!(max, Some(775.0));
+    }
+
+    #[test]
+    fn a_small_factor_still_climbs_every_step() {
+        let mut p = plan(1.0);
+        p.factor = 1.4;
+        let (tried, stop, _) = search(p, f64::INFINITY);
+        assert!(tried.windows(2).all(|w| w[1] > w[0]), "{tried:?}");
+        assert_eq!(&tried[..4], [1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(stop, Stop::StepLimit);
     }
 
     #[test]

@@ -541,7 +541,8 @@ async fn attempt(
     }
     if error.retryable() && attempts < spec.retry.attempts {
         let u = local.rng.borrow_mut().next_f64();
-        let due = done_ns + retry_wait_ns(&spec.retry, job.attempt, u, retry_after_s);
+        // Saturating: a huge Retry-After times a large time_scale must not wrap to "now".
+        let due = done_ns.saturating_add(retry_wait_ns(&spec.retry, job.attempt, u, retry_after_s));
         p.bump(Counter::Retries, 1);
         drop(stats);
         local.retries.borrow_mut().push(Reverse((

@@ -130,6 +130,15 @@ mod tests {
         p.time_scale = 0.001;
         assert_eq!(retry_wait_ns(&p, 0, 0.0, Some(3600)), 30_000_000);
         assert_eq!(retry_wait_ns(&p, 0, 0.0, None), 100_000);
+        // An absurd Retry-After with no cap and a slow-motion scale saturates, never wraps.
+        p.max_ns = u64::MAX;
+        p.time_scale = 1000.0;
+        assert_eq!(retry_wait_ns(&p, 0, 0.0, Some(u32::MAX)), u64::MAX);
+        assert_eq!(
+            1_000u64.saturating_add(retry_wait_ns(&p, 0, 0.0, Some(u32::MAX))),
+            u64::MAX,
+            "the due time the provider computes stays in the future"
+        );
     }
 
     #[test]
