@@ -8,8 +8,7 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::charts::{register_font, FONT};
-use super::table::fmt_us;
+use super::charts::{log_bounds, ms_label, register_font, FONT};
 use crate::capacity::{fmt_load, CapacityResult};
 use crate::slo::Slo;
 use crate::sweep::{fmt_x, SweepResult};
@@ -90,23 +89,6 @@ impl Ranged for PointsAxis {
     fn range(&self) -> std::ops::Range<f64> {
         self.lo..self.hi
     }
-}
-
-/// Log-scale bounds (ms) around positive values.
-fn log_bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (mut lo, mut hi) = (f64::INFINITY, 0f64);
-    for v in values.filter(|v| *v > 0.0) {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    if !lo.is_finite() {
-        return (0.01, 1.0);
-    }
-    (lo * 0.6, (hi * 1.8).max(lo * 3.0))
-}
-
-fn ms_label(ms: &f64) -> String {
-    fmt_us((ms * 1000.0).round() as u64)
 }
 
 fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(

@@ -276,12 +276,13 @@ pub fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn ms_label(ms: &f64) -> String {
+/// Milliseconds as a short figure with its unit (`850us`, `1.24ms`).
+pub(super) fn ms_label(ms: &f64) -> String {
     fmt_us((ms * 1000.0).round() as u64)
 }
 
 /// Log-scale bounds around a set of positive values, with some room above and below.
-fn log_bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+pub(super) fn log_bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, 0f64);
     for v in values.filter(|v| *v > 0.0) {
         lo = lo.min(v);
