@@ -1,13 +1,18 @@
-//! pushbench: a load-testing harness that delivers one scheduled event stream as webhooks (and,
-//! soon, over WebSockets) and measures what each delivers and costs.
+//! pushbench: a load-testing harness that delivers one scheduled event stream as webhooks and
+//! over WebSockets, and measures what each delivers and costs.
 //!
 //! Map:
 //! - [`scenario`]: TOML scenario files -> validated [`scenario::Scenario`] (every problem, with lines)
 //! - [`schedule`]: pure pacing; event i -> intended time, subscriber
-//! - [`webhook`]: the provider side: payload, signing schemes, HTTP client, delivery workers
-//! - [`target`]: built-in servers (webhook receiver) and how runs start them
+//! - [`webhook`]: the provider side: payload, signing schemes, HTTP client, delivery workers,
+//!   retries
+//! - [`websocket`]: framing, client, fleet workers (threads or processes), controller
+//! - [`target`]: built-in servers (webhook receiver, WebSocket server, sink) and how runs start
+//!   them
 //! - [`record`]: per-worker histograms and counters, interval merge, results files
-//! - [`run`]: one run end to end; [`report`]: what the user reads
+//! - [`run`]: one run end to end; [`report`]: what the user reads (table, charts, report.html,
+//!   JUnit), from the saved results only
+//! - [`compare`]: regression verdicts between two results, judged against run-to-run noise
 //! - [`clock`]: monotonic time and the microsecond timer the pacer sleeps on
 //! - [`serve`]: `pushbench serve ...`
 //! - [`capacity`]: `pushbench capacity`: step the load up, bisect, report the highest that holds an
