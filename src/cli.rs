@@ -77,7 +77,7 @@ pub enum Command {
         /// The key and its values, e.g. workload.events_per_second=100,1000,10000.
         #[arg(long, value_name = "KEY=V1,V2,...")]
         set: String,
-        /// Write into exactly this directory (default: results/sweep-<name>-<UTC time>/).
+        /// Write into exactly this directory (default: results/sweep-NAME-UTCTIME/).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Progress display of each run.
@@ -142,7 +142,7 @@ pub struct CapacityArgs {
     /// No new step starts after this long, e.g. 10m.
     #[arg(long, default_value = "10m")]
     pub max_time: String,
-    /// Write into exactly this directory (default: results/capacity-<name>-<UTC time>/).
+    /// Write into exactly this directory (default: results/capacity-NAME-UTCTIME/).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Progress display of each step.
@@ -221,7 +221,7 @@ pub struct WebhookServeArgs {
     /// Length of the stall, e.g. 1s.
     #[arg(long, requires = "stall_at")]
     pub stall_for: Option<String>,
-    /// An outage window AT:FOR[:MODE], from the first request: MODE 503 (default, or 503:2s to
+    /// An outage window AT:FOR or AT:FOR:MODE, from the first request: MODE 503 (default, or 503:2s to
     /// send Retry-After: 2) or drop (close connections unanswered). Repeatable.
     #[arg(long)]
     pub outage: Vec<String>,
