@@ -106,6 +106,14 @@ impl RoleMeter {
     pub fn cpu_s(&self) -> f64 {
         self.last_cpu_s - self.first_cpu_s.unwrap_or(self.last_cpu_s)
     }
+
+    /// What this role cost over the run, as the summary reports it.
+    pub fn cost(&self) -> crate::record::results::RoleCost {
+        crate::record::results::RoleCost {
+            cpu_s: self.cpu_s(),
+            peak_rss_bytes: self.peak_rss_bytes,
+        }
+    }
 }
 
 #[cfg(test)]

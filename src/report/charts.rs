@@ -16,6 +16,7 @@ use plotters::prelude::*;
 
 use super::load::{ReportError, RunData};
 use super::table::fmt_us;
+use crate::record::results::TimeseriesRow;
 
 /// The font family every chart draws text with (the embedded font is registered under it).
 pub const FONT: &str = "sans-serif";
@@ -211,6 +212,18 @@ pub(super) struct Series<'a> {
     pub(super) model: &'a str,
     pub(super) name: String,
     pub(super) color: RGBColor,
+}
+
+impl<'a> Series<'a> {
+    /// This model's time-series rows in this run.
+    pub(super) fn rows(&self) -> impl Iterator<Item = &'a TimeseriesRow> + 'a {
+        self.run.series(self.model)
+    }
+
+    /// (time, value) for every interval.
+    pub(super) fn points(&self, value: impl Fn(&TimeseriesRow) -> f64) -> Vec<(f64, f64)> {
+        self.rows().map(|r| (r.t_s, value(r))).collect()
+    }
 }
 
 const WEBHOOK_COLORS: [RGBColor; 4] = [
@@ -449,16 +462,12 @@ pub(super) fn t_max(runs: &[RunData]) -> f64 {
 fn latency_over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawResult {
     let all = series(runs);
     let values = all.iter().flat_map(|s| {
-        s.run
-            .series(s.model)
+        s.rows()
             .flat_map(|r| [r.p50_us, r.p99_us, r.max_us])
             .map(|us| us as f64 / 1000.0)
     });
     let (y_lo, y_hi) = log_bounds(values);
-    if all
-        .iter()
-        .all(|s| s.run.series(s.model).all(|r| r.max_us == 0))
-    {
+    if all.iter().all(|s| s.rows().all(|r| r.max_us == 0)) {
         return no_data(area, "deliveries");
     }
     let mut chart = ChartBuilder::on(area)
@@ -482,9 +491,8 @@ fn latency_over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) 
         .draw()
         .map_err(err)?;
     for s in &all {
-        let pick = |f: fn(&crate::record::results::TimeseriesRow) -> u64| -> Vec<(f64, f64)> {
-            s.run
-                .series(s.model)
+        let pick = |f: fn(&TimeseriesRow) -> u64| -> Vec<(f64, f64)> {
+            s.rows()
                 .filter(|r| f(r) > 0)
                 .map(|r| (r.t_s, f(r) as f64 / 1000.0))
                 .collect()
@@ -529,11 +537,10 @@ fn throughput<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> Draw
     let all = series(runs);
     let mut lines = Vec::new();
     for s in &all {
-        let offered = rates(s.run.series(s.model).map(|r| (r.t_s, r.offered)));
-        let achieved = rates(s.run.series(s.model).map(|r| (r.t_s, r.delivered)));
+        let offered = rates(s.rows().map(|r| (r.t_s, r.offered)));
+        let achieved = rates(s.rows().map(|r| (r.t_s, r.delivered)));
         let errors: Vec<(f64, f64, u64)> = s
-            .run
-            .series(s.model)
+            .rows()
             .zip(&achieved)
             .filter(|(r, _)| r.errors > 0)
             .map(|(r, a)| (r.t_s, a.1, r.errors))
@@ -584,7 +591,7 @@ fn connections_over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunDat
     let all = series(runs);
     let y_max = all
         .iter()
-        .flat_map(|s| s.run.series(s.model).map(|r| r.connections.max(r.retries)))
+        .flat_map(|s| s.rows().map(|r| r.connections.max(r.retries)))
         .fold(1, u64::max) as f64
         * 1.15;
     let mut chart = time_axes(
@@ -596,21 +603,18 @@ fn connections_over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunDat
     )?;
     for s in &all {
         let color = s.color;
-        let points: Vec<(f64, f64)> = s
-            .run
-            .series(s.model)
-            .map(|r| (r.t_s, r.connections as f64))
-            .collect();
         chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                s.points(|r| r.connections as f64),
+                color.stroke_width(2),
+            ))
             .map_err(err)?
             .label(format!("{} held", s.name))
             .legend(legend_line(color, 2, false));
         // For webhooks the column counts retries, which the throughput chart covers.
         if s.model == "websocket" {
             let reconnects: Vec<(f64, f64)> = s
-                .run
-                .series(s.model)
+                .rows()
                 .filter(|r| r.retries > 0)
                 .map(|r| (r.t_s, r.retries as f64))
                 .collect();
@@ -636,7 +640,7 @@ fn resources<DB: DrawingBackend>(
     memory: bool,
 ) -> DrawResult {
     let all = series(runs);
-    type Pick = fn(&crate::record::results::TimeseriesRow) -> f64;
+    type Pick = fn(&TimeseriesRow) -> f64;
     let (gen, target): (Pick, Pick) = if memory {
         (
             |r| r.gen_rss_bytes as f64 / 1048576.0,
@@ -647,7 +651,7 @@ fn resources<DB: DrawingBackend>(
     };
     let y_max = all
         .iter()
-        .flat_map(|s| s.run.series(s.model).flat_map(|r| [gen(r), target(r)]))
+        .flat_map(|s| s.rows().flat_map(|r| [gen(r), target(r)]))
         .fold(1.0, f64::max)
         * 1.15;
     let (caption, y_desc) = if memory {
@@ -664,15 +668,18 @@ fn resources<DB: DrawingBackend>(
     let mut chart = time_axes(area, runs, caption, y_desc, y_max)?;
     for s in &all {
         let color = s.color;
-        let g: Vec<(f64, f64)> = s.run.series(s.model).map(|r| (r.t_s, gen(r))).collect();
-        let t: Vec<(f64, f64)> = s.run.series(s.model).map(|r| (r.t_s, target(r))).collect();
         chart
-            .draw_series(LineSeries::new(g, color.stroke_width(2)))
+            .draw_series(LineSeries::new(s.points(gen), color.stroke_width(2)))
             .map_err(err)?
             .label(format!("{} generator", s.name))
             .legend(legend_line(color, 2, false));
         chart
-            .draw_series(DashedLineSeries::new(t, 6, 4, color.stroke_width(2)))
+            .draw_series(DashedLineSeries::new(
+                s.points(target),
+                6,
+                4,
+                color.stroke_width(2),
+            ))
             .map_err(err)?
             .label(format!("{} target", s.name))
             .legend(legend_line(color, 2, true));

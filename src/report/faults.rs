@@ -17,7 +17,7 @@ fn over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawR
     let all = series(runs);
     let y_max = all
         .iter()
-        .flat_map(|s| s.run.series(s.model).map(|r| r.retries.max(r.abandoned)))
+        .flat_map(|s| s.rows().map(|r| r.retries.max(r.abandoned)))
         .fold(1, u64::max) as f64
         * 1.15;
     let mut chart = time_axes(
@@ -29,30 +29,23 @@ fn over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawR
     )?;
     for s in &all {
         let color = s.color;
-        let retries: Vec<(f64, f64)> = s
-            .run
-            .series(s.model)
-            .map(|r| (r.t_s, r.retries as f64))
-            .collect();
         let what = if s.model == "websocket" {
             "reconnects"
         } else {
             "retries"
         };
         chart
-            .draw_series(LineSeries::new(retries, color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                s.points(|r| r.retries as f64),
+                color.stroke_width(2),
+            ))
             .map_err(err)?
             .label(format!("{} {what}", s.name))
             .legend(legend_line(color, 2, false));
-        if s.run.series(s.model).any(|r| r.abandoned > 0) {
-            let abandoned: Vec<(f64, f64)> = s
-                .run
-                .series(s.model)
-                .map(|r| (r.t_s, r.abandoned as f64))
-                .collect();
+        if s.rows().any(|r| r.abandoned > 0) {
             chart
                 .draw_series(DashedLineSeries::new(
-                    abandoned,
+                    s.points(|r| r.abandoned as f64),
                     6,
                     4,
                     color.stroke_width(2),

@@ -17,7 +17,7 @@ use crate::clock::{mono_ns, WallMap};
 use crate::record::collect::Collector;
 use crate::record::resources::RoleMeter;
 use crate::record::results::{
-    percentile_rows, Connections, ModelSummary, Resources, RoleCost, TimeseriesRow,
+    percentile_rows, Connections, ModelSummary, Resources, TimeseriesRow,
 };
 use crate::record::{
     decode_hist, new_hist, Counter, IntervalStats, Percentiles, PhaseStats, MEASURED, WARMUP,
@@ -277,14 +277,8 @@ async fn drive(
             },
         },
         resources: Resources {
-            generator: RoleCost {
-                cpu_s: gen_meter.cpu_s(),
-                peak_rss_bytes: gen_meter.peak_rss_bytes,
-            },
-            target: RoleCost {
-                cpu_s: target_meter.cpu_s(),
-                peak_rss_bytes: target_meter.peak_rss_bytes,
-            },
+            generator: gen_meter.cost(),
+            target: target_meter.cost(),
         },
         bytes_per_event: (g.get(Counter::BytesOut) + g.get(Counter::BytesIn)) as f64
             / delivered.max(1) as f64,

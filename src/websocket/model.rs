@@ -15,8 +15,7 @@ use crate::clock::{mono_ns, WallMap};
 use crate::record::collect::Collector;
 use crate::record::resources::RoleMeter;
 use crate::record::results::{
-    percentile_rows, Connections, ModelSummary, PerConnection, Resources, RoleCost, TimeseriesRow,
-    WsSummary,
+    percentile_rows, Connections, ModelSummary, PerConnection, Resources, TimeseriesRow, WsSummary,
 };
 use crate::record::{Counter, IntervalStats, Percentiles, PhaseStats, MEASURED, WARMUP};
 use crate::run::{Interrupts, Progress, RunContext, RunError};
@@ -497,14 +496,8 @@ async fn drive(
             reconnects: all.get(Counter::Reconnects),
         },
         resources: Resources {
-            generator: RoleCost {
-                cpu_s: gen_meter.cpu_s(),
-                peak_rss_bytes: gen_meter.peak_rss_bytes,
-            },
-            target: RoleCost {
-                cpu_s: target_meter.cpu_s(),
-                peak_rss_bytes: target_meter.peak_rss_bytes,
-            },
+            generator: gen_meter.cost(),
+            target: target_meter.cost(),
         },
         bytes_per_event: if delivered > 0 {
             (all.get(Counter::BytesIn) + all.get(Counter::BytesOut)) as f64 / delivered as f64
