@@ -2,15 +2,24 @@
 # Webhook delivery speed: pushbench against wrk and oha on the same target, alternating.
 #
 #   scripts/bench-webhook.sh [SECONDS] [ROUNDS] [CONNECTIONS]     (defaults: 10 2 64)
+#   TARGET=nginx|sink  MODES="keepalive fresh ..."  BODY_BYTES=1024  OVERLOAD_RATE=400000
 #
-# Target: `pushbench serve sink`, a hyper server that reads each request and answers 204, so
-# every tool measures the same thing. Modes, each run by every tool that supports it, in turn:
+# Target (TARGET): `nginx` (the default when Debian's nginx-light is installed: one worker,
+# `return 204`, keepalive_requests 100000000, started here on a free loopback port) is faster
+# than every tool measured, so the figures describe the generators; `sink` is
+# `pushbench serve sink`, a hyper server that reads each request and answers 204 (about 14k
+# fresh connections/s here, so it, not the generator, limits the fresh mode).
+# Modes (MODES), each run by every tool that supports it, in turn:
 #   keepalive  closed loop, maximum rate over CONNECTIONS keep-alive connections
 #   fresh      closed loop, a new TCP connection per request
 #   fixed      open loop at 20,000 requests/s: achieved rate and corrected p50/p99
 #              (oha with -q and --latency-correction; wrk has no rate option)
+#   overload   open loop at OVERLOAD_RATE (far past capacity), keep-alive: pushbench must keep
+#              delivering at its closed-loop rate and count the rest (wrk runs closed loop
+#              beside it, as the yardstick)
+#   overload-fresh  the same with a fresh connection per request
 # pushbench runs with full recording on (corrected + uncorrected histograms, counters, 1 s
-# intervals) and signature "none", with 512-byte JSON bodies like the peers' POST bodies.
+# intervals) and signature "none", with BODY_BYTES JSON bodies like the peers' POST bodies.
 #
 # Peers: wrk from Debian's package; oha with `cargo install oha --locked` (about 17 minutes to
 # build here; keep the binary, e.g. `--root /work/tools/oha`, and point OHA at it). A missing peer
@@ -22,6 +31,15 @@ SECONDS_PER_RUN=${1:-10}
 ROUNDS=${2:-2}
 CONNS=${3:-64}
 FIXED_RATE=20000
+OVERLOAD_RATE=${OVERLOAD_RATE:-400000}
+BODY_BYTES=${BODY_BYTES:-1024}
+MODES=${MODES:-keepalive fresh fixed overload overload-fresh}
+NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
+TARGET=${TARGET:-$([ -n "$NGINX" ] && echo nginx || echo sink)}
+if [ "$TARGET" = nginx ] && [ -z "$NGINX" ]; then
+  echo "nginx not found (apt-get install nginx-light): using the sink target" >&2
+  TARGET=sink
+fi
 
 cargo build --release --quiet
 PB=$PWD/target/release/pushbench
@@ -33,32 +51,58 @@ OHA=${OHA:-$(command -v oha || true)}
 
 WORK=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$PB" serve sink --listen "127.0.0.1:$PORT" > "$WORK/sink.log" 2>&1 &
+if [ "$TARGET" = nginx ]; then
+  cat > "$WORK/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  client_body_temp_path $WORK/body;
+  server { listen 127.0.0.1:$PORT backlog=8192; location / { return 204; } }
+}
+NGINX
+  "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" > "$WORK/sink.log" 2>&1 &
+else
+  "$PB" serve sink --listen "127.0.0.1:$PORT" > "$WORK/sink.log" 2>&1 &
+fi
 SINK=$!
 cleanup() { kill "$SINK" 2>/dev/null || true; wait "$SINK" 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-for _ in $(seq 50); do grep -q listening "$WORK/sink.log" && break; sleep 0.1; done
+for _ in $(seq 50); do
+  python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 0.2)" 2>/dev/null && break
+  sleep 0.1
+done
+echo "target: $TARGET on 127.0.0.1:$PORT, $BODY_BYTES-byte bodies" >&2
 URL="http://127.0.0.1:$PORT/hooks/1"
-BODY=$(head -c 512 /dev/zero | tr '\0' x)
+BODY=$(head -c "$BODY_BYTES" /dev/zero | tr '\0' x)
 
 cat > "$WORK/keepalive.lua" <<LUA
 wrk.method = "POST"
-wrk.body = string.rep("x", 512)
+wrk.body = string.rep("x", $BODY_BYTES)
 wrk.headers["Content-Type"] = "application/json"
 LUA
 cp "$WORK/keepalive.lua" "$WORK/fresh.lua"
 echo 'wrk.headers["Connection"] = "close"' >> "$WORK/fresh.lua"
+cp "$WORK/keepalive.lua" "$WORK/overload.lua"
+cp "$WORK/fresh.lua" "$WORK/overload-fresh.lua"
 
 scenario() { # mode -> scenario file
   local shape='shape = "max"' connection=keepalive
-  [ "$1" = fixed ] && shape="events_per_second = $FIXED_RATE"
-  [ "$1" = fresh ] && connection=fresh
+  case "$1" in
+    fixed) shape="events_per_second = $FIXED_RATE" ;;
+    overload*) shape="events_per_second = $OVERLOAD_RATE" ;;
+  esac
+  case "$1" in *fresh) connection=fresh ;; esac
   cat > "$WORK/$1.toml" <<TOML
 name = "bench-$1"
 [workload]
 $shape
 subscribers = 1000
-payload_bytes = 512
+payload_bytes = $BODY_BYTES
 duration = "${SECONDS_PER_RUN}s"
 warmup = "1s"
 [webhook]
@@ -85,6 +129,14 @@ d, mode, cpu = sys.argv[1], sys.argv[2], float(sys.argv[3])
 m = json.load(open(f"{d}/summary.json"))["models"][0]
 requests = sum(int(r["sent"]) for r in csv.DictReader(open(f"{d}/timeseries.csv")))
 print(f"{mode}\tpushbench\t{m['achieved_rate']:.0f}\t{m['latency_us']['p50']}\t{m['latency_us']['p99']}\t{cpu / requests * 1e6:.2f}")
+rows = list(csv.DictReader(open(f"{d}/timeseries.csv")))
+offered = sum(int(r["offered"]) for r in rows)
+ended = sum(int(r["delivered"]) + int(r.get("failed") or 0) + int(r.get("abandoned") or 0) for r in rows)
+sat = m.get("saturation") or {}
+print(f"  {mode}: events {m['events']} delivered {m['delivered']} failed {m['failed']} "
+      f"(dropped {m['dropped']}, unfinished {m['unfinished']}) abandoned {m['abandoned']}; "
+      f"timeseries offered {offered} ended {ended}; generator CPU {cpu:.1f} s; "
+      f"saturation: {sat.get('reason', '-')}", file=sys.stderr)
 PY
 }
 
@@ -115,15 +167,15 @@ PY
 }
 
 for round in $(seq "$ROUNDS"); do
-  for mode in keepalive fresh fixed; do
+  for mode in $MODES; do
     echo "round $round: $mode" >&2
     run_pushbench "$mode" "$round"
     [ "$mode" != fixed ] && run_wrk "$mode"
-    run_oha "$mode"
+    case "$mode" in overload*) ;; *) run_oha "$mode" ;; esac
   done
 done
 
-python3 - "$RESULTS" "$CONNS" "$FIXED_RATE" <<'PY'
+python3 - "$RESULTS" "$CONNS" "$FIXED_RATE" "$BODY_BYTES" <<'PY'
 import sys, statistics
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 conns, fixed = sys.argv[2], float(sys.argv[3])
@@ -135,18 +187,22 @@ for mode, tool, rate, p50, p99, cpu in rows:
     if p50: e["p50"].append(float(p50))
     if p99: e["p99"].append(float(p99))
 mean = lambda xs: statistics.mean(xs) if xs else float("nan")
-print(f"\nwebhook POST, 512-byte bodies, {conns} connections, mean of rounds (runs: {[len(v['rate']) for v in by.values()][0]})")
+print(f"\nwebhook POST, {sys.argv[4]}-byte bodies, {conns} connections, mean of rounds (runs: {[len(v['rate']) for v in by.values()][0]})")
 print("(cpu = generator user+sys CPU per request, the cost that does not depend on the target)")
 print(f"{'mode':<10} {'tool':<10} {'req/s':>9} {'p50 us':>8} {'p99 us':>8} {'cpu us/req':>10}  {'rates per round'}")
 for (mode, tool), e in sorted(by.items()):
     print(f"{mode:<10} {tool:<10} {mean(e['rate']):>9.0f} {mean(e['p50']):>8.0f} {mean(e['p99']):>8.0f} {mean(e['cpu']):>10.2f}  {' '.join(f'{r:.0f}' for r in e['rate'])}")
 print("\nratios pushbench / peer (req/s):")
-for mode in ["keepalive", "fresh", "fixed"]:
+for mode in ["keepalive", "fresh", "fixed", "overload", "overload-fresh"]:
     pb = by.get((mode, "pushbench"))
     for peer in ["wrk", "oha"]:
         p = by.get((mode, peer))
         if pb and p:
             print(f"  {mode:<10} vs {peer:<4} {mean(pb['rate']) / mean(p['rate']):.3f}")
+for mode, closed in [("overload", "keepalive"), ("overload-fresh", "fresh")]:
+    o, c = by.get((mode, "pushbench")), by.get((closed, "pushbench"))
+    if o and c:
+        print(f"  {mode:<14} vs pushbench {closed} (shape = max): {mean(o['rate']) / mean(c['rate']):.3f}")
 pb = by.get(("fixed", "pushbench"))
 if pb:
     print(f"\nfixed {fixed:.0f}/s: pushbench achieved {mean(pb['rate']):.0f}/s "

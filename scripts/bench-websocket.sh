@@ -10,7 +10,12 @@
 # (c) echo with 100 connections at increasing open-loop rates, then closed loop (shape = "max":
 #     64 messages pipelined per connection, the way tcpkali streams), and tcpkali's figure on
 #     the same server when tcpkali is installed (no Debian package; build it outside the repo
-#     and put it on PATH, or this part skips it).
+#     and put it on PATH, or this part skips it);
+# (d) push past capacity: 2,000 connections, 64-byte events, offered at each rate of
+#     OVERLOAD_RATES (default "150000 600000", both beyond what 2 cores deliver): the achieved
+#     rate must hold as the offer grows, every event accounted, and the summary must say the
+#     generator saturated.
+# SKIP_SCALE=1 skips (a) and (b), SKIP_ECHO=1 skips (c), SKIP_OVERLOAD=1 skips (d).
 # Past one process's open-files limit the fleet and the server spread over processes by
 # themselves; each fleet worker connects from its own loopback addresses.
 set -euo pipefail
@@ -88,6 +93,7 @@ TOML
 summary "$WORK/push"
 fi
 
+if [ "${SKIP_ECHO:-0}" != 1 ]; then
 echo "(c) echo over 100 connections"
 for rate in 20000 50000 100000 200000; do
   cat > "$WORK/echo-$rate.toml" <<TOML
@@ -128,4 +134,38 @@ if command -v tcpkali > /dev/null; then
   kill "$SERVER"
 else
   echo " tcpkali not installed: skipped (no Debian package; build it outside the repo to compare)"
+fi
+fi
+
+if [ "${SKIP_OVERLOAD:-0}" != 1 ]; then
+echo "(d) push past capacity: 2000 connections, 64-byte events"
+for rate in ${OVERLOAD_RATES:-150000 600000}; do
+  cat > "$WORK/over-$rate.toml" <<TOML
+name = "bench-push-overload"
+[workload]
+events_per_second = $rate
+subscribers = 2000
+payload_bytes = 64
+duration = "5s"
+warmup = "1s"
+[websocket]
+mode = "push"
+ping_interval = "30s"
+TOML
+  "$PB" run "$WORK/over-$rate.toml" --progress off --out "$WORK/over-$rate" > /dev/null || true
+  echo " offered $rate/s:"
+  summary "$WORK/over-$rate" | tail -3
+  python3 - "$WORK/over-$rate" <<'PY'
+import csv, json, sys
+d = sys.argv[1]
+m = next(m for m in json.load(open(f"{d}/summary.json"))["models"] if m["model"] == "websocket")
+rows = [r for r in csv.DictReader(open(f"{d}/timeseries.csv")) if r["model"] == "websocket"]
+offered = sum(int(r["offered"]) for r in rows)
+ended = sum(int(r["delivered"]) + int(r.get("failed") or 0) for r in rows)
+s = m.get("saturation") or {}
+print(f"  accounted: events {m['events']} = delivered {m['delivered']} + failed {m['failed']}: "
+      f"{m['delivered'] + m['failed'] == m['events']}; timeseries offered {offered}, ended {ended}")
+print(f"  saturation: generator {s.get('generator')}, {s.get('reason', '-')}")
+PY
+done
 fi

@@ -71,6 +71,12 @@ impl WallMap {
     }
 }
 
+/// A pacer's shortest sleep. Events closer together than this are sent together, at most this
+/// late (wrk2's timer has 1 ms granularity); each wake costs a few system calls, so this bounds
+/// a pacer to 50,000 wakes a second however high the offered rate, and a pacer that is behind
+/// still gives its thread back between wakes.
+pub const MIN_WAKE_GAP_NS: u64 = 20_000;
+
 /// An absolute-deadline timer on `CLOCK_MONOTONIC` with microsecond precision.
 pub struct PreciseTimer {
     fd: AsyncFd<OwnedFd>,

@@ -9,11 +9,13 @@
 //! - [`websocket`]: framing, client, fleet workers (threads or processes), controller
 //! - [`target`]: built-in servers (webhook receiver, WebSocket server, sink) and how runs start
 //!   them
-//! - [`record`]: per-worker histograms and counters, interval merge, results files
+//! - [`record`]: per-worker histograms and counters, interval merge, results files, and who
+//!   saturated (generator or target)
 //! - [`run`]: one run end to end; [`report`]: what the user reads (table, charts, report.html,
 //!   JUnit), from the saved results only
 //! - [`compare`]: regression verdicts between two results, judged against run-to-run noise
-//! - [`clock`]: monotonic time and the microsecond timer the pacer sleeps on
+//! - [`clock`]: monotonic time and the microsecond timer the pacer sleeps on; [`units`]:
+//!   durations, counts and rates in words
 //! - [`serve`]: `pushbench serve ...`
 //! - [`capacity`]: `pushbench capacity`: step the load up, bisect, report the highest that holds an
 //!   [`slo`]; [`sweep`]: one run per value of a key ([`overrides`] edits the scenario's TOML)
@@ -33,5 +35,6 @@ pub mod serve;
 pub mod slo;
 pub mod sweep;
 pub mod target;
+pub mod units;
 pub mod webhook;
 pub mod websocket;

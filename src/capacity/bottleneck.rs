@@ -37,7 +37,7 @@ impl Bottleneck {
 }
 
 /// The figures of one step that tell who was busy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepLoad {
     /// Mean generator CPU over the step, in cores (1.0 = one core busy).
     pub gen_cpu_cores: f64,
@@ -54,6 +54,10 @@ pub struct StepLoad {
     /// Webhook only: achieved rate x mean answer time / pool size; 1.0 means every pooled
     /// connection was busy all the time (sends then wait for the target, not the generator).
     pub pool_occupancy: Option<f64>,
+    /// The run's own verdict (its summary's `saturation`) when it found the generator to be the
+    /// limit: the step then says nothing about the target.
+    #[serde(default)]
+    pub generator_saturated: Option<String>,
 }
 
 /// The verdict and a sentence for the user.
@@ -81,6 +85,11 @@ pub fn classify(failing: Option<&StepLoad>, baseline: Option<&StepLoad>) -> Diag
              bound for the target (give the generator more cores, or run it on another machine)"
         ),
     };
+    if let Some(reason) = &f.generator_saturated {
+        return generator(format!(
+            "the run could not send what this step offered ({reason})"
+        ));
+    }
     let usable = f.gen_cores_usable.max(1.0).min(f.host_cores.max(1.0));
     if f.gen_cpu_cores >= CPU_SATURATED * usable {
         return generator(format!(
@@ -146,6 +155,7 @@ mod tests {
             late_share: 0.0,
             lag_p99_us: 200.0,
             pool_occupancy: Some(0.3),
+            generator_saturated: None,
         }
     }
 
@@ -242,5 +252,18 @@ mod tests {
         let d = classify(Some(&f), None);
         assert_eq!(d.bottleneck, Bottleneck::Target);
         assert!(d.message.contains("CPU was saturated"), "{}", d.message);
+    }
+
+    #[test]
+    fn a_run_that_says_its_generator_saturated_is_never_the_targets_limit() {
+        // Idle CPU and a full pool would read as the target; the run itself knew better.
+        let f = StepLoad {
+            pool_occupancy: Some(0.99),
+            generator_saturated: Some("generator CPU 1.90 of 2 usable cores".into()),
+            ..step()
+        };
+        let d = classify(Some(&f), Some(&step()));
+        assert_eq!(d.bottleneck, Bottleneck::Generator);
+        assert!(d.message.contains("generator CPU 1.90"), "{}", d.message);
     }
 }

@@ -551,6 +551,7 @@ fn fill_record(
         },
         lag_p99_us: m.schedule_lag_us.p99 as f64,
         pool_occupancy,
+        generator_saturated: m.saturation.generator.then(|| m.saturation.reason.clone()),
     };
 }
 

@@ -10,6 +10,7 @@ pub mod collect;
 pub mod hist;
 pub mod resources;
 pub mod results;
+pub mod saturation;
 pub mod wire;
 
 use hdrhistogram::Histogram;
@@ -81,6 +82,9 @@ pub enum Counter {
     EndpointsGone,
     /// WebSocket: connects attempted after a connection was lost (failed ones included).
     ReconnectAttempts,
+    /// WebSocket push: nanoseconds the controller waited for the server to take its stream
+    /// (the target pushing back).
+    PublishBlockedNs,
     /// First error-kind slot; `ErrorBase + kind as usize`.
     ErrorBase,
 }
@@ -266,4 +270,51 @@ pub struct WorkerReport {
 #[inline]
 pub fn record_ns(h: &mut Histogram<u64>, from_ns: u64, to_ns: u64) {
     h.saturating_record((to_ns.saturating_sub(from_ns) / 1_000).max(1));
+}
+
+/// Deliveries completed while the measured window was open, counted by interval: the
+/// throughput a user compares with wrk's (requests completed per second of the run), whatever
+/// the completed deliveries' intended times. Past capacity the generator's queue shifts every
+/// delivery later, so counting by intended time would charge the warm-up's backlog to the
+/// measured window; counting completions does not, and a backlog finished after the window
+/// still does not count as keeping up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompletionWindow {
+    from_s: f64,
+    to_s: f64,
+    delivered: u64,
+    sent: u64,
+    covered_s: f64,
+}
+
+impl CompletionWindow {
+    /// The measured window, in seconds on the intervals' clock.
+    pub fn new(from_s: f64, to_s: f64) -> Self {
+        Self {
+            from_s,
+            to_s,
+            ..Self::default()
+        }
+    }
+
+    /// Adds one interval's completions and first sends if the interval lies inside the window.
+    pub fn add(&mut self, start_s: f64, end_s: f64, stats: &IntervalStats) {
+        const SLACK_S: f64 = 1e-6;
+        if start_s + SLACK_S >= self.from_s && end_s <= self.to_s + SLACK_S && end_s > start_s {
+            self.delivered += stats.total(Counter::Delivered);
+            self.sent += stats.total(Counter::Sent);
+            self.covered_s += end_s - start_s;
+        }
+    }
+
+    /// Completions per second over the whole intervals inside the window; `None` when no whole
+    /// interval fits (a run shorter than one interval).
+    pub fn rate(&self) -> Option<f64> {
+        (self.covered_s > 0.5).then(|| self.delivered as f64 / self.covered_s)
+    }
+
+    /// First sends per second over the same intervals.
+    pub fn sent_rate(&self) -> Option<f64> {
+        (self.covered_s > 0.5).then(|| self.sent as f64 / self.covered_s)
+    }
 }

@@ -39,6 +39,43 @@ pub fn sample(pid: &str) -> Option<ProcSample> {
     })
 }
 
+/// CPU seconds the whole machine has spent busy (every process, interrupts included), from the
+/// first line of `/proc/stat`; `None` where it cannot be read.
+pub fn host_busy_cpu_s() -> Option<f64> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
+    let busy = f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)? + f.get(7)?;
+    Some(busy / ticks_per_sec())
+}
+
+/// Mean busy cores of the whole machine between two moments.
+#[derive(Debug, Clone, Copy)]
+pub struct HostMeter {
+    cpu_s: Option<f64>,
+    at_ns: u64,
+}
+
+impl HostMeter {
+    /// Starts measuring now.
+    pub fn start() -> Self {
+        Self {
+            cpu_s: host_busy_cpu_s(),
+            at_ns: crate::clock::mono_ns(),
+        }
+    }
+
+    /// Mean busy cores since [`start`](Self::start).
+    pub fn busy_cores(&self) -> Option<f64> {
+        let wall_s = crate::clock::mono_ns().saturating_sub(self.at_ns) as f64 / 1e9;
+        Some((host_busy_cpu_s()? - self.cpu_s?) / wall_s.max(1e-3))
+    }
+}
+
 /// Gives memory that is free but cached by the allocator back to the OS, so RSS shows what is
 /// live (after tens of thousands of handshakes glibc otherwise keeps their scratch memory).
 pub fn trim_heap() {

@@ -154,6 +154,8 @@ pub struct ModelSummary {
     pub receiver: Option<ReceiverCounters>,
     /// WebSocket-only figures.
     pub websocket: Option<WsSummary>,
+    /// Whether the generator kept the offered schedule, and if not, who was the limit.
+    pub saturation: crate::record::saturation::Saturation,
 }
 
 /// Memory per held connection, from RSS growth over the ramp.
@@ -285,6 +287,15 @@ pub struct TimeseriesRow {
     /// contract keep their places.
     #[serde(default)]
     pub abandoned: u64,
+    /// Deliveries that ended failed in the interval (dropped, unfinished, out of retries; for
+    /// WebSocket push, the events found missing). Over a whole run, `offered` adds up to
+    /// `delivered + failed + abandoned`.
+    #[serde(default)]
+    pub failed: u64,
+    /// Of `failed`, deliveries the generator never started (backlog full or waited too long;
+    /// WebSocket: never published).
+    #[serde(default)]
+    pub dropped: u64,
 }
 
 /// Whether `path` (dotted, e.g. `latency_us.p99`) names a number in a model's summary entry:

@@ -52,6 +52,11 @@ pub fn verdict(run: &RunData) -> Vec<String> {
             "The run was interrupted (Ctrl-C): the figures cover only the part that ran.".into(),
         );
     }
+    for m in &s.models {
+        if let Some(line) = m.saturation.headline(&m.model) {
+            out.push(format!("{line}."));
+        }
+    }
     let wh = model(s, "webhook");
     let ws = model(s, "websocket");
     match (wh, ws) {
@@ -119,7 +124,8 @@ pub fn verdict(run: &RunData) -> Vec<String> {
         }
     }
     for m in [wh, ws].into_iter().flatten() {
-        let lost = m.failed + m.dropped + m.unfinished;
+        // `dropped` and `unfinished` are parts of `failed`.
+        let lost = m.failed;
         let name = if m.model == "webhook" {
             "Webhooks"
         } else {

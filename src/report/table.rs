@@ -4,16 +4,7 @@ use std::fmt::Write;
 
 use crate::record::results::{ModelSummary, Summary};
 
-/// Microseconds as a short human figure (`850us`, `1.24ms`, `2.10s`).
-pub fn fmt_us(us: u64) -> String {
-    if us >= 1_000_000 {
-        format!("{:.2}s", us as f64 / 1e6)
-    } else if us >= 1_000 {
-        format!("{:.2}ms", us as f64 / 1e3)
-    } else {
-        format!("{us}us")
-    }
-}
+pub use crate::units::fmt_us;
 
 /// Bytes as MiB.
 pub fn fmt_mib(bytes: u64) -> String {
@@ -401,6 +392,15 @@ pub fn render(summary: &Summary) -> String {
     }
     if grid.models.len() > 1 {
         out.push_str("(* = better of the models on that row)\n");
+    }
+    for m in &summary.models {
+        if let Some(line) = m.saturation.headline(&m.model) {
+            let _ = writeln!(
+                out,
+                "{}{line}",
+                if m.saturation.generator { "! " } else { "" }
+            );
+        }
     }
     if !summary.thresholds.is_empty() {
         out.push_str("\nthresholds:\n");

@@ -318,6 +318,10 @@ pub struct WebhookConfig {
     pub workers: Option<usize>,
     /// Deliveries allowed to wait for a free connection before new ones are dropped.
     pub max_backlog: usize,
+    /// A delivery whose first attempt has not started this long after its intended time is
+    /// dropped: past capacity, the generator sends what is recent instead of a backlog it can
+    /// never catch up on.
+    pub max_wait_ns: u64,
 }
 
 /// What the WebSocket fleet does with its connections.
@@ -415,6 +419,9 @@ pub struct WebSocketConfig {
     pub subscribe: Option<String>,
     /// How long after the last event to wait for stragglers before closing.
     pub drain_ns: u64,
+    /// Push: an event not published this long after its intended time is dropped (counted,
+    /// never sent), so past capacity the pushes stay recent instead of an ever later backlog.
+    pub max_wait_ns: u64,
     /// Connections one worker may hold; `None` = derived from the open-files limit.
     pub connections_per_worker: Option<usize>,
     /// External push servers: JSON pointer to the event time (microseconds since the epoch).

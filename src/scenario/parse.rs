@@ -476,6 +476,10 @@ fn websocket(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<WebSocketConfig> {
         .duration(s, "drain")
         .map(|d| d.0)
         .unwrap_or(2_000_000_000);
+    let max_wait_ns = cx
+        .duration(s, "max_wait")
+        .map(|d| d.0)
+        .unwrap_or(1_000_000_000);
     let connections_per_worker = cx
         .integer(s, "connections_per_worker", 1, 1_000_000)
         .map(|v| v as usize);
@@ -577,6 +581,7 @@ fn websocket(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<WebSocketConfig> {
         reconnect,
         subscribe,
         drain_ns,
+        max_wait_ns,
         connections_per_worker,
         timestamp_field,
         sequence_field,
@@ -906,6 +911,10 @@ fn webhook(
     let max_backlog = cx
         .integer(s, "max_backlog", 1, 100_000_000)
         .unwrap_or(1_000_000) as usize;
+    let max_wait_ns = cx
+        .duration(s, "max_wait")
+        .map(|(ns, _)| ns)
+        .unwrap_or(1_000_000_000);
 
     let receiver = match cx.table(s, "receiver") {
         Some((mut r, f)) => {
@@ -941,6 +950,7 @@ fn webhook(
         drain_ns,
         workers,
         max_backlog,
+        max_wait_ns,
     })
 }
 

@@ -8,7 +8,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 /// Why an attempt failed, as a small counter index (no strings on the hot path).
@@ -116,6 +116,9 @@ pub struct Conn {
     stream: TcpStream,
     buf: Box<[u8]>,
     filled: usize,
+    /// Set by [`Conn::start`] until the first write shows the connection is up: when it
+    /// started, and once up, when it was up.
+    setup: Setup,
     /// Bytes written on this connection.
     pub bytes_out: u64,
     /// Bytes read on this connection.
@@ -125,8 +128,28 @@ pub struct Conn {
 /// Largest response head accepted.
 const READ_BUF: usize = 8 * 1024;
 
+/// Where a connection opened by [`Conn::start`] is in its TCP handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    /// Up (or opened by [`Conn::connect`], which waited for it).
+    Done,
+    /// The handshake started at this instant (monotonic ns) and is not known to be done.
+    Started(u64),
+    /// Up: started at `.0`, known up at `.1`; not yet taken by [`Conn::take_connected`].
+    Up(u64, u64),
+}
+
+/// Why a request did not get its answer: the connection never came up, or the exchange failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The TCP connection could not be set up.
+    Connect(ErrorKind),
+    /// The connection was up; the request or its answer failed.
+    Exchange(ErrorKind),
+}
+
 impl Conn {
-    /// Opens a TCP connection with Nagle off.
+    /// Opens a TCP connection with Nagle off and waits until it is up.
     pub async fn connect(addr: SocketAddr) -> Result<Self, ErrorKind> {
         let stream = TcpStream::connect(addr)
             .await
@@ -134,23 +157,101 @@ impl Conn {
         stream
             .set_nodelay(true)
             .map_err(|e| ErrorKind::from_io(&e))?;
-        Ok(Self {
+        Ok(Self::with(stream, None, Setup::Done))
+    }
+
+    /// Starts a TCP connection (Nagle off) without waiting for it: the first write of
+    /// [`round_trip`](Self::round_trip) finds out whether it is up. On loopback the handshake
+    /// is usually over before `connect` returns, so a fresh connection per request saves a
+    /// reactor turn and the `SO_ERROR` query of [`Conn::connect`]. `buf` is a read buffer to
+    /// reuse (from [`into_buf`](Self::into_buf)): no allocation per connection.
+    pub fn start(addr: SocketAddr, buf: Option<Box<[u8]>>) -> Result<Self, ErrorKind> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let io = |e: std::io::Error| ErrorKind::from_io(&e);
+        let started = crate::clock::mono_ns();
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking().cloexec(),
+            Some(Protocol::TCP),
+        )
+        .map_err(io)?;
+        socket.set_tcp_nodelay(true).map_err(io)?;
+        match socket.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(io(e)),
+        }
+        let stream = TcpStream::from_std(socket.into()).map_err(io)?;
+        Ok(Self::with(stream, buf, Setup::Started(started)))
+    }
+
+    fn with(stream: TcpStream, buf: Option<Box<[u8]>>, setup: Setup) -> Self {
+        Self {
             stream,
-            buf: vec![0u8; READ_BUF].into_boxed_slice(),
+            buf: buf.unwrap_or_else(|| vec![0u8; READ_BUF].into_boxed_slice()),
             filled: 0,
+            setup,
             bytes_out: 0,
             bytes_in: 0,
-        })
+        }
+    }
+
+    /// Closes the connection, keeping its read buffer for the next one.
+    pub fn into_buf(self) -> Box<[u8]> {
+        self.buf
+    }
+
+    /// For a connection from [`Conn::start`] that has come up since the last call: when its
+    /// handshake started and when it was known to be up (monotonic ns).
+    pub fn take_connected(&mut self) -> Option<(u64, u64)> {
+        match self.setup {
+            Setup::Up(from, to) => {
+                self.setup = Setup::Done;
+                Some((from, to))
+            }
+            _ => None,
+        }
     }
 
     /// Writes a complete request and reads the whole response.
     pub async fn round_trip(&mut self, request: &[u8]) -> Result<Response, ErrorKind> {
-        self.stream
-            .write_all(request)
-            .await
-            .map_err(|e| ErrorKind::from_io(&e))?;
+        self.exchange(request).await.map_err(|f| match f {
+            Failure::Connect(kind) | Failure::Exchange(kind) => kind,
+        })
+    }
+
+    /// [`round_trip`](Self::round_trip), telling a connection that never came up apart.
+    pub async fn exchange(&mut self, request: &[u8]) -> Result<Response, Failure> {
+        self.write_request(request).await?;
         self.bytes_out += request.len() as u64;
-        self.read_response().await
+        self.read_response().await.map_err(Failure::Exchange)
+    }
+
+    async fn write_request(&mut self, request: &[u8]) -> Result<(), Failure> {
+        let mut at = 0;
+        while at < request.len() {
+            // A socket error before the first byte went out means the handshake failed.
+            let fail = |e: &std::io::Error| match self.setup {
+                Setup::Started(_) => Failure::Connect(ErrorKind::from_io(e)),
+                _ => Failure::Exchange(ErrorKind::from_io(e)),
+            };
+            match self.stream.try_write(&request[at..]) {
+                Ok(n) => {
+                    if let Setup::Started(from) = self.setup {
+                        self.setup = Setup::Up(from, crate::clock::mono_ns());
+                    }
+                    at += n;
+                }
+                // Still in the handshake, or the send buffer is full: wait for room.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = self.stream.writable().await {
+                        return Err(fail(&e));
+                    }
+                }
+                Err(e) => return Err(fail(&e)),
+            }
+        }
+        Ok(())
     }
 
     async fn fill_more(&mut self) -> Result<usize, ErrorKind> {
@@ -321,6 +422,7 @@ fn contains_token(value: &[u8], token: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
 
     /// A server that answers each request with the next canned response, then closes.
@@ -381,6 +483,36 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         assert_eq!(Conn::connect(addr).await.err(), Some(ErrorKind::Refused));
+    }
+
+    #[tokio::test]
+    async fn a_started_connection_learns_from_its_first_write_whether_it_came_up() {
+        let addr = canned(vec![b"HTTP/1.1 204 No Content\r\n\r\n"]).await;
+        let before = crate::clock::mono_ns();
+        let mut conn = Conn::start(addr, Some(vec![0u8; 1024].into_boxed_slice())).unwrap();
+        assert_eq!(
+            conn.take_connected(),
+            None,
+            "not known to be up before a write"
+        );
+        let r = conn.exchange(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(r.map(|r| r.status), Ok(204));
+        let (from, to) = conn.take_connected().expect("up once the request went out");
+        assert!(before <= from && from <= to, "{before} {from} {to}");
+        assert_eq!(conn.take_connected(), None, "handed over once");
+        assert_eq!(
+            conn.into_buf().len(),
+            1024,
+            "the buffer it was given comes back"
+        );
+
+        // Nobody listening: the failure is the connection's, not the request's.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let gone = listener.local_addr().unwrap();
+        drop(listener);
+        let mut conn = Conn::start(gone, None).unwrap();
+        let r = conn.exchange(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert_eq!(r.err(), Some(Failure::Connect(ErrorKind::Refused)));
     }
 
     #[test]

@@ -15,12 +15,14 @@ use hdrhistogram::Histogram;
 
 use crate::clock::{mono_ns, WallMap};
 use crate::record::collect::Collector;
-use crate::record::resources::RoleMeter;
+use crate::record::resources::{HostMeter, RoleMeter};
 use crate::record::results::{
     percentile_rows, Connections, ModelSummary, Resources, TimeseriesRow,
 };
+use crate::record::saturation::{self, Pool, SendFigures};
 use crate::record::{
-    decode_hist, new_hist, Counter, IntervalStats, Percentiles, PhaseStats, MEASURED, WARMUP,
+    decode_hist, new_hist, CompletionWindow, Counter, IntervalStats, Percentiles, PhaseStats,
+    MEASURED, WARMUP,
 };
 use crate::run::{Interrupts, Progress, RunContext, RunError};
 use crate::scenario::{ConnectionMode, Scenario, UrlTemplate, WebhookConfig, WebhookTarget};
@@ -41,6 +43,7 @@ struct Totals {
     peak_connections: u64,
     receiver: Option<ReceiverCounters>,
     last_measured_completion_s: f64,
+    window: CompletionWindow,
 }
 
 /// Runs the webhook model and returns its summary entry.
@@ -113,6 +116,7 @@ async fn drive(
         gone: GoneEndpoints::new(w.subscribers),
         drain_ns: cfg.drain_ns,
         max_backlog_per_worker: cfg.max_backlog.div_ceil(workers).max(1),
+        max_wait_ns: cfg.max_wait_ns,
         payload_bytes: w.payload_bytes,
         run_id,
         seed: scenario.seed,
@@ -127,6 +131,7 @@ async fn drive(
     let mut target_meter = RoleMeter::of_pids(target.map_or(&[][..], |t| &t.pids));
     gen_meter.tick(0.0);
     target_meter.tick(0.0);
+    let host_meter = HostMeter::start();
     if target.is_some() {
         // Start the receiver's interval histograms empty.
         let _ = fetch_stats(addr);
@@ -176,6 +181,10 @@ async fn drive(
         peak_connections: 0,
         receiver: None,
         last_measured_completion_s: 0.0,
+        window: CompletionWindow::new(
+            w.warmup_ns as f64 / 1e9,
+            (w.warmup_ns + w.duration_ns) as f64 / 1e9,
+        ),
     };
     let mut collector = Collector::new(workers);
     let total_s = schedule.total_ns as f64 / 1e9;
@@ -235,13 +244,51 @@ async fn drive(
     }
     errors.insert("dropped".to_string(), g.get(Counter::Dropped));
     let delivered = g.get(Counter::Delivered);
+    let closed_loop = matches!(w.shape, crate::schedule::Shape::Max);
+    let target_rate = scheduled_measured as f64 / (w.duration_ns as f64 / 1e9);
+    let resources = Resources {
+        generator: gen_meter.cost(),
+        target: target_meter.cost(),
+    };
+    let run_s = (mono_ns().saturating_sub(start_mono) as f64 / 1e9).max(1e-3);
+    let attempts_per_s = g.get(Counter::Attempts) as f64 / measured_s.max(1e-9);
+    let saturation = saturation::judge(&SendFigures {
+        offered_per_s: (!closed_loop).then_some(target_rate),
+        sent_per_s: totals
+            .window
+            .sent_rate()
+            .unwrap_or(g.get(Counter::Sent) as f64 / measured_s.max(1e-9)),
+        dropped: g.get(Counter::Dropped),
+        lag_p99_us: if g.lag.is_empty() {
+            0
+        } else {
+            g.lag.value_at_quantile(0.99)
+        },
+        gen_cpu_cores: resources.generator.cpu_s / run_s,
+        gen_cores_usable: workers as f64,
+        host_busy_cores: host_meter.busy_cores(),
+        target_cpu_cores: target.is_some().then(|| resources.target.cpu_s / run_s),
+        host_cores: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+        pool: Some(Pool {
+            size: cfg.pool as u64,
+            occupancy: attempts_per_s * g.ack_uncorrected.mean() / 1e6 / cfg.pool.max(1) as f64,
+            answer_p50_us: if g.ack_uncorrected.is_empty() {
+                0
+            } else {
+                g.ack_uncorrected.value_at_quantile(0.5)
+            },
+        }),
+        target_pushback: None,
+    });
     let summary = ModelSummary {
         model: "webhook".into(),
-        target_rate: scheduled_measured as f64 / (w.duration_ns as f64 / 1e9),
-        achieved_rate: delivered as f64
-            / measured_s
-                .max(totals.last_measured_completion_s - warmup_s)
-                .max(1e-9),
+        target_rate,
+        achieved_rate: totals.window.rate().unwrap_or(
+            delivered as f64
+                / measured_s
+                    .max(totals.last_measured_completion_s - warmup_s)
+                    .max(1e-9),
+        ),
         events: g.get(Counter::Offered),
         delivered,
         failed: g.get(Counter::Failed),
@@ -276,15 +323,13 @@ async fn drive(
                 ConnectionMode::Fresh => 0,
             },
         },
-        resources: Resources {
-            generator: gen_meter.cost(),
-            target: target_meter.cost(),
-        },
+        resources,
         bytes_per_event: (g.get(Counter::BytesOut) + g.get(Counter::BytesIn)) as f64
             / delivered.max(1) as f64,
         errors,
         receiver: totals.receiver,
         websocket: None,
+        saturation,
     };
     let pw = &mut ctx.percentiles;
     percentile_rows(pw, "webhook", "latency", latency).map_err(RunError::Io)?;
@@ -348,6 +393,9 @@ fn close_interval<W: std::io::Write>(
         .add(&delivery_unc[MEASURED])
         .expect("same bounds");
     totals.peak_connections = totals.peak_connections.max(stats.open_connections);
+    totals
+        .window
+        .add((k * interval_ns) as f64 / 1e9, end_s, stats);
     if measured.get(Counter::Delivered) > 0 && end_s > warmup_s {
         totals.last_measured_completion_s = end_s;
     }
@@ -381,6 +429,8 @@ fn close_interval<W: std::io::Write>(
             errors,
             retries: stats.total(Counter::Retries),
             abandoned: stats.total(Counter::Abandoned),
+            failed: stats.total(Counter::Failed),
+            dropped: stats.total(Counter::Dropped),
             connections: stats.open_connections,
             p50_us: if headline.is_empty() {
                 0

@@ -4,11 +4,15 @@
 //! owns its connections and its recorders; nothing is shared across threads but the stop flag and
 //! the report channel). Inside a worker:
 //!
-//! - the **pacer** walks the pure schedule and, at each delivery's intended time (woken by a
-//!   timerfd, so within microseconds), puts it on the ready queue. It never waits for the target:
-//!   if every connection is busy the queue grows, and the wait shows up in the corrected latency.
-//!   It also moves due retries onto the queue and hands the interval's records to the collector
-//!   at every boundary;
+//! - the **pacer** walks the pure schedule and puts each delivery on the ready queue once its
+//!   intended time has come. It never waits for the target: if every connection is busy the
+//!   queue grows, and the wait shows up in the corrected latency. While a slot is idle it wakes
+//!   at each intended time (a timerfd, so within microseconds); while every slot is busy nobody
+//!   could take a delivery sooner, so it wakes once a millisecond and queues (or, past the
+//!   backlog, counts as dropped) the whole overdue span at once. Either way it sleeps at least
+//!   [`MIN_WAKE_GAP_NS`] between wakes, so a generator that is behind never spins through its
+//!   schedule while its own connections wait for the thread. It also moves due retries onto
+//!   the queue and hands the interval's records to the collector at every boundary;
 //! - `pool / workers` **slots** each take deliveries off the queue and run attempts on their own
 //!   connection (kept alive, or fresh per attempt), writing the request into a buffer they reuse.
 //!
@@ -27,13 +31,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc::UnboundedSender, Notify};
 use tokio::time::Sleep;
 
-use crate::clock::{mono_ns, PreciseTimer, WallMap};
+use crate::clock::{mono_ns, PreciseTimer, WallMap, MIN_WAKE_GAP_NS};
 use crate::record::{
     record_ns, Counter, IntervalStats, WorkerReport, ATTEMPT_SLOTS, LATE_NS, MEASURED, WARMUP,
 };
 use crate::scenario::{ConnectionMode, RetryPolicy, UrlTemplate};
 use crate::schedule::{Schedule, Shape, SplitMix64};
-use crate::webhook::http::{Conn, ErrorKind, Response};
+use crate::webhook::http::{Conn, ErrorKind, Failure, Response};
 use crate::webhook::payload::Payload;
 use crate::webhook::retry::{retry_wait_ns, GoneEndpoints};
 use crate::webhook::sign::SigningKey;
@@ -63,6 +67,8 @@ pub struct DeliverySpec {
     pub drain_ns: u64,
     /// Queued deliveries per worker beyond which new ones are dropped (bounds memory).
     pub max_backlog_per_worker: usize,
+    /// A first attempt not started this long after its intended time is dropped instead.
+    pub max_wait_ns: u64,
     /// Body size.
     pub payload_bytes: usize,
     /// Prefix of every event id in this run.
@@ -98,6 +104,10 @@ pub struct WorkerPlan {
 /// How long in-flight work may finish after Ctrl-C.
 const STOP_GRACE_NS: u64 = 2_000_000_000;
 
+/// How often the pacer looks at the schedule while every slot is busy: the overdue span is
+/// queued or dropped in bulk, so the backlog, the offered count and the drops stay current.
+const BUSY_TICK_NS: u64 = 1_000_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Job {
     intended: u64,
@@ -110,10 +120,16 @@ struct Local {
     spec: Arc<DeliverySpec>,
     wall: WallMap,
     warmup_end: u64,
+    /// First attempts whose intended time has come, oldest first.
     ready: RefCell<VecDeque<Job>>,
+    /// Retries whose wait is over; taken before `ready` (they are older).
+    retry_ready: RefCell<VecDeque<Job>>,
     ready_notify: Notify,
+    /// Slots parked in [`next_job`] that nobody has woken yet.
+    idle_slots: Cell<usize>,
     retries: RefCell<BinaryHeap<Reverse<(u64, Job)>>>,
-    retry_notify: Notify,
+    /// Wakes the pacer early: a retry was scheduled, or the first slot went idle.
+    pacer_wake: Notify,
     stats: RefCell<IntervalStats>,
     in_flight: [Cell<u64>; 2],
     /// Of `in_flight`, how many by attempt number (so a run cut short still counts every
@@ -159,9 +175,11 @@ async fn worker_main(plan: WorkerPlan) {
         wall: plan.wall,
         warmup_end: plan.start_mono + plan.warmup_ns,
         ready: RefCell::new(VecDeque::with_capacity(1024)),
+        retry_ready: RefCell::new(VecDeque::with_capacity(64)),
         ready_notify: Notify::new(),
+        idle_slots: Cell::new(0),
         retries: RefCell::new(BinaryHeap::with_capacity(256)),
-        retry_notify: Notify::new(),
+        pacer_wake: Notify::new(),
         stats: RefCell::new(IntervalStats::default()),
         in_flight: [Cell::new(0), Cell::new(0)],
         in_flight_attempts: RefCell::new([[0; ATTEMPT_SLOTS]; 2]),
@@ -208,34 +226,11 @@ async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
             deadline = deadline.min(now + STOP_GRACE_NS);
         }
         let mut pushed = 0usize;
+        if !stopping {
+            pushed += queue_due(local, &mut deliveries, start, now);
+        }
         {
-            let mut ready = local.ready.borrow_mut();
-            while let Some(d) = deliveries.peek().filter(|_| !stopping) {
-                let intended = start + d.intended_ns;
-                if intended > now {
-                    break;
-                }
-                let job = Job {
-                    intended,
-                    index: d.index,
-                    subscriber: d.subscriber,
-                    attempt: 0,
-                };
-                let phase = local.phase(&job);
-                local.bump(phase, Counter::Offered, 1);
-                if ready.len() < local.spec.max_backlog_per_worker {
-                    ready.push_back(job);
-                } else {
-                    // Open loop: a delivery that cannot even be queued is counted, never waited on.
-                    let mut stats = local.stats.borrow_mut();
-                    let p = &mut stats.phases[phase];
-                    p.bump(Counter::Dropped, 1);
-                    p.bump(Counter::Failed, 1);
-                    p.record_attempts(0, 1);
-                }
-                deliveries.next();
-                pushed += 1;
-            }
+            let mut ready = local.retry_ready.borrow_mut();
             let mut retries = local.retries.borrow_mut();
             while retries.peek().is_some_and(|Reverse((due, _))| *due <= now) {
                 let Reverse((_, job)) = retries.pop().expect("peeked");
@@ -243,12 +238,15 @@ async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
                 pushed += 1;
             }
         }
-        for _ in 0..pushed.min(local.spec.slots_per_worker) {
+        let wake = pushed.min(local.idle_slots.get());
+        local.idle_slots.set(local.idle_slots.get() - wake);
+        for _ in 0..wake {
             local.ready_notify.notify_one();
         }
         let closed_loop_on = local.max_end.is_some_and(|end| now < end);
         let exhausted = stopping || (deliveries.peek().is_none() && !closed_loop_on);
         let idle = local.ready.borrow().is_empty()
+            && local.retry_ready.borrow().is_empty()
             && local.retries.borrow().is_empty()
             && local.in_flight.iter().all(|c| c.get() == 0);
         if exhausted && idle {
@@ -260,7 +258,14 @@ async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
         }
         let mut next = next_flush.min(deadline);
         if let Some(d) = deliveries.peek() {
-            next = next.min(start + d.intended_ns);
+            // With every slot busy, a delivery queued at its instant would only wait in the
+            // queue: look again in a millisecond (or when a slot goes idle) instead.
+            let due = start + d.intended_ns;
+            next = next.min(if local.idle_slots.get() > 0 {
+                due
+            } else {
+                due.max(now + BUSY_TICK_NS)
+            });
         }
         if let Some(end) = local.max_end.filter(|_| closed_loop_on) {
             next = next.min(end);
@@ -272,14 +277,95 @@ async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
             // Draining: look again soon rather than waiting for a whole interval.
             next = next.min(now + 5_000_000);
         }
+        // Never ready at once: the slots on this thread get their turn between wakes.
+        let next = next.max(mono_ns() + MIN_WAKE_GAP_NS);
         tokio::select! {
             r = timer.sleep_until(next) => r.expect("timerfd wait"),
-            _ = local.retry_notify.notified() => {}
+            _ = local.pacer_wake.notified() => {}
         }
     }
     local.done.set(true);
     local.ready_notify.notify_waiters();
     flush(local, plan, interval, true);
+}
+
+/// Queues every delivery whose intended time has come. Open loop: one that cannot be queued
+/// (the backlog is full) or has already waited longer than `max_wait` is dropped and counted,
+/// never waited on, and the queue's stale head goes the same way. Counters are added once per
+/// call, not once per delivery. Returns how many were queued.
+fn queue_due(
+    local: &Local,
+    deliveries: &mut std::iter::Peekable<impl Iterator<Item = crate::schedule::Delivery>>,
+    start: u64,
+    now: u64,
+) -> usize {
+    let mut tally = Tally::default();
+    let oldest = now.saturating_sub(local.spec.max_wait_ns);
+    let mut ready = local.ready.borrow_mut();
+    while let Some(job) = ready.pop_front_if(|j| j.intended < oldest) {
+        tally.dropped[local.phase(&job)] += 1;
+    }
+    let room = local
+        .spec
+        .max_backlog_per_worker
+        .saturating_sub(ready.len());
+    let mut queued = 0;
+    while let Some(d) = deliveries.next_if(|d| start + d.intended_ns <= now) {
+        let job = Job {
+            intended: start + d.intended_ns,
+            index: d.index,
+            subscriber: d.subscriber,
+            attempt: 0,
+        };
+        let phase = local.phase(&job);
+        tally.offered[phase] += 1;
+        if queued < room && job.intended >= oldest {
+            ready.push_back(job);
+            queued += 1;
+        } else {
+            tally.dropped[phase] += 1;
+        }
+    }
+    tally.add_to(&mut local.stats.borrow_mut());
+    queued
+}
+
+/// The oldest queued first attempt that may still start; those that waited too long are
+/// dropped on the way.
+fn take_fresh(local: &Local, now: u64) -> Option<Job> {
+    let oldest = now.saturating_sub(local.spec.max_wait_ns);
+    let mut ready = local.ready.borrow_mut();
+    let mut tally = Tally::default();
+    let job = loop {
+        match ready.pop_front() {
+            Some(job) if job.intended < oldest => tally.dropped[local.phase(&job)] += 1,
+            other => break other,
+        }
+    };
+    tally.add_to(&mut local.stats.borrow_mut());
+    job
+}
+
+/// Offered and dropped deliveries by phase, counted in bulk.
+#[derive(Default)]
+struct Tally {
+    offered: [u64; 2],
+    dropped: [u64; 2],
+}
+
+impl Tally {
+    fn add_to(&self, stats: &mut IntervalStats) {
+        if self.offered == [0; 2] && self.dropped == [0; 2] {
+            return;
+        }
+        for phase in [WARMUP, MEASURED] {
+            let p = &mut stats.phases[phase];
+            p.bump(Counter::Offered, self.offered[phase]);
+            p.bump(Counter::Dropped, self.dropped[phase]);
+            p.bump(Counter::Failed, self.dropped[phase]);
+            p.record_attempts(0, self.dropped[phase]);
+        }
+    }
 }
 
 /// Counts whatever is still queued, waiting to retry or in flight as failed and unfinished.
@@ -293,6 +379,9 @@ fn abandon(local: &Local) {
     };
     // Queued jobs have made `attempt` attempts so far; the next one never started.
     for job in local.ready.borrow_mut().drain(..) {
+        unfinished(&job, job.attempt);
+    }
+    for job in local.retry_ready.borrow_mut().drain(..) {
         unfinished(&job, job.attempt);
     }
     for Reverse((_, job)) in local.retries.borrow_mut().drain() {
@@ -311,7 +400,9 @@ fn abandon(local: &Local) {
 fn flush(local: &Local, plan: &WorkerPlan, interval: u64, last: bool) {
     let mut stats = std::mem::take(&mut *local.stats.borrow_mut());
     stats.open_connections = local.open_conns.get();
-    stats.backlog = (local.ready.borrow().len() + local.retries.borrow().len()) as u64
+    stats.backlog = (local.ready.borrow().len()
+        + local.retry_ready.borrow().len()
+        + local.retries.borrow().len()) as u64
         + local.in_flight.iter().map(Cell::get).sum::<u64>();
     // The collector may have gone (run aborted); then there is no one to tell.
     let _ = plan.tx.send(WorkerReport {
@@ -324,7 +415,10 @@ fn flush(local: &Local, plan: &WorkerPlan, interval: u64, last: bool) {
 
 async fn next_job(local: &Local) -> Option<Job> {
     loop {
-        if let Some(job) = local.ready.borrow_mut().pop_front() {
+        if let Some(job) = local.retry_ready.borrow_mut().pop_front() {
+            return Some(job);
+        }
+        if let Some(job) = take_fresh(local, mono_ns()) {
             return Some(job);
         }
         if local.done.get() {
@@ -346,13 +440,18 @@ async fn next_job(local: &Local) -> Option<Job> {
                 return Some(job);
             }
         }
+        if local.idle_slots.get() == 0 {
+            // The pacer may be on its busy tick: from now on a due delivery has a taker.
+            local.pacer_wake.notify_one();
+        }
+        local.idle_slots.set(local.idle_slots.get() + 1);
         local.ready_notify.notified().await;
     }
 }
 
 async fn slot(local: Rc<Local>) {
     let spec = local.spec.clone();
-    let mut conn: Option<Conn> = None;
+    let mut link = Link::default();
     let mut payload = Payload::new(spec.payload_bytes, spec.run_id);
     let mut request = Vec::with_capacity(spec.payload_bytes + 1024);
     let mut timer = Box::pin(tokio::time::sleep(Duration::from_nanos(spec.timeout_ns)));
@@ -364,7 +463,7 @@ async fn slot(local: Rc<Local>) {
         local.in_flight_attempts.borrow_mut()[phase][slot] += 1;
         attempt(
             &local,
-            &mut conn,
+            &mut link,
             &mut payload,
             &mut request,
             &mut timer,
@@ -375,9 +474,7 @@ async fn slot(local: Rc<Local>) {
         local.in_flight[phase].set(local.in_flight[phase].get() - 1);
         local.in_flight_attempts.borrow_mut()[phase][slot] -= 1;
     }
-    if conn.take().is_some() {
-        local.open_conns.set(local.open_conns.get() - 1);
-    }
+    link.close(&local);
 }
 
 fn build_request(
@@ -429,21 +526,33 @@ fn build_request(
     out.extend_from_slice(body);
 }
 
+/// A slot's connection, and the read buffer of its last one, kept for the next.
+#[derive(Default)]
+struct Link {
+    conn: Option<Conn>,
+    spare_buf: Option<Box<[u8]>>,
+}
+
+impl Link {
+    fn close(&mut self, local: &Local) {
+        if let Some(c) = self.conn.take() {
+            local.open_conns.set(local.open_conns.get() - 1);
+            self.spare_buf = Some(c.into_buf());
+        }
+    }
+}
+
 async fn exchange(
     local: &Local,
-    conn: &mut Option<Conn>,
+    link: &mut Link,
     request: &[u8],
     phase: usize,
 ) -> Result<Response, ErrorKind> {
-    if conn.is_none() {
-        let t0 = mono_ns();
-        match Conn::connect(local.spec.addr).await {
+    if link.conn.is_none() {
+        match Conn::start(local.spec.addr, link.spare_buf.take()) {
             Ok(c) => {
-                let mut stats = local.stats.borrow_mut();
-                record_ns(&mut stats.phases[phase].connect, t0, mono_ns());
-                stats.phases[phase].bump(Counter::Connects, 1);
                 local.open_conns.set(local.open_conns.get() + 1);
-                *conn = Some(c);
+                link.conn = Some(c);
             }
             Err(kind) => {
                 local.bump(phase, Counter::ConnectErrors, 1);
@@ -451,18 +560,26 @@ async fn exchange(
             }
         }
     }
-    let c = conn.as_mut().expect("connected above");
+    let c = link.conn.as_mut().expect("opened above");
     let (out0, in0) = (c.bytes_out, c.bytes_in);
-    let result = c.round_trip(request).await;
+    let result = c.exchange(request).await;
     let mut stats = local.stats.borrow_mut();
-    stats.phases[phase].bump(Counter::BytesOut, c.bytes_out - out0);
-    stats.phases[phase].bump(Counter::BytesIn, c.bytes_in - in0);
-    result
+    let p = &mut stats.phases[phase];
+    p.bump(Counter::BytesOut, c.bytes_out - out0);
+    p.bump(Counter::BytesIn, c.bytes_in - in0);
+    match result {
+        Ok(r) => Ok(r),
+        Err(Failure::Connect(kind)) => {
+            p.bump(Counter::ConnectErrors, 1);
+            Err(kind)
+        }
+        Err(Failure::Exchange(kind)) => Err(kind),
+    }
 }
 
 async fn attempt(
     local: &Local,
-    conn: &mut Option<Conn>,
+    link: &mut Link,
     payload: &mut Payload,
     request: &mut Vec<u8>,
     timer: &mut Pin<Box<Sleep>>,
@@ -499,15 +616,21 @@ async fn attempt(
         .reset(tokio::time::Instant::now() + Duration::from_nanos(spec.timeout_ns));
     let result = tokio::select! {
         biased;
-        r = exchange(local, conn, request, phase) => r,
+        r = exchange(local, link, request, phase) => r,
         _ = timer.as_mut() => Err(ErrorKind::Timeout),
     };
     let done_ns = mono_ns();
+    // Also when the answer then timed out: the connection itself came up.
+    if let Some((from, to)) = link.conn.as_mut().and_then(Conn::take_connected) {
+        let mut stats = local.stats.borrow_mut();
+        record_ns(&mut stats.phases[phase].connect, from, to);
+        stats.phases[phase].bump(Counter::Connects, 1);
+    }
 
     let keep =
         matches!(result, Ok(r) if r.keep_alive) && spec.connection == ConnectionMode::KeepAlive;
-    if !keep && conn.take().is_some() {
-        local.open_conns.set(local.open_conns.get() - 1);
+    if !keep {
+        link.close(local);
     }
     let attempts = job.attempt + 1;
     let (error, retry_after_s) = match result {
@@ -552,7 +675,7 @@ async fn attempt(
                 ..job
             },
         )));
-        local.retry_notify.notify_one();
+        local.pacer_wake.notify_one();
     } else {
         p.bump(Counter::Failed, 1);
         p.record_attempts(attempts, 1);

@@ -14,11 +14,14 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::clock::{mono_ns, PreciseTimer, WallMap};
+use crate::clock::{mono_ns, PreciseTimer, WallMap, MIN_WAKE_GAP_NS};
 use crate::record::{record_ns, Counter, IntervalStats, WorkerReport, LATE_NS, MEASURED, WARMUP};
 use crate::scenario::{DropFault, Stall};
 use crate::schedule::Schedule;
 use crate::websocket::proto::{tag, Control, ServerStats};
+
+/// A write to a server's control stream that took longer than this waited for the server.
+const BLOCKED_NS: u64 = 200_000;
 
 /// What the controller does and when.
 pub struct ControllerPlan {
@@ -44,6 +47,8 @@ pub struct ControllerPlan {
     pub stall: Option<Stall>,
     /// When to collect the servers' counters and finish.
     pub finish_at_mono: u64,
+    /// An event not published this long after its intended time is dropped instead.
+    pub max_wait_ns: u64,
     /// Interval length.
     pub interval_ns: u64,
     /// Reporting id (after the fleet workers').
@@ -171,6 +176,12 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
             };
             let p = &mut stats.phases[phase];
             p.bump(Counter::Offered, 1);
+            if now - intended > plan.max_wait_ns {
+                // Too late to matter: counted as never published, and the next ones are newer.
+                p.bump(Counter::Unfinished, 1);
+                events.next();
+                continue;
+            }
             let sub = d.subscriber as usize;
             let route = shared.routes.borrow()[sub];
             if route == 0 {
@@ -231,10 +242,21 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
         }
         for (w, buf) in writers.iter_mut().zip(bufs.iter_mut()) {
             if !buf.is_empty() {
+                let t0 = mono_ns();
                 w.write_all(buf)
                     .await
                     .map_err(|e| format!("control connection lost: {e}"))?;
                 buf.clear();
+                // A write that had to wait is the server not keeping up with the stream.
+                let waited = mono_ns() - t0;
+                if waited > BLOCKED_NS {
+                    let phase = if plan.wall.to_real_ns(t0) / 1000 < plan.warmup_end_real_us {
+                        WARMUP
+                    } else {
+                        MEASURED
+                    };
+                    stats.phases[phase].bump(Counter::PublishBlockedNs, waited);
+                }
             }
         }
         if now >= finish_at {
@@ -252,9 +274,28 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
         if let Some((at, _)) = stall_at {
             next = next.min(at);
         }
-        // Wake at least every 50 ms to notice Ctrl-C.
-        next = next.min(mono_ns() + 50_000_000);
+        // Wake at least every 50 ms to notice Ctrl-C, and never at once: events closer together
+        // than the gap are published together, so a controller that is behind sends its overdue
+        // span in one write instead of spinning through it one wake per event.
+        let now = mono_ns();
+        next = next.min(now + 50_000_000).max(now + MIN_WAKE_GAP_NS);
         timer.sleep_until(next).await.map_err(|e| e.to_string())?;
+    }
+
+    // Events whose time came but that were never published (the controller fell behind, or
+    // the servers stopped taking its stream) are offered and failed, never left uncounted.
+    if plan.publish {
+        let now = mono_ns();
+        for d in events.take_while(|d| plan.events_start_mono + d.intended_ns <= now) {
+            let intended_us = plan.wall.to_real_ns(plan.events_start_mono + d.intended_ns) / 1000;
+            let phase = if intended_us < plan.warmup_end_real_us {
+                WARMUP
+            } else {
+                MEASURED
+            };
+            stats.phases[phase].bump(Counter::Offered, 1);
+            stats.phases[phase].bump(Counter::Unfinished, 1);
+        }
     }
 
     // Ask every process for its counters.

@@ -13,11 +13,14 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 
 use crate::clock::{mono_ns, WallMap};
 use crate::record::collect::Collector;
-use crate::record::resources::RoleMeter;
+use crate::record::resources::{HostMeter, RoleMeter};
 use crate::record::results::{
     percentile_rows, Connections, ModelSummary, PerConnection, Resources, TimeseriesRow, WsSummary,
 };
-use crate::record::{Counter, IntervalStats, Percentiles, PhaseStats, MEASURED, WARMUP};
+use crate::record::saturation::{self, Saturation, SendFigures};
+use crate::record::{
+    CompletionWindow, Counter, IntervalStats, Percentiles, PhaseStats, MEASURED, WARMUP,
+};
 use crate::run::{Interrupts, Progress, RunContext, RunError};
 use crate::scenario::{Scenario, UrlTemplate, WebSocketConfig, WsMode, WsTarget};
 use crate::target::launch::TargetLaunch;
@@ -201,6 +204,7 @@ async fn drive(
     let mut target_meter = RoleMeter::of_pids(servers.map_or(&[][..], |s| &s.pids));
     let (_, gen_rss_before) = gen_meter.tick(0.0);
     let (_, target_rss_before) = target_meter.tick(0.0);
+    let host_meter = HostMeter::start();
 
     let mut handles = Vec::new();
     let mut worker_procs = Vec::new();
@@ -265,6 +269,7 @@ async fn drive(
                 drop: drop_fault,
                 stall,
                 finish_at_mono: close_at_mono,
+                max_wait_ns: cfg.max_wait_ns,
                 interval_ns,
                 worker_id: workers,
                 subscribers: subs,
@@ -301,6 +306,14 @@ async fn drive(
         target_rss_at_peak: target_rss_before,
         storm: IntervalStats::default(),
     };
+    // The measured window on the intervals' clock (they count from the ramp's start).
+    let window_from_s = (events_start_mono - ramp_start_mono + w.warmup_ns) as f64 / 1e9;
+    let mut window =
+        CompletionWindow::new(window_from_s, window_from_s + w.duration_ns as f64 / 1e9);
+    // Each row is written when the next arrives, so the last can carry the failures only the
+    // end reveals (events lost at the very end show no gap), and the rows add up.
+    let mut pending_row: Option<TimeseriesRow> = None;
+    let mut failed_written = 0u64;
     let mut collector = Collector::new(sources);
     let total_s = (close_at_mono - ramp_start_mono) as f64 / 1e9;
     let mut progress = Progress::new(ctx.progress, total_s, "websocket");
@@ -350,27 +363,31 @@ async fn drive(
                 .sum::<u64>()
                 + stats.total(Counter::Disconnects)
                 + stats.total(Counter::PongsMissed);
-            ctx.timeseries
-                .serialize(TimeseriesRow {
-                    t_s: (end_s * 1000.0).round() / 1000.0,
-                    model: "websocket".into(),
-                    offered: stats.total(Counter::Offered),
-                    sent: stats.total(Counter::Sent),
-                    delivered: stats.total(Counter::Delivered),
-                    errors,
-                    retries: stats.total(Counter::Reconnects),
-                    abandoned: 0,
-                    connections: stats.open_connections,
-                    p50_us: q(0.5),
-                    p99_us: q(0.99),
-                    max_us: latency.max(),
-                    gen_cpu_pct: (gen_cpu * 10.0).round() / 10.0,
-                    gen_rss_bytes: gen_rss,
-                    target_cpu_pct: (target_cpu * 10.0).round() / 10.0,
-                    target_rss_bytes: target_rss,
-                })
-                .map_err(|e| RunError::Io(e.into()))?;
-            ctx.timeseries.flush().map_err(RunError::Io)?;
+            window.add((k * interval_ns) as f64 / 1e9, end_s, &stats);
+            let failed = stats.total(Counter::Gaps) + stats.total(Counter::Unfinished);
+            failed_written += failed;
+            if let Some(row) = pending_row.replace(TimeseriesRow {
+                t_s: (end_s * 1000.0).round() / 1000.0,
+                model: "websocket".into(),
+                failed,
+                dropped: stats.total(Counter::Unfinished),
+                offered: stats.total(Counter::Offered),
+                sent: stats.total(Counter::Sent),
+                delivered: stats.total(Counter::Delivered),
+                errors,
+                retries: stats.total(Counter::Reconnects),
+                abandoned: 0,
+                connections: stats.open_connections,
+                p50_us: q(0.5),
+                p99_us: q(0.99),
+                max_us: latency.max(),
+                gen_cpu_pct: (gen_cpu * 10.0).round() / 10.0,
+                gen_rss_bytes: gen_rss,
+                target_cpu_pct: (target_cpu * 10.0).round() / 10.0,
+                target_rss_bytes: target_rss,
+            }) {
+                write_row(ctx, &row)?;
+            }
             let m = &stats.phases[MEASURED];
             let start = Duration::from_nanos(k * interval_ns);
             let len = Duration::from_secs_f64((end_s - start.as_secs_f64()).max(0.0));
@@ -406,6 +423,13 @@ async fn drive(
         });
     progress.finish();
     drop(hlog);
+    if let Some(mut row) = pending_row {
+        let all = &totals.all;
+        let offered = all.get(Counter::Offered);
+        let failed = offered.saturating_sub(all.get(Counter::Delivered).min(offered));
+        row.failed += failed.saturating_sub(failed_written);
+        write_row(ctx, &row)?;
+    }
 
     let g = &totals.measured;
     let all = &totals.all;
@@ -447,24 +471,73 @@ async fn drive(
         (lost, down) if down > 0 => close_at_mono.saturating_sub(lost) as f64 / 1e9,
         (lost, _) => storm.recovered_mono.saturating_sub(lost) as f64 / 1e9,
     };
+    let target_rate = scheduled as f64 / duration_s;
+    let resources = Resources {
+        generator: gen_meter.cost(),
+        target: target_meter.cost(),
+    };
+    let saturation = if cfg.mode == WsMode::Idle || external_push {
+        // Nothing is offered by the harness: the connections are the load.
+        Saturation {
+            reason: format!(
+                "{}: {} of {} connections held",
+                if external_push {
+                    "the external server publishes"
+                } else {
+                    "idle"
+                },
+                totals.peak_connections,
+                subs
+            ),
+            ..Saturation::default()
+        }
+    } else {
+        let run_s = (mono_ns().saturating_sub(ramp_start_mono) as f64 / 1e9).max(1e-3);
+        saturation::judge(&SendFigures {
+            offered_per_s: (!matches!(w.shape, crate::schedule::Shape::Max)).then_some(target_rate),
+            sent_per_s: window
+                .sent_rate()
+                .unwrap_or(g.get(Counter::Sent) as f64 / duration_s),
+            dropped: g.get(Counter::Unfinished),
+            lag_p99_us: if g.lag.is_empty() {
+                0
+            } else {
+                g.lag.value_at_quantile(0.99)
+            },
+            gen_cpu_cores: resources.generator.cpu_s / run_s,
+            // Fleet workers plus the controller that publishes.
+            gen_cores_usable: (workers + 1) as f64,
+            host_busy_cores: host_meter.busy_cores(),
+            target_cpu_cores: servers.is_some().then(|| resources.target.cpu_s / run_s),
+            host_cores: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+            pool: None,
+            // Blocked time after the window (the drain) counts too: clamp to the whole window.
+            target_pushback: Some(
+                (g.get(Counter::PublishBlockedNs) as f64 / 1e9 / duration_s.max(1e-9)).min(1.0),
+            ),
+        })
+    };
     let summary = ModelSummary {
         model: "websocket".into(),
-        target_rate: scheduled as f64 / duration_s,
-        // Over the time the deliveries really took: a backlog drained after the schedule ended
+        target_rate,
+        // Completions while the measured window was open; over the time the deliveries
+        // really took when no whole interval fits: a backlog drained after the schedule ended
         // does not count as keeping up.
-        achieved_rate: delivered as f64
-            / duration_s.max(
-                totals
-                    .last_delivery_mono
-                    .saturating_sub(events_start_mono + w.warmup_ns) as f64
-                    / 1e9,
-            ),
+        achieved_rate: window.rate().unwrap_or(
+            delivered as f64
+                / duration_s.max(
+                    totals
+                        .last_delivery_mono
+                        .saturating_sub(events_start_mono + w.warmup_ns) as f64
+                        / 1e9,
+                ),
+        ),
         events,
         delivered,
         failed: events - delivered,
         abandoned: 0,
         endpoints_gone: 0,
-        unfinished: 0,
+        unfinished: g.get(Counter::Unfinished),
         dropped: g.get(Counter::Dropped),
         retries: 0,
         attempts_per_event: Percentiles::default(),
@@ -495,10 +568,7 @@ async fn drive(
             failed: all.get(Counter::ConnectErrors),
             reconnects: all.get(Counter::Reconnects),
         },
-        resources: Resources {
-            generator: gen_meter.cost(),
-            target: target_meter.cost(),
-        },
+        resources,
         bytes_per_event: if delivered > 0 {
             (all.get(Counter::BytesIn) + all.get(Counter::BytesOut)) as f64 / delivered as f64
         } else {
@@ -547,6 +617,7 @@ async fn drive(
             server_processes: servers.map_or(0, |s| s.controls.len() as u64),
             server: server_stats,
         }),
+        saturation,
     };
     let pw = &mut ctx.percentiles;
     percentile_rows(pw, "websocket", "latency", &g.ack).map_err(RunError::Io)?;
@@ -556,4 +627,11 @@ async fn drive(
     percentile_rows(pw, "websocket", "pong_rtt", &all.rtt).map_err(RunError::Io)?;
     percentile_rows(pw, "websocket", "backlog_latency", &g.backlog).map_err(RunError::Io)?;
     Ok(summary)
+}
+
+fn write_row(ctx: &mut RunContext, row: &TimeseriesRow) -> Result<(), RunError> {
+    ctx.timeseries
+        .serialize(row)
+        .map_err(|e| RunError::Io(e.into()))?;
+    ctx.timeseries.flush().map_err(RunError::Io)
 }
