@@ -229,11 +229,22 @@ pub fn judge(f: &SendFigures) -> Saturation {
         );
     }
     if pool_full {
+        let shared = if host_busy {
+            format!(
+                "; this machine's CPU was saturated too ({:.2} of {:.0} cores busy, the \
+                 generator {:.2}): a target on cores of its own may answer faster",
+                f.host_busy_cores.unwrap_or(0.0),
+                f.host_cores,
+                f.gen_cpu_cores
+            )
+        } else {
+            String::new()
+        };
         return verdict(
             false,
             true,
             format!(
-                "{}: the target's answers set the pace at this pool size; {symptoms}",
+                "{}: the target's answers set the pace at this pool size; {symptoms}{shared}",
                 pool_words.unwrap_or_default()
             ),
         );
