@@ -125,8 +125,11 @@ run_pushbench() {
   "${TIMED[@]}" "$PB" run "$WORK/$1.toml" --progress off --out "$WORK/pb-$1-$2" > /dev/null
   python3 - "$WORK/pb-$1-$2" "$1" "$(cpu_s)" >> "$RESULTS" <<'PY'
 import csv, json, sys
-d, mode, cpu = sys.argv[1], sys.argv[2], float(sys.argv[3])
+d, mode = sys.argv[1], sys.argv[2]
 m = json.load(open(f"{d}/summary.json"))["models"][0]
+# The generator's CPU over the run itself (the summary's meter), not the charts and report
+# that `run` renders afterwards, which /usr/bin/time would add to every request.
+cpu = m["resources"]["generator"]["cpu_s"]
 requests = sum(int(r["sent"]) for r in csv.DictReader(open(f"{d}/timeseries.csv")))
 print(f"{mode}\tpushbench\t{m['achieved_rate']:.0f}\t{m['latency_us']['p50']}\t{m['latency_us']['p99']}\t{cpu / requests * 1e6:.2f}")
 rows = list(csv.DictReader(open(f"{d}/timeseries.csv")))

@@ -4,14 +4,13 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The generator's own CPU counts as saturated from this share of the cores it can use.
-pub const CPU_SATURATED: f64 = 0.85;
+// The same bounds as a run's own verdict, so a step and its run never disagree on them.
+pub use crate::record::saturation::{CPU_SATURATED, POOL_FULL};
+
 /// Sends late by more than 1 ms count as "rising" from this share of all sends...
 pub const LATE_SHARE: f64 = 0.05;
 /// ...and at this many times the baseline step's share.
 pub const LATE_RISE: f64 = 5.0;
-/// The webhook pool counts as full from this occupancy (rate x answer time / pool).
-pub const POOL_FULL: f64 = 0.8;
 
 /// What limited the load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
