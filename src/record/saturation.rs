@@ -10,8 +10,8 @@ use crate::units::{fmt_us, si};
 /// The generator's own CPU counts as saturated from this share of the cores it can use.
 pub const CPU_SATURATED: f64 = 0.85;
 /// The machine counts as out of CPU from this share of its cores busy; the generator is then
-/// the limit if it used more of them than the target (when the target is measured), or at
-/// least this share of all of them (when it is not).
+/// the limit if it used more of them than the target (when the target is measured) and at
+/// least half this share, or at least this share of all of them (when it is not).
 const HOST_SATURATED: f64 = 0.85;
 const HOST_SHARE: f64 = 0.5;
 /// Sends below this share of the offered rate did not keep up.
@@ -123,9 +123,13 @@ pub fn judge(f: &SendFigures) -> Saturation {
     let host_busy = f
         .host_busy_cores
         .is_some_and(|busy| busy >= HOST_SATURATED * f.host_cores);
+    // Another program busy on the same machine is neither side's limit: the generator must
+    // have used a real share of it.
     let host_full = host_busy
         && match f.target_cpu_cores {
-            Some(target) => f.gen_cpu_cores >= target,
+            Some(target) => {
+                f.gen_cpu_cores >= target && f.gen_cpu_cores >= HOST_SHARE / 2.0 * f.host_cores
+            }
             None => f.gen_cpu_cores >= HOST_SHARE * f.host_cores,
         };
     // The machine was out of CPU and the target, measured beside the generator, used most.
@@ -373,6 +377,18 @@ mod tests {
             "{}",
             s.reason
         );
+        // A machine kept busy by some other program is not the generator's doing.
+        let s = judge(&SendFigures {
+            gen_cpu_cores: 0.1,
+            target_cpu_cores: Some(0.05),
+            pool: Some(Pool {
+                size: 2,
+                occupancy: 0.99,
+                answer_p50_us: 5_000,
+            }),
+            ..f
+        });
+        assert!(!s.generator, "{s:?}");
         // The same split the other way round is the generator.
         let s = judge(&SendFigures {
             gen_cpu_cores: 1.1,

@@ -494,6 +494,10 @@ pub async fn serve(
     tokio::task::spawn_local(async move {
         while let Ok((stream, _)) = control.accept().await {
             let _ = stream.set_nodelay(true);
+            // Bounded like the publisher's side: a stream the server cannot keep up with waits
+            // at the publisher (which drops what gets too old), not in kernel buffers.
+            let _ = socket2::SockRef::from(&stream)
+                .set_recv_buffer_size(crate::websocket::proto::CONTROL_BUFFER_BYTES);
             control_server.clone().control(stream).await;
         }
     });

@@ -267,7 +267,10 @@ async fn drive(
         gen_cpu_cores: resources.generator.cpu_s / run_s,
         gen_cores_usable: workers as f64,
         host_busy_cores: host_meter.busy_cores(),
-        target_cpu_cores: target.is_some().then(|| resources.target.cpu_s / run_s),
+        // An in-process target (tests) is not measured apart from the generator.
+        target_cpu_cores: target
+            .filter(|t| !t.pids.is_empty())
+            .map(|_| resources.target.cpu_s / run_s),
         host_cores: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
         pool: Some(Pool {
             size: cfg.pool as u64,

@@ -18,7 +18,10 @@ use crate::clock::{mono_ns, PreciseTimer, WallMap, MIN_WAKE_GAP_NS};
 use crate::record::{record_ns, Counter, IntervalStats, WorkerReport, LATE_NS, MEASURED, WARMUP};
 use crate::scenario::{DropFault, Stall};
 use crate::schedule::Schedule;
-use crate::websocket::proto::{tag, Control, ServerStats};
+use crate::websocket::proto::{tag, Control, ServerStats, CONTROL_RECORD};
+
+/// Events published per write at most: a control buffer's worth.
+const MAX_BATCH: usize = crate::websocket::proto::CONTROL_BUFFER_BYTES / CONTROL_RECORD;
 
 /// A write to a server's control stream that took longer than this waited for the server.
 const BLOCKED_NS: u64 = 200_000;
@@ -125,6 +128,12 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
             .await
             .map_err(|e| format!("control connection to {addr}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        // Kernel buffers autotune to megabytes, seconds of events past capacity: events would
+        // wait there, after `max_wait` was checked. Bounded, the wait happens here, where it is
+        // seen and dropped in time.
+        socket2::SockRef::from(&stream)
+            .set_send_buffer_size(crate::websocket::proto::CONTROL_BUFFER_BYTES)
+            .map_err(|e| e.to_string())?;
         let (r, w) = stream.into_split();
         tokio::task::spawn_local(reader(i, r, shared.clone()));
         writers.push(w);
@@ -163,7 +172,11 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
             finish_at = finish_at.min(now);
         }
         let publishing = plan.publish && now < finish_at;
-        while let Some(d) = events.peek().filter(|_| publishing) {
+        // At most one buffer's worth per write: a behind publisher writes what the servers can
+        // take, then looks at the clock again, so what it sends is never older than max_wait
+        // by more than one buffer (and a backlog is dropped here, not queued in a write).
+        let mut batch = 0;
+        while let Some(d) = events.peek().filter(|_| publishing && batch < MAX_BATCH) {
             let intended = plan.events_start_mono + d.intended_ns;
             if intended > now {
                 break;
@@ -201,6 +214,7 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
                 }
                 .write(&mut bufs[route as usize - 1]);
                 p.bump(Counter::Sent, 1);
+                batch += 1;
                 record_ns(&mut p.lag, intended, now);
                 if now - intended > LATE_NS {
                     p.bump(Counter::LateSends, 1);

@@ -508,7 +508,9 @@ async fn drive(
             // Fleet workers plus the controller that publishes.
             gen_cores_usable: (workers + 1) as f64,
             host_busy_cores: host_meter.busy_cores(),
-            target_cpu_cores: servers.is_some().then(|| resources.target.cpu_s / run_s),
+            target_cpu_cores: servers
+                .filter(|s| !s.pids.is_empty())
+                .map(|_| resources.target.cpu_s / run_s),
             host_cores: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
             pool: None,
             // Blocked time after the window (the drain) counts too: clamp to the whole window.

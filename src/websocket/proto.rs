@@ -57,6 +57,10 @@ impl Event {
     }
 }
 
+/// Kernel buffer for each side of a control connection (the kernel doubles it): room for a
+/// few thousand publish records, about tens of milliseconds at 100k events/s.
+pub const CONTROL_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Control record size (harness -> server).
 pub const CONTROL_RECORD: usize = 33;
 
