@@ -371,6 +371,11 @@ pub fn summary_table(summary: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
             "time_to_delivery_us_p99",
             "time_to_delivery_us_max",
             "recovery_s",
+            "dropped",
+            "unfinished",
+            "generator_saturated",
+            "sent_per_s",
+            "saturation_reason",
         ]
         .iter()
         .map(|s| s.to_string()),
@@ -411,6 +416,11 @@ pub fn summary_table(summary: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
             m.time_to_delivery_us.p99.to_string(),
             m.time_to_delivery_us.max.to_string(),
             format!("{:.3}", m.websocket.as_ref().map_or(0.0, |w| w.recovery_s)),
+            m.dropped.to_string(),
+            m.unfinished.to_string(),
+            m.saturation.generator.to_string(),
+            format!("{:.1}", m.saturation.sent_per_s),
+            m.saturation.reason.clone(),
         ]);
         rows.push(row);
     }
