@@ -8,6 +8,10 @@ use std::process::Command;
 /// Each corpus file with what its first problem must say (key and line where there is one).
 const EXPECTED: &[(&str, &[&str])] = &[
     (
+        "zero-max-wait.toml",
+        &["line 5: `webhook.max_wait`", "must be at least 1ms"],
+    ),
+    (
         "absurd-duration.toml",
         &["line 3: `workload.duration`", "longer than a year"],
     ),

@@ -476,10 +476,7 @@ fn websocket(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<WebSocketConfig> {
         .duration(s, "drain")
         .map(|d| d.0)
         .unwrap_or(2_000_000_000);
-    let max_wait_ns = cx
-        .duration(s, "max_wait")
-        .map(|d| d.0)
-        .unwrap_or(1_000_000_000);
+    let max_wait_ns = max_wait(cx, s, "websocket");
     let connections_per_worker = cx
         .integer(s, "connections_per_worker", 1, 1_000_000)
         .map(|v| v as usize);
@@ -911,10 +908,7 @@ fn webhook(
     let max_backlog = cx
         .integer(s, "max_backlog", 1, 100_000_000)
         .unwrap_or(1_000_000) as usize;
-    let max_wait_ns = cx
-        .duration(s, "max_wait")
-        .map(|(ns, _)| ns)
-        .unwrap_or(1_000_000_000);
+    let max_wait_ns = max_wait(cx, s, "webhook");
 
     let receiver = match cx.table(s, "receiver") {
         Some((mut r, f)) => {
@@ -952,6 +946,20 @@ fn webhook(
         max_backlog,
         max_wait_ns,
     })
+}
+
+/// `max_wait` of `[webhook]` or `[websocket]`: how late a first send may start (default 1 s).
+fn max_wait(cx: &mut Cx<'_>, s: &mut Section<'_>, table: &str) -> u64 {
+    match cx.duration(s, "max_wait") {
+        // A pacer wakes up to tens of microseconds late: below a millisecond, nearly every
+        // delivery would be dropped however idle the generator.
+        Some((ns, line)) if ns < 1_000_000 => {
+            cx.problem(line, &format!("{table}.max_wait"), "must be at least 1ms");
+            1_000_000
+        }
+        Some((ns, _)) => ns,
+        None => 1_000_000_000,
+    }
 }
 
 /// `initial`, `max` and `jitter` of a backoff table (webhook retries, WebSocket reconnects).
