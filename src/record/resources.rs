@@ -49,8 +49,7 @@ pub fn host_busy_cpu_s() -> Option<f64> {
         .lines()
         .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
         .count();
-    let usable = std::thread::available_parallelism().map_or(0, |n| n.get());
-    if cpus != usable {
+    if cpus != usable_cores() {
         return None;
     }
     let line = stat.lines().next()?.strip_prefix("cpu ")?;
@@ -61,6 +60,11 @@ pub fn host_busy_cpu_s() -> Option<f64> {
     // user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
     let busy = f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)? + f.get(7)?;
     Some(busy / ticks_per_sec())
+}
+
+/// Logical CPUs this process may use (affinity and cgroup quota included).
+pub fn usable_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Mean busy cores of the whole machine between two moments.
@@ -77,6 +81,11 @@ impl HostMeter {
             cpu_s: host_busy_cpu_s(),
             at_ns: crate::clock::mono_ns(),
         }
+    }
+
+    /// The cores the machine's busy time is measured against.
+    pub fn cores(&self) -> f64 {
+        usable_cores() as f64
     }
 
     /// Mean busy cores since [`start`](Self::start).

@@ -246,44 +246,7 @@ async fn drive(
     let delivered = g.get(Counter::Delivered);
     let closed_loop = matches!(w.shape, crate::schedule::Shape::Max);
     let target_rate = scheduled_measured as f64 / (w.duration_ns as f64 / 1e9);
-    let resources = Resources {
-        generator: gen_meter.cost(),
-        target: target_meter.cost(),
-    };
-    let run_s = (mono_ns().saturating_sub(start_mono) as f64 / 1e9).max(1e-3);
-    let attempts_per_s = g.get(Counter::Attempts) as f64 / measured_s.max(1e-9);
-    let saturation = saturation::judge(&SendFigures {
-        offered_per_s: (!closed_loop).then_some(target_rate),
-        sent_per_s: totals
-            .window
-            .sent_rate()
-            .unwrap_or(g.get(Counter::Sent) as f64 / measured_s.max(1e-9)),
-        dropped: g.get(Counter::Dropped),
-        lag_p99_us: if g.lag.is_empty() {
-            0
-        } else {
-            g.lag.value_at_quantile(0.99)
-        },
-        gen_cpu_cores: resources.generator.cpu_s / run_s,
-        gen_cores_usable: workers as f64,
-        host_busy_cores: host_meter.busy_cores(),
-        // An in-process target (tests) is not measured apart from the generator.
-        target_cpu_cores: target
-            .filter(|t| !t.pids.is_empty())
-            .map(|_| resources.target.cpu_s / run_s),
-        host_cores: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
-        pool: Some(Pool {
-            size: cfg.pool as u64,
-            occupancy: attempts_per_s * g.ack_uncorrected.mean() / 1e6 / cfg.pool.max(1) as f64,
-            answer_p50_us: if g.ack_uncorrected.is_empty() {
-                0
-            } else {
-                g.ack_uncorrected.value_at_quantile(0.5)
-            },
-        }),
-        target_pushback: None,
-    });
-    let summary = ModelSummary {
+    let mut summary = ModelSummary {
         model: "webhook".into(),
         target_rate,
         achieved_rate: totals.window.rate().unwrap_or(
@@ -326,14 +289,43 @@ async fn drive(
                 ConnectionMode::Fresh => 0,
             },
         },
-        resources,
+        resources: Resources {
+            generator: gen_meter.cost(),
+            target: target_meter.cost(),
+        },
         bytes_per_event: (g.get(Counter::BytesOut) + g.get(Counter::BytesIn)) as f64
             / delivered.max(1) as f64,
         errors,
         receiver: totals.receiver,
         websocket: None,
-        saturation,
+        saturation: Default::default(),
     };
+    let run_s = (mono_ns().saturating_sub(start_mono) as f64 / 1e9).max(1e-3);
+    let attempts_per_s = g.get(Counter::Attempts) as f64 / measured_s.max(1e-9);
+    let answer = &summary.ack_uncorrected_latency_us;
+    summary.saturation = saturation::judge(&SendFigures {
+        offered_per_s: (!closed_loop).then_some(target_rate),
+        sent_per_s: totals
+            .window
+            .sent_rate()
+            .unwrap_or(g.get(Counter::Sent) as f64 / measured_s.max(1e-9)),
+        dropped: summary.dropped,
+        lag_p99_us: summary.schedule_lag_us.p99,
+        gen_cpu_cores: summary.resources.generator.cpu_s / run_s,
+        gen_cores_usable: workers as f64,
+        host_busy_cores: host_meter.busy_cores(),
+        // An in-process target (tests) is not measured apart from the generator.
+        target_cpu_cores: target
+            .filter(|t| !t.pids.is_empty())
+            .map(|_| summary.resources.target.cpu_s / run_s),
+        host_cores: host_meter.cores(),
+        pool: Some(Pool {
+            size: cfg.pool as u64,
+            occupancy: attempts_per_s * answer.mean / 1e6 / cfg.pool.max(1) as f64,
+            answer_p50_us: answer.p50,
+        }),
+        target_pushback: None,
+    });
     let pw = &mut ctx.percentiles;
     percentile_rows(pw, "webhook", "latency", latency).map_err(RunError::Io)?;
     percentile_rows(pw, "webhook", "uncorrected_latency", uncorrected).map_err(RunError::Io)?;

@@ -127,6 +127,10 @@ struct Local {
     ready_notify: Notify,
     /// Slots parked in [`next_job`] that nobody has woken yet.
     idle_slots: Cell<usize>,
+    /// The pacer's last clock reading. While deliveries wait in the queue every slot is busy,
+    /// so the pacer ticks at least once a millisecond: close enough to tell a delivery that
+    /// waited past `max_wait`, without a clock read per delivery.
+    pacer_now: Cell<u64>,
     retries: RefCell<BinaryHeap<Reverse<(u64, Job)>>>,
     /// Wakes the pacer early: a retry was scheduled, or the first slot went idle.
     pacer_wake: Notify,
@@ -178,6 +182,7 @@ async fn worker_main(plan: WorkerPlan) {
         retry_ready: RefCell::new(VecDeque::with_capacity(64)),
         ready_notify: Notify::new(),
         idle_slots: Cell::new(0),
+        pacer_now: Cell::new(plan.start_mono),
         retries: RefCell::new(BinaryHeap::with_capacity(256)),
         pacer_wake: Notify::new(),
         stats: RefCell::new(IntervalStats::default()),
@@ -215,6 +220,7 @@ async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
     let mut stopping = false;
     loop {
         let now = mono_ns();
+        local.pacer_now.set(now);
         while now >= next_flush {
             flush(local, plan, interval, false);
             interval += 1;
@@ -418,7 +424,7 @@ async fn next_job(local: &Local) -> Option<Job> {
         if let Some(job) = local.retry_ready.borrow_mut().pop_front() {
             return Some(job);
         }
-        if let Some(job) = take_fresh(local, mono_ns()) {
+        if let Some(job) = take_fresh(local, local.pacer_now.get()) {
             return Some(job);
         }
         if local.done.get() {

@@ -499,11 +499,7 @@ async fn drive(
                 .sent_rate()
                 .unwrap_or(g.get(Counter::Sent) as f64 / duration_s),
             dropped: g.get(Counter::Unfinished),
-            lag_p99_us: if g.lag.is_empty() {
-                0
-            } else {
-                g.lag.value_at_quantile(0.99)
-            },
+            lag_p99_us: Percentiles::of(&g.lag).p99,
             gen_cpu_cores: resources.generator.cpu_s / run_s,
             // Fleet workers plus the controller that publishes.
             gen_cores_usable: (workers + 1) as f64,
@@ -511,7 +507,7 @@ async fn drive(
             target_cpu_cores: servers
                 .filter(|s| !s.pids.is_empty())
                 .map(|_| resources.target.cpu_s / run_s),
-            host_cores: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+            host_cores: host_meter.cores(),
             pool: None,
             // Blocked time after the window (the drain) counts too: clamp to the whole window.
             target_pushback: Some(
