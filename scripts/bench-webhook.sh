@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Webhook delivery speed: pushbench against wrk and oha on the same target, alternating.
+# Webhook delivery speed: pushbench against wrk and oha on the same target, alternating (ABBA).
 #
 #   scripts/bench-webhook.sh [SECONDS] [ROUNDS] [CONNECTIONS]     (defaults: 10 2 64)
 #   TARGET=nginx|sink  MODES="keepalive fresh ..."  BODY_BYTES=1024  OVERLOAD_RATE=400000
@@ -169,12 +169,23 @@ print(f"{sys.argv[2]}\toha\t{s['requestsPerSec']:.0f}\t{p['p50']*1e6:.0f}\t{p['p
 PY
 }
 
+run_peers() {
+  [ "$1" != fixed ] && run_wrk "$1"
+  case "$1" in overload*) ;; *) run_oha "$1" ;; esac
+}
+# Odd rounds run pushbench first, even rounds last (ABBA): rates drift over a run here (the
+# kernel's TIME_WAIT table fills, caches warm), and a fixed order would hand the drift to
+# whichever tool always runs second.
 for round in $(seq "$ROUNDS"); do
   for mode in $MODES; do
     echo "round $round: $mode" >&2
-    run_pushbench "$mode" "$round"
-    [ "$mode" != fixed ] && run_wrk "$mode"
-    case "$mode" in overload*) ;; *) run_oha "$mode" ;; esac
+    if [ $((round % 2)) = 1 ]; then
+      run_pushbench "$mode" "$round"
+      run_peers "$mode"
+    else
+      run_peers "$mode"
+      run_pushbench "$mode" "$round"
+    fi
   done
 done
 
