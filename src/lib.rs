@@ -7,7 +7,7 @@
 //! - [`webhook`]: the provider side: payload, signing schemes, HTTP client, delivery workers,
 //!   retries
 //! - [`websocket`]: framing, client, fleet workers (threads or processes), controller
-//! - [`target`]: built-in servers (webhook receiver, WebSocket server, sink) and how runs start
+//! - [`servers`]: built-in servers (webhook receiver, WebSocket server, sink) and how runs start
 //!   them
 //! - [`record`]: per-worker histograms and counters, interval merge, results files, and who
 //!   saturated (generator or target)
@@ -32,9 +32,9 @@ pub mod run;
 pub mod scenario;
 pub mod schedule;
 pub mod serve;
+pub mod servers;
 pub mod slo;
 pub mod sweep;
-pub mod target;
 pub mod units;
 pub mod webhook;
 pub mod websocket;

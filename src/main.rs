@@ -11,7 +11,7 @@ use pushbench::cli::{
 use pushbench::report::{junit, load};
 use pushbench::run::{self, ProgressMode, RunError, RunOptions};
 use pushbench::scenario;
-use pushbench::target::launch::TargetLaunch;
+use pushbench::servers::launch::TargetLaunch;
 
 fn main() -> ExitCode {
     // Every command may hold many sockets; children inherit the raised limit.

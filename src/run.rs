@@ -16,7 +16,7 @@ use crate::record::results::{
 };
 use crate::record::{Counter, IntervalStats, PhaseStats};
 use crate::scenario::{parse_condition, Scenario};
-use crate::target::launch::TargetLaunch;
+use crate::servers::launch::TargetLaunch;
 
 /// What can stop a run, mapped to exit codes by `main`.
 #[derive(Debug, thiserror::Error)]

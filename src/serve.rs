@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use crate::cli::WebhookServeArgs;
 use crate::scenario::{parse_duration_ns, Outage, OutageMode, ReceiverConfig, Stall, Throttle};
-use crate::target::receiver::{self, ReceiverOptions};
+use crate::servers::receiver::{self, ReceiverOptions};
 use crate::webhook::sign::SignatureScheme;
 
 /// Turns the command line into receiver options; errors are usage errors (exit 2).
@@ -162,7 +162,7 @@ pub fn serve_ws(listen: &str, processes: usize) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let local = tokio::task::LocalSet::new();
         return local.block_on(&rt, async move {
-            let (listener, control) = crate::target::ws_server::bind(addr)
+            let (listener, control) = crate::servers::ws_server::bind(addr)
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             println!(
                 "pushbench websocket server listening on ws://{} control {}",
@@ -171,7 +171,7 @@ pub fn serve_ws(listen: &str, processes: usize) -> Result<(), String> {
             );
             use std::io::Write;
             let _ = std::io::stdout().flush();
-            crate::target::ws_server::serve(
+            crate::servers::ws_server::serve(
                 listener,
                 control,
                 Default::default(),
@@ -182,8 +182,8 @@ pub fn serve_ws(listen: &str, processes: usize) -> Result<(), String> {
         });
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let servers = crate::target::launch::launch_ws_servers(
-        &crate::target::launch::TargetLaunch::Child(exe),
+    let servers = crate::servers::launch::launch_ws_servers(
+        &crate::servers::launch::TargetLaunch::Child(exe),
         processes,
         addr.ip(),
     )?;
@@ -211,7 +211,7 @@ pub async fn serve_sink(addr: SocketAddr) -> std::io::Result<()> {
     println!("pushbench sink listening on http://{local}");
     use std::io::Write;
     std::io::stdout().flush()?;
-    crate::target::sink::serve(listener, shutdown_signal()).await
+    crate::servers::sink::serve(listener, shutdown_signal()).await
 }
 
 /// The warning for a server that other machines can reach, `None` for a loopback address.
@@ -262,7 +262,7 @@ mod tests {
 
     use super::*;
     use crate::cli::{Cli, Command, ServeTarget};
-    use crate::target::launch::receiver_args;
+    use crate::servers::launch::receiver_args;
 
     #[test]
     fn a_child_receiver_gets_every_fault_of_the_scenario() {

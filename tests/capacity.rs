@@ -10,7 +10,7 @@ use common::scenario;
 use pushbench::capacity::bottleneck::Bottleneck;
 use pushbench::capacity::{run_capacity, CapacityOptions, CapacityResult};
 use pushbench::run::{ProgressMode, RunOptions};
-use pushbench::target::launch::TargetLaunch;
+use pushbench::servers::launch::TargetLaunch;
 
 /// A pool of 4 keep-alive connections to a receiver that takes 40 ms per answer can carry at
 /// most pool / delay = 100 deliveries per second; past that, deliveries queue and latency

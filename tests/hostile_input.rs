@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use pushbench::clock::real_ns;
 use pushbench::scenario::ReceiverConfig;
-use pushbench::target::guard::ConnLimits;
-use pushbench::target::launch::fetch_stats;
-use pushbench::target::receiver::{self, ReceiverCounters, ReceiverOptions};
-use pushbench::target::{sink, ws_server};
+use pushbench::servers::guard::ConnLimits;
+use pushbench::servers::launch::fetch_stats;
+use pushbench::servers::receiver::{self, ReceiverCounters, ReceiverOptions};
+use pushbench::servers::{sink, ws_server};
 use pushbench::webhook::http::Conn;
 use pushbench::webhook::payload::Payload;
 use pushbench::webhook::sign::{SignatureScheme, SigningKey};

@@ -10,8 +10,8 @@ use common::scenario;
 use pushbench::overrides::parse_assignment;
 use pushbench::report::capacity_charts::sweep_chart_stems;
 use pushbench::run::{ProgressMode, RunOptions};
+use pushbench::servers::launch::TargetLaunch;
 use pushbench::sweep::run_sweep;
-use pushbench::target::launch::TargetLaunch;
 
 const BOTH: &str = r#"
 name = "sw"

@@ -5,7 +5,7 @@ mod common;
 use common::{run_in_process, scenario, webhook};
 use pushbench::run::RunError;
 use pushbench::scenario::ReceiverConfig;
-use pushbench::target::launch::{fetch_stats, launch_receiver, TargetLaunch};
+use pushbench::servers::launch::{fetch_stats, launch_receiver, TargetLaunch};
 use pushbench::webhook::sign::SignatureScheme;
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::Percentiles;
-use crate::target::receiver::ReceiverCounters;
+use crate::servers::receiver::ReceiverCounters;
 
 /// The machine the run happened on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -26,8 +26,8 @@ use crate::record::{
 };
 use crate::run::{Interrupts, Progress, RunContext, RunError};
 use crate::scenario::{ConnectionMode, Scenario, UrlTemplate, WebhookConfig, WebhookTarget};
-use crate::target::launch::{fetch_stats, launch_receiver, RunningTarget};
-use crate::target::receiver::ReceiverCounters;
+use crate::servers::launch::{fetch_stats, launch_receiver, RunningTarget};
+use crate::servers::receiver::ReceiverCounters;
 use crate::webhook::http::ErrorKind;
 use crate::webhook::provider::{spawn_worker, DeliverySpec, WorkerPlan};
 use crate::webhook::retry::GoneEndpoints;

@@ -23,8 +23,8 @@ use crate::record::{
 };
 use crate::run::{Interrupts, Progress, RunContext, RunError};
 use crate::scenario::{Scenario, UrlTemplate, WebSocketConfig, WsMode, WsTarget};
-use crate::target::launch::TargetLaunch;
-use crate::target::launch::{launch_ws_servers, RunningWsServers};
+use crate::servers::launch::TargetLaunch;
+use crate::servers::launch::{launch_ws_servers, RunningWsServers};
 use crate::webhook::http::ErrorKind;
 use crate::websocket::controller::{spawn_controller, ControllerPlan};
 use crate::websocket::fleet::{spawn_fleet_worker, FleetSpec, JsonFields};

@@ -4,7 +4,7 @@
 use pushbench::record::results::ModelSummary;
 use pushbench::run::{run, ProgressMode, RunOptions, RunReport};
 use pushbench::scenario::{parse, Scenario};
-use pushbench::target::launch::TargetLaunch;
+use pushbench::servers::launch::TargetLaunch;
 
 /// Parses scenario text; `env:` secrets resolve from the test's own table.
 pub fn scenario(src: &str) -> Scenario {
