@@ -120,7 +120,7 @@ pub struct CapacityArgs {
     pub slo: String,
     /// Which model to load (needed when the scenario enables both).
     #[arg(long, value_enum)]
-    pub model: Option<ModelArg>,
+    pub model: Option<crate::model_kind::ModelKind>,
     /// Measured length of each step.
     #[arg(long, default_value = "3s")]
     pub step_duration: String,
@@ -148,15 +148,6 @@ pub struct CapacityArgs {
     /// Progress display of each step.
     #[arg(long, value_enum, default_value_t = ProgressArg::Off)]
     pub progress: ProgressArg,
-}
-
-/// A model, as `--model` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModelArg {
-    /// Webhook deliveries (load in events/s).
-    Webhook,
-    /// The WebSocket model (events/s; connections in idle mode).
-    Websocket,
 }
 
 /// Progress display choices.

@@ -13,6 +13,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::model_kind::ModelKind;
 use crate::record::results::{ModelSummary, TimeseriesRow};
 use crate::report::load::RunData;
 use crate::report::table::fmt_us;
@@ -61,7 +62,7 @@ pub struct Estimate {
 #[derive(Debug, Clone, Serialize)]
 pub struct Line {
     /// Model.
-    pub model: String,
+    pub model: ModelKind,
     /// Metric, e.g. `latency p99`.
     pub metric: String,
     /// Unit of the values: `us`, `/s`, `%`, `s`, `B`.
@@ -226,7 +227,7 @@ fn interval_of(values: &mut [f64]) -> Option<(f64, f64)> {
 
 /// Measured intervals of a model: those with deliveries, after the warm-up, without the last
 /// (partial) one.
-fn measured_rows<'a>(run: &'a RunData, model: &'a str) -> Vec<&'a TimeseriesRow> {
+fn measured_rows(run: &RunData, model: ModelKind) -> Vec<&TimeseriesRow> {
     let rows: Vec<&TimeseriesRow> = run.series(model).filter(|r| r.delivered > 0).collect();
     let skip = run.summary.warmup_s.ceil() as usize;
     let end = rows.len().saturating_sub(1);
@@ -253,7 +254,7 @@ fn model_lines(
     tolerance: f64,
     out: &mut Vec<Line>,
 ) {
-    let model = bm.model.as_str();
+    let model = bm.model;
     let mut push = |metric: String,
                     unit: &'static str,
                     b: Estimate,
@@ -262,7 +263,7 @@ fn model_lines(
                     judged_by: &'static str| {
         let verdict = judge(&b, &n, tolerance, lower_is_better);
         out.push(Line {
-            model: model.to_string(),
+            model,
             metric,
             unit,
             change: relative_change(b.value, n.value),
@@ -277,7 +278,7 @@ fn model_lines(
 
     let intervals = |run: &RunData| -> Vec<Vec<(u64, u64)>> {
         run.hists
-            .get(model)
+            .get(&model)
             .and_then(|h| h.intervals.get("latency"))
             .cloned()
             .unwrap_or_default()

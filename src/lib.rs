@@ -25,6 +25,7 @@ pub mod cli;
 pub mod clock;
 pub mod compare;
 pub mod local;
+pub mod model_kind;
 pub mod overrides;
 pub mod record;
 pub mod report;

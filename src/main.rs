@@ -5,9 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use pushbench::cli::{
-    CapacityArgs, Cli, Command, CompareFormat, ModelArg, ProgressArg, ServeTarget,
-};
+use pushbench::cli::{CapacityArgs, Cli, Command, CompareFormat, ProgressArg, ServeTarget};
 use pushbench::report::{junit, load};
 use pushbench::run::{self, ProgressMode, RunError, RunOptions};
 use pushbench::scenario;
@@ -278,7 +276,7 @@ fn compare(
         let cases: Vec<junit::Case> = lines
             .iter()
             .map(|l| junit::Case {
-                class: l.model.clone(),
+                class: l.model.to_string(),
                 name: l.metric.clone(),
                 failure: (l.verdict == pushbench::compare::Verdict::Regression).then(|| {
                     format!(
@@ -356,7 +354,7 @@ fn load_scenario(path: &std::path::Path) -> Result<scenario::Scenario, ExitCode>
 }
 
 fn capacity_command(args: CapacityArgs) -> ExitCode {
-    use pushbench::capacity::{self, CapacityError, CapacityOptions, Model};
+    use pushbench::capacity::{self, CapacityError, CapacityOptions};
     let slo = match pushbench::slo::parse(&args.slo) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
@@ -399,10 +397,7 @@ fn capacity_command(args: CapacityArgs) -> ExitCode {
     };
     let opts = CapacityOptions {
         slo,
-        model: args.model.map(|m| match m {
-            ModelArg::Webhook => Model::Webhook,
-            ModelArg::Websocket => Model::WebSocket,
-        }),
+        model: args.model,
         step_duration_ns,
         step_warmup_ns,
         start: args.start,

@@ -294,7 +294,7 @@ pub fn probe_url(url: &crate::scenario::UrlTemplate) -> Result<std::net::SocketA
 /// Looks a dotted metric (`webhook.latency_us.p99`) up in the models' summaries.
 pub fn metric_value(models: &[ModelSummary], metric: &str) -> Option<f64> {
     let (model, path) = metric.split_once('.')?;
-    let m = models.iter().find(|m| m.model == model)?;
+    let m = models.iter().find(|m| m.model.name() == model)?;
     let value = serde_json::to_value(m).ok()?;
     let pointer = format!("/{}", path.replace('.', "/"));
     value.pointer(&pointer)?.as_f64()

@@ -346,7 +346,7 @@ mod tests {
     fn clauses_are_checked_against_a_summary() {
         let slo = parse("p99 < 50ms, failed < 0.1%").unwrap();
         let mut m = ModelSummary {
-            model: "webhook".into(),
+            model: crate::model_kind::ModelKind::Webhook,
             events: 10_000,
             failed: 5,
             latency_us: Percentiles {
@@ -368,7 +368,7 @@ mod tests {
         assert!(!slo.check(&m)[0].pass);
         // Idle: latency is the connect latency, connections are the denominator.
         let mut idle = ModelSummary {
-            model: "websocket".into(),
+            model: crate::model_kind::ModelKind::WebSocket,
             connections: crate::record::results::Connections {
                 target: 1000,
                 failed: 2,

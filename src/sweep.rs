@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model_kind::ModelKind;
 use crate::overrides::{self, Assignment};
 use crate::record::results::{utc_stamps, ModelSummary};
 use crate::run::{self, RunError, RunOptions};
@@ -48,7 +49,7 @@ pub struct SweepRow {
     /// The value as a number, when it is one (the charts' x axis).
     pub x: Option<f64>,
     /// `webhook` or `websocket`.
-    pub model: String,
+    pub model: ModelKind,
     /// The run's directory, relative to the command's.
     pub dir: String,
     /// Delivery latency.
@@ -312,7 +313,7 @@ fn row(value: &str, dir: &str, m: &ModelSummary, s: &Scenario) -> SweepRow {
     SweepRow {
         value: value.into(),
         x: value.trim().parse::<f64>().ok().filter(|v| v.is_finite()),
-        model: m.model.clone(),
+        model: m.model,
         dir: dir.into(),
         p50_us: m.latency_us.p50,
         p99_us: m.latency_us.p99,
@@ -352,7 +353,7 @@ fn cost_of(r: &SweepRow, metric: &str) -> f64 {
 /// Crossovers of the webhook and WebSocket cost lines over a numeric key, and a note for each
 /// cost where one model is cheaper throughout.
 fn find_crossovers(key: &str, rows: &[SweepRow]) -> (Vec<Crossover>, Vec<String>) {
-    let pick = |model: &str| -> Vec<&SweepRow> {
+    let pick = |model: ModelKind| -> Vec<&SweepRow> {
         let mut v: Vec<&SweepRow> = rows
             .iter()
             .filter(|r| r.model == model && r.x.is_some() && r.delivered > 0)
@@ -360,7 +361,7 @@ fn find_crossovers(key: &str, rows: &[SweepRow]) -> (Vec<Crossover>, Vec<String>
         v.sort_by(|a, b| a.x.unwrap_or(0.0).total_cmp(&b.x.unwrap_or(0.0)));
         v
     };
-    let (hooks, sockets) = (pick("webhook"), pick("websocket"));
+    let (hooks, sockets) = (pick(ModelKind::Webhook), pick(ModelKind::WebSocket));
     // Only values both models ran at can be compared.
     let pairs: Vec<(&SweepRow, &SweepRow)> = hooks
         .iter()
@@ -400,9 +401,9 @@ fn find_crossovers(key: &str, rows: &[SweepRow]) -> (Vec<Crossover>, Vec<String>
                 + (hi.0.events_per_subscriber_per_min - lo.0.events_per_subscriber_per_min)
                     * c.fraction;
             let (below, above) = if c.a_lower_below {
-                ("webhook", "websocket")
+                (ModelKind::Webhook, ModelKind::WebSocket)
             } else {
-                ("websocket", "webhook")
+                (ModelKind::WebSocket, ModelKind::Webhook)
             };
             let message = format!(
                 "{words}: the models cross at {key} ≈ {} (between {} and {}; about {:.1} events per subscriber per minute): below it {below} is cheaper, above it {above}",
@@ -416,8 +417,8 @@ fn find_crossovers(key: &str, rows: &[SweepRow]) -> (Vec<Crossover>, Vec<String>
                 at: c.x,
                 between: (lo.0.x.unwrap_or(0.0), hi.0.x.unwrap_or(0.0)),
                 events_per_subscriber_per_min: epm,
-                cheaper_below: below.into(),
-                cheaper_above: above.into(),
+                cheaper_below: below.to_string(),
+                cheaper_above: above.to_string(),
                 message,
             });
         }
@@ -513,7 +514,7 @@ fn write_files(dir: &Path, r: &SweepResult) -> Result<(), SweepError> {
             w.write_record([
                 r.key.clone(),
                 row.value.clone(),
-                row.model.clone(),
+                row.model.to_string(),
                 row.p50_us.to_string(),
                 row.p99_us.to_string(),
                 row.events.to_string(),
@@ -607,7 +608,7 @@ mod tests {
         let mk = |x: f64, model: &str, cpu: f64| SweepRow {
             value: fmt_x(x),
             x: Some(x),
-            model: model.into(),
+            model: ModelKind::from_name(model).unwrap(),
             delivered: 1,
             cpu_s_per_million_events: cpu,
             memory_bytes: if model == "webhook" { 10 } else { 20 },

@@ -68,7 +68,7 @@ delay = "40ms"
     assert!(r.first_failing_load.unwrap() > max);
     assert_eq!(r.bottleneck, Bottleneck::Target, "{}", r.message);
     assert!(r.message.contains("pool"), "{}", r.message);
-    assert_eq!((r.unit.as_str(), r.model.as_str()), ("events/s", "webhook"));
+    assert_eq!((r.unit.as_str(), r.model.name()), ("events/s", "webhook"));
     // Bounded: at most the geometric steps plus the bisections.
     assert!(r.steps.len() <= 6 + 5, "{} steps", r.steps.len());
     assert_eq!(&r.steps[0].phase, "step");

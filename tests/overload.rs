@@ -5,6 +5,7 @@
 mod common;
 
 use common::{run_in_process, scenario, webhook};
+use pushbench::model_kind::ModelKind;
 use pushbench::record::results::{ModelSummary, TimeseriesRow};
 use pushbench::run::RunReport;
 
@@ -32,7 +33,7 @@ delay = "5ms"
     )
 }
 
-fn timeseries(report: &RunReport, model: &str) -> Vec<TimeseriesRow> {
+fn timeseries(report: &RunReport, model: ModelKind) -> Vec<TimeseriesRow> {
     csv::Reader::from_path(report.dir.join("timeseries.csv"))
         .unwrap()
         .deserialize()
@@ -51,7 +52,7 @@ fn assert_accounted(report: &RunReport, m: &ModelSummary) {
         m.failed,
         m.abandoned
     );
-    let rows = timeseries(report, &m.model);
+    let rows = timeseries(report, m.model);
     let offered: u64 = rows.iter().map(|r| r.offered).sum();
     let ended: u64 = rows
         .iter()
@@ -104,7 +105,7 @@ async fn twenty_times_past_capacity_still_delivers_at_capacity_and_counts_the_re
     );
     assert!(s.reason.contains("all 2 connections busy"), "{}", s.reason);
     let line = s
-        .headline("webhook")
+        .headline(ModelKind::Webhook)
         .expect("a run that fell behind says so");
     assert!(line.contains("the target was the limit"), "{line}");
 }
@@ -126,7 +127,7 @@ async fn a_run_within_capacity_says_it_kept_up() {
         "{}",
         m.saturation.reason
     );
-    assert!(m.saturation.headline("webhook").is_none());
+    assert!(m.saturation.headline(ModelKind::Webhook).is_none());
 }
 
 #[tokio::test]
@@ -153,7 +154,7 @@ ping_interval = "30s"
         .summary
         .models
         .iter()
-        .find(|m| m.model == "websocket")
+        .find(|m| m.model.name() == "websocket")
         .unwrap();
     assert_eq!(
         m.events, 600_000,
@@ -165,7 +166,7 @@ ping_interval = "30s"
     assert_eq!(s.offered_per_s, 300_000.0);
     if m.unfinished > 0 {
         assert!(s.behind, "{} never published, yet: {s:?}", m.unfinished);
-        assert!(s.headline("websocket").is_some());
+        assert!(s.headline(ModelKind::WebSocket).is_some());
     }
     // What was published waited at most max_wait for it (plus one control buffer's worth).
     assert!(

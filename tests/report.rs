@@ -126,7 +126,7 @@ fn the_page_holds_the_table_every_chart_and_the_scenario() {
     let webhook = summary
         .models
         .iter()
-        .find(|m| m.model == "webhook")
+        .find(|m| m.model.name() == "webhook")
         .unwrap();
     assert!(
         max_row.contains(&format!(",{},", webhook.latency_us.max)),

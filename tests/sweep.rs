@@ -49,7 +49,7 @@ async fn two_values_give_one_row_per_value_per_model_and_the_charts() {
             let row = r
                 .rows
                 .iter()
-                .find(|row| row.value == value && row.model == model)
+                .find(|row| row.value == value && row.model.name() == model)
                 .unwrap_or_else(|| panic!("{model} at {value}"));
             assert_eq!(row.events, rate, "{model} at {value} events/s for 1 s");
             assert_eq!(row.delivered, rate, "{model} at {value}");

@@ -12,7 +12,7 @@ fn websocket(report: &RunReport) -> &ModelSummary {
         .summary
         .models
         .iter()
-        .find(|m| m.model == "websocket")
+        .find(|m| m.model.name() == "websocket")
         .expect("websocket model ran")
 }
 
@@ -280,7 +280,7 @@ mode = "push"
         .summary
         .models
         .iter()
-        .map(|m| m.model.as_str())
+        .map(|m| m.model.name())
         .collect();
     assert_eq!(models, vec!["webhook", "websocket"]);
     assert!(report

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model_kind::ModelKind;
 use crate::overrides;
 use crate::record::results::{utc_stamps, ModelSummary, TimeseriesRow};
 use crate::run::{self, RunError, RunOptions};
@@ -58,32 +59,13 @@ pub enum CapacityError {
     },
 }
 
-/// The model a search loads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Model {
-    /// Webhook deliveries.
-    Webhook,
-    /// The WebSocket model (push/echo: events/s; idle: connections).
-    WebSocket,
-}
-
-impl Model {
-    /// Name as in summaries.
-    pub fn name(self) -> &'static str {
-        match self {
-            Model::Webhook => "webhook",
-            Model::WebSocket => "websocket",
-        }
-    }
-}
-
 /// How `capacity` searches.
 #[derive(Debug, Clone)]
 pub struct CapacityOptions {
     /// The objective every step is judged by.
     pub slo: Slo,
     /// Which model; `None`: the one the scenario enables.
-    pub model: Option<Model>,
+    pub model: Option<ModelKind>,
     /// Measured part of each step.
     pub step_duration_ns: u64,
     /// Warm-up of each step.
@@ -147,7 +129,7 @@ pub struct CapacityResult {
     /// Scenario name.
     pub scenario: String,
     /// Model searched.
-    pub model: String,
+    pub model: ModelKind,
     /// `"events/s"` or `"connections"`.
     pub unit: String,
     /// The objective, as written.
@@ -209,19 +191,22 @@ fn usage(message: String) -> CapacityError {
 }
 
 /// Picks the model and the knob, and checks the scenario can be stepped.
-fn plan_model(scenario: &Scenario, choice: Option<Model>) -> Result<(Model, Knob), CapacityError> {
+fn plan_model(
+    scenario: &Scenario,
+    choice: Option<ModelKind>,
+) -> Result<(ModelKind, Knob), CapacityError> {
     let model = match (choice, &scenario.webhook, &scenario.websocket) {
-        (Some(Model::Webhook), None, _) => {
+        (Some(ModelKind::Webhook), None, _) => {
             return Err(usage("--model webhook: the scenario has no [webhook] table".into()))
         }
-        (Some(Model::WebSocket), _, None) => {
+        (Some(ModelKind::WebSocket), _, None) => {
             return Err(usage(
                 "--model websocket: the scenario has no [websocket] table".into(),
             ))
         }
         (Some(m), _, _) => m,
-        (None, Some(_), None) => Model::Webhook,
-        (None, None, Some(_)) => Model::WebSocket,
+        (None, Some(_), None) => ModelKind::Webhook,
+        (None, None, Some(_)) => ModelKind::WebSocket,
         (None, Some(_), Some(_)) => {
             return Err(usage(
                 "the scenario enables both models; choose one with --model webhook or --model websocket".into(),
@@ -229,7 +214,7 @@ fn plan_model(scenario: &Scenario, choice: Option<Model>) -> Result<(Model, Knob
         }
         (None, None, None) => return Err(usage("the scenario enables no model".into())),
     };
-    let idle = model == Model::WebSocket
+    let idle = model == ModelKind::WebSocket
         && scenario
             .websocket
             .as_ref()
@@ -248,7 +233,7 @@ fn plan_model(scenario: &Scenario, choice: Option<Model>) -> Result<(Model, Knob
 /// The scenario text for one step: one model, no thresholds, short, at `load`.
 fn step_scenario(
     scenario: &Scenario,
-    model: Model,
+    model: ModelKind,
     knob: Knob,
     load: f64,
     opts: &CapacityOptions,
@@ -261,11 +246,11 @@ fn step_scenario(
             message: e.to_string(),
         }],
     };
-    let other = match model {
-        Model::Webhook => "websocket",
-        Model::WebSocket => "webhook",
-    };
-    let mut text = overrides::remove_key(&scenario.source, other).map_err(edit_err)?;
+    // Only the searched model runs: every other model's table goes.
+    let mut text = scenario.source.clone();
+    for other in ModelKind::ALL.into_iter().filter(|m| *m != model) {
+        text = overrides::remove_key(&text, other.name()).map_err(edit_err)?;
+    }
     text = overrides::remove_key(&text, "thresholds").map_err(edit_err)?;
     let shape_is_poisson = matches!(
         scenario.workload.shape,
@@ -291,7 +276,7 @@ fn step_scenario(
         .webhook
         .as_ref()
         .is_some_and(|w| w.drain_ns > 2_000_000_000)
-        && model == Model::Webhook
+        && model == ModelKind::Webhook
     {
         pairs.push(("webhook.drain", "2s".into()));
     }
@@ -401,11 +386,7 @@ pub async fn run_capacity(
             dir: name,
             ..StepRecord::default()
         };
-        let summary = report
-            .summary
-            .models
-            .iter()
-            .find(|m| m.model == model.name());
+        let summary = report.summary.models.iter().find(|m| m.model == model);
         if let Some(m) = summary {
             fill_record(&mut record, m, &report.dir, &opts.slo, &step, model);
         }
@@ -458,7 +439,7 @@ pub async fn run_capacity(
     };
     let result = CapacityResult {
         scenario: scenario.name.clone(),
-        model: model.name().into(),
+        model,
         unit: knob.unit().into(),
         slo: opts.slo.to_string(),
         max_load,
@@ -493,7 +474,7 @@ fn fill_record(
     dir: &Path,
     slo: &Slo,
     step: &Scenario,
-    model: Model,
+    model: ModelKind,
 ) {
     r.verdicts = slo.check(m);
     r.pass = r.verdicts.iter().all(|v| v.pass);
@@ -525,7 +506,7 @@ fn fill_record(
     let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let (gen_cpu, target_cpu) = measured_cpu(dir, m, step);
     let gen_cores_usable = match (model, &step.webhook, &m.websocket) {
-        (Model::Webhook, Some(cfg), _) => {
+        (ModelKind::Webhook, Some(cfg), _) => {
             crate::webhook::model::delivery_workers(&step.workload, cfg) as f64
         }
         // Fleet workers plus the controller that publishes.
@@ -535,7 +516,7 @@ fn fill_record(
     let pool_occupancy = step
         .webhook
         .as_ref()
-        .filter(|_| model == Model::Webhook)
+        .filter(|_| model == ModelKind::Webhook)
         .map(|cfg| {
             m.achieved_rate * (m.ack_uncorrected_latency_us.mean / 1e6) / cfg.pool.max(1) as f64
         });

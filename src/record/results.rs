@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::Percentiles;
+use crate::model_kind::ModelKind;
 use crate::servers::receiver::ReceiverCounters;
 
 /// The machine the run happened on.
@@ -92,8 +93,8 @@ pub struct Resources {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ModelSummary {
-    /// `"webhook"` or `"websocket"`.
-    pub model: String,
+    /// Which model.
+    pub model: ModelKind,
     /// Scheduled deliveries per second.
     pub target_rate: f64,
     /// Deliveries acknowledged per second.
@@ -256,7 +257,7 @@ pub struct TimeseriesRow {
     /// Seconds since the start (interval end).
     pub t_s: f64,
     /// Model.
-    pub model: String,
+    pub model: ModelKind,
     /// Deliveries whose intended time fell in the interval.
     pub offered: u64,
     /// First attempts started.
@@ -383,7 +384,7 @@ pub fn summary_table(summary: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
     let mut rows = Vec::new();
     for m in &summary.models {
         let mut row = vec![
-            m.model.clone(),
+            m.model.name().to_string(),
             format!("{:.1}", m.target_rate),
             format!("{:.1}", m.achieved_rate),
             m.events.to_string(),
@@ -430,7 +431,7 @@ pub fn summary_table(summary: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
 /// Appends the HDR percentile distribution of `h` to `percentiles.csv` rows.
 pub fn percentile_rows(
     w: &mut csv::Writer<File>,
-    model: &str,
+    model: ModelKind,
     metric: &str,
     h: &Histogram<u64>,
 ) -> io::Result<()> {
@@ -440,7 +441,7 @@ pub fn percentile_rows(
     // Five steps per halving of the distance to 100%, as HdrHistogram's percentile output does.
     for v in h.iter_quantiles(5) {
         w.write_record([
-            model,
+            model.name(),
             metric,
             &format!("{:.6}", v.quantile_iterated_to()),
             &v.value_iterated_to().to_string(),

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model_kind::ModelKind;
 use crate::units::{fmt_us, si};
 
 /// The generator's own CPU counts as saturated from this share of the cores it can use.
@@ -46,7 +47,7 @@ impl Saturation {
     /// One line for the table and the report when the run did not keep its schedule (or, in a
     /// closed loop, the generator set the pace): who was the limit and why. `None` when the
     /// schedule was kept.
-    pub fn headline(&self, model: &str) -> Option<String> {
+    pub fn headline(&self, model: ModelKind) -> Option<String> {
         if self.generator {
             return Some(format!(
                 "{model}: the generator could send {} of {}/s offered ({}): these figures \
@@ -293,7 +294,7 @@ mod tests {
         assert!(!s.generator);
         assert!(s.reason.starts_with("kept up"), "{}", s.reason);
         assert_eq!(s.offered_per_s, 20_000.0);
-        assert!(s.headline("webhook").is_none());
+        assert!(s.headline(ModelKind::Webhook).is_none());
     }
 
     #[test]
@@ -314,7 +315,7 @@ mod tests {
             "{}",
             s.reason
         );
-        let line = s.headline("webhook").unwrap();
+        let line = s.headline(ModelKind::Webhook).unwrap();
         assert!(line.contains("could send 27k of 400k/s offered"), "{line}");
         assert!(
             line.contains("describe the generator, not the target"),

@@ -10,6 +10,7 @@ use plotters::prelude::*;
 
 use super::charts::{log_bounds, ms_label, register_font, FONT};
 use crate::capacity::{fmt_load, CapacityResult};
+use crate::model_kind::ModelKind;
 use crate::slo::Slo;
 use crate::sweep::{fmt_x, SweepResult};
 
@@ -348,7 +349,10 @@ fn draw_sweep<DB: DrawingBackend>(root: &Area<DB>, r: &SweepResult, m: &SweepMet
             .collect(),
     };
     let mut lines: Vec<Line<'_>> = Vec::new();
-    for (model, color) in [("webhook", WEBHOOK), ("websocket", WEBSOCKET)] {
+    for (model, color) in [
+        (ModelKind::Webhook, WEBHOOK),
+        (ModelKind::WebSocket, WEBSOCKET),
+    ] {
         let mut points: Vec<(f64, f64)> = r
             .rows
             .iter()
@@ -357,7 +361,7 @@ fn draw_sweep<DB: DrawingBackend>(root: &Area<DB>, r: &SweepResult, m: &SweepMet
             .collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         if !points.is_empty() {
-            lines.push((model, color, points));
+            lines.push((model.name(), color, points));
         }
     }
     let cross_metric = match stem {

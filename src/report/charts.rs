@@ -16,6 +16,7 @@ use plotters::prelude::*;
 
 use super::load::{ReportError, RunData};
 use super::table::fmt_us;
+use crate::model_kind::ModelKind;
 use crate::record::results::TimeseriesRow;
 
 /// The font family every chart draws text with (the embedded font is registered under it).
@@ -209,7 +210,7 @@ fn draw<DB: DrawingBackend>(chart: Chart, root: &Area<'_, DB>, runs: &[RunData])
 /// One line of the picture: a model in a run.
 pub(super) struct Series<'a> {
     pub(super) run: &'a RunData,
-    pub(super) model: &'a str,
+    pub(super) model: ModelKind,
     pub(super) name: String,
     pub(super) color: RGBColor,
 }
@@ -244,16 +245,16 @@ pub(super) fn series(runs: &[RunData]) -> Vec<Series<'_>> {
     let mut out = Vec::new();
     for (i, run) in runs.iter().enumerate() {
         for m in &run.summary.models {
-            let palette = if m.model == "webhook" {
+            let palette = if m.model == ModelKind::Webhook {
                 &WEBHOOK_COLORS
             } else {
                 &WEBSOCKET_COLORS
             };
             out.push(Series {
                 run,
-                model: &m.model,
+                model: m.model,
                 name: if runs.len() == 1 {
-                    m.model.clone()
+                    m.model.to_string()
                 } else {
                     format!("{} · {}", m.model, run.label)
                 },
@@ -612,7 +613,7 @@ fn connections_over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunDat
             .label(format!("{} held", s.name))
             .legend(legend_line(color, 2, false));
         // For webhooks the column counts retries, which the throughput chart covers.
-        if s.model == "websocket" {
+        if s.model == ModelKind::WebSocket {
             let reconnects: Vec<(f64, f64)> = s
                 .rows()
                 .filter(|r| r.retries > 0)

@@ -5,6 +5,7 @@ use plotters::prelude::*;
 
 use super::charts::{err, series, Area, DrawResult, KeyAxis, FONT};
 use super::load::RunData;
+use crate::model_kind::ModelKind;
 
 /// One bar of the cost chart: generator and target parts, or why there is none.
 struct Bar {
@@ -15,7 +16,7 @@ struct Bar {
 
 /// The three costs of one model: CPU-seconds per million events, MiB per 10,000 connections,
 /// bytes on the wire per event.
-pub fn costs(run: &RunData, model: &str) -> [(f64, f64, Option<&'static str>); 3] {
+pub fn costs(run: &RunData, model: ModelKind) -> [(f64, f64, Option<&'static str>); 3] {
     let Some(m) = run.summary.models.iter().find(|m| m.model == model) else {
         return [(0.0, 0.0, Some("no data")); 3];
     };

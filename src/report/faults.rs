@@ -5,6 +5,7 @@ use plotters::prelude::*;
 
 use super::charts::{err, legend, legend_line, no_data, series, time_axes, Area, DrawResult, FONT};
 use super::load::RunData;
+use crate::model_kind::ModelKind;
 
 /// Both panels.
 pub(super) fn faults<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawResult {
@@ -29,7 +30,7 @@ fn over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawR
     )?;
     for s in &all {
         let color = s.color;
-        let what = if s.model == "websocket" {
+        let what = if s.model == ModelKind::WebSocket {
             "reconnects"
         } else {
             "retries"

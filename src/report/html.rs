@@ -7,6 +7,7 @@ use super::charts::Rendered;
 use super::cost::costs;
 use super::load::RunData;
 use super::table::{fmt_mib, fmt_us, grid};
+use crate::model_kind::ModelKind;
 use crate::record::results::{ModelSummary, Summary};
 
 /// Escapes text for HTML.
@@ -25,7 +26,7 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn model<'a>(s: &'a Summary, name: &str) -> Option<&'a ModelSummary> {
+fn model(s: &Summary, name: ModelKind) -> Option<&ModelSummary> {
     s.models.iter().find(|m| m.model == name)
 }
 
@@ -38,7 +39,7 @@ fn ratio(a: f64, b: f64) -> Option<String> {
     (r >= 1.1).then(|| format!("{r:.1}x"))
 }
 
-fn cpu_per_million(run: &RunData, m: &str) -> Option<f64> {
+fn cpu_per_million(run: &RunData, m: ModelKind) -> Option<f64> {
     let [(g, t, missing), _, _] = costs(run, m);
     missing.is_none().then_some(g + t)
 }
@@ -53,12 +54,12 @@ pub fn verdict(run: &RunData) -> Vec<String> {
         );
     }
     for m in &s.models {
-        if let Some(line) = m.saturation.headline(&m.model) {
+        if let Some(line) = m.saturation.headline(m.model) {
             out.push(format!("{line}."));
         }
     }
-    let wh = model(s, "webhook");
-    let ws = model(s, "websocket");
+    let wh = model(s, ModelKind::Webhook);
+    let ws = model(s, ModelKind::WebSocket);
     match (wh, ws) {
         (Some(wh), Some(ws)) if wh.latency_us.count > 0 && ws.latency_us.count > 0 => {
             let (a, b) = (wh.latency_us.p99 as f64, ws.latency_us.p99 as f64);
@@ -81,8 +82,8 @@ pub fn verdict(run: &RunData) -> Vec<String> {
                 ),
             });
             if let (Some(c_wh), Some(c_ws)) = (
-                cpu_per_million(run, "webhook"),
-                cpu_per_million(run, "websocket"),
+                cpu_per_million(run, ModelKind::Webhook),
+                cpu_per_million(run, ModelKind::WebSocket),
             ) {
                 let cheaper = if c_wh < c_ws {
                     "Webhooks"
@@ -126,7 +127,7 @@ pub fn verdict(run: &RunData) -> Vec<String> {
     for m in [wh, ws].into_iter().flatten() {
         // `dropped` and `unfinished` are parts of `failed`.
         let lost = m.failed;
-        let name = if m.model == "webhook" {
+        let name = if m.model == ModelKind::Webhook {
             "Webhooks"
         } else {
             "WebSocket push"
@@ -265,7 +266,7 @@ fn comparison_table(h: &mut String, run: &RunData, titled: bool) {
     );
     h.push_str("<table class=\"comparison\"><tr><th></th>");
     for m in &g.models {
-        let _ = write!(h, "<th>{}</th>", escape(m));
+        let _ = write!(h, "<th>{}</th>", escape(m.name()));
     }
     h.push_str("</tr>");
     for (label, cells) in &g.rows {
@@ -311,7 +312,7 @@ mod tests {
             ..Percentiles::default()
         };
         let mut wh = ModelSummary {
-            model: "webhook".into(),
+            model: ModelKind::Webhook,
             events: 1000,
             delivered: 1000,
             latency_us: lat(wh_p99),
@@ -320,7 +321,7 @@ mod tests {
         wh.resources.generator.cpu_s = 1.0;
         wh.connections.peak = 64;
         let mut ws = ModelSummary {
-            model: "websocket".into(),
+            model: ModelKind::WebSocket,
             events: 1000,
             delivered: 990,
             failed: 10,

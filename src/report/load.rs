@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::Histogram;
 
+use crate::model_kind::ModelKind;
 use crate::record::hist::{decode_hist, new_hist};
 use crate::record::results::{Summary, TimeseriesRow};
 
@@ -79,20 +80,20 @@ pub struct RunData {
     /// `timeseries.csv`, in file order.
     pub timeseries: Vec<TimeseriesRow>,
     /// Model name -> its histograms.
-    pub hists: BTreeMap<String, ModelHists>,
+    pub hists: BTreeMap<ModelKind, ModelHists>,
     /// `scenario.toml`, when the run saved it.
     pub scenario_text: Option<String>,
 }
 
 impl RunData {
     /// The time-series rows of one model.
-    pub fn series<'a>(&'a self, model: &'a str) -> impl Iterator<Item = &'a TimeseriesRow> + 'a {
+    pub fn series(&self, model: ModelKind) -> impl Iterator<Item = &TimeseriesRow> + '_ {
         self.timeseries.iter().filter(move |r| r.model == model)
     }
 
     /// A model's merged histogram for `tag`.
-    pub fn hist(&self, model: &str, tag: &str) -> Option<&Histogram<u64>> {
-        self.hists.get(model).and_then(|h| h.get(tag))
+    pub fn hist(&self, model: ModelKind, tag: &str) -> Option<&Histogram<u64>> {
+        self.hists.get(&model).and_then(|h| h.get(tag))
     }
 }
 
@@ -130,7 +131,7 @@ pub fn load(dir: &Path) -> Result<RunData, ReportError> {
             Ok(bytes) => read_hlog(&path, &bytes)?,
             Err(_) => ModelHists::default(),
         };
-        hists.insert(m.model.clone(), merged);
+        hists.insert(m.model, merged);
     }
 
     let scenario_text = std::fs::read_to_string(dir.join("scenario.toml")).ok();

@@ -94,7 +94,7 @@ fn write_csvs(runs: &[load::RunData], out: &Path) -> Result<(), ReportError> {
                     for v in h.iter_quantiles(5) {
                         w.write_record([
                             run.label.as_str(),
-                            model,
+                            model.name(),
                             tag,
                             &format!("{:.6}", v.quantile_iterated_to()),
                             &v.value_iterated_to().to_string(),
@@ -114,7 +114,7 @@ fn write_csvs(runs: &[load::RunData], out: &Path) -> Result<(), ReportError> {
     for (model, hists) in &run.hists {
         for tag in TAGS {
             if let Some(h) = hists.get(tag) {
-                percentile_rows(&mut w, model, tag, h)
+                percentile_rows(&mut w, *model, tag, h)
                     .map_err(|e| failed("percentiles.csv", &e))?;
             }
         }

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use crate::model_kind::ModelKind;
 use crate::record::results::{ModelSummary, Summary};
 
 pub use crate::units::fmt_us;
@@ -274,7 +275,7 @@ pub struct Cell {
 /// The comparison table as data, so the terminal and the HTML page show the same thing.
 pub struct Grid {
     /// Column heads: the models.
-    pub models: Vec<String>,
+    pub models: Vec<ModelKind>,
     /// (row label, one cell per model).
     pub rows: Vec<(&'static str, Vec<Cell>)>,
 }
@@ -312,7 +313,7 @@ pub fn grid(summary: &Summary) -> Grid {
         }
     }
     let mut out = Grid {
-        models: summary.models.iter().map(|m| m.model.clone()).collect(),
+        models: summary.models.iter().map(|m| m.model).collect(),
         rows: Vec::new(),
     };
     let mut columns: Vec<_> = columns
@@ -361,7 +362,7 @@ pub fn render(summary: &Summary) -> String {
                 .map(|r| text(&r.1[c]).len())
                 .max()
                 .unwrap_or(0)
-                .max(m.len())
+                .max(m.name().len())
         })
         .collect();
     let latency_note = summary
@@ -394,7 +395,7 @@ pub fn render(summary: &Summary) -> String {
         out.push_str("(* = better of the models on that row)\n");
     }
     for m in &summary.models {
-        if let Some(line) = m.saturation.headline(&m.model) {
+        if let Some(line) = m.saturation.headline(m.model) {
             let _ = writeln!(
                 out,
                 "{}{line}",

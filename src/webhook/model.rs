@@ -14,6 +14,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
 use crate::clock::{mono_ns, WallMap};
+use crate::model_kind::ModelKind;
 use crate::record::collect::Collector;
 use crate::record::resources::{HostMeter, RoleMeter};
 use crate::record::results::{
@@ -247,7 +248,7 @@ async fn drive(
     let closed_loop = matches!(w.shape, crate::schedule::Shape::Max);
     let target_rate = scheduled_measured as f64 / (w.duration_ns as f64 / 1e9);
     let mut summary = ModelSummary {
-        model: "webhook".into(),
+        model: ModelKind::Webhook,
         target_rate,
         achieved_rate: totals.window.rate().unwrap_or(
             delivered as f64
@@ -327,10 +328,11 @@ async fn drive(
         target_pushback: None,
     });
     let pw = &mut ctx.percentiles;
-    percentile_rows(pw, "webhook", "latency", latency).map_err(RunError::Io)?;
-    percentile_rows(pw, "webhook", "uncorrected_latency", uncorrected).map_err(RunError::Io)?;
-    percentile_rows(pw, "webhook", "ack_latency", &g.ack).map_err(RunError::Io)?;
-    percentile_rows(pw, "webhook", "connect", &all.connect).map_err(RunError::Io)?;
+    percentile_rows(pw, ModelKind::Webhook, "latency", latency).map_err(RunError::Io)?;
+    percentile_rows(pw, ModelKind::Webhook, "uncorrected_latency", uncorrected)
+        .map_err(RunError::Io)?;
+    percentile_rows(pw, ModelKind::Webhook, "ack_latency", &g.ack).map_err(RunError::Io)?;
+    percentile_rows(pw, ModelKind::Webhook, "connect", &all.connect).map_err(RunError::Io)?;
     Ok(summary)
 }
 
@@ -417,7 +419,7 @@ fn close_interval<W: std::io::Write>(
     ctx.timeseries
         .serialize(TimeseriesRow {
             t_s: (end_s * 1000.0).round() / 1000.0,
-            model: "webhook".into(),
+            model: ModelKind::Webhook,
             offered: stats.total(Counter::Offered),
             sent: stats.total(Counter::Sent),
             delivered: stats.total(Counter::Delivered),

@@ -12,6 +12,7 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 
 use crate::clock::{mono_ns, WallMap};
+use crate::model_kind::ModelKind;
 use crate::record::collect::Collector;
 use crate::record::resources::{HostMeter, RoleMeter};
 use crate::record::results::{
@@ -368,7 +369,7 @@ async fn drive(
             failed_written += failed;
             if let Some(row) = pending_row.replace(TimeseriesRow {
                 t_s: (end_s * 1000.0).round() / 1000.0,
-                model: "websocket".into(),
+                model: ModelKind::WebSocket,
                 failed,
                 dropped: stats.total(Counter::Unfinished),
                 offered: stats.total(Counter::Offered),
@@ -516,7 +517,7 @@ async fn drive(
         })
     };
     let summary = ModelSummary {
-        model: "websocket".into(),
+        model: ModelKind::WebSocket,
         target_rate,
         // Completions while the measured window was open; over the time the deliveries
         // really took when no whole interval fits: a backlog drained after the schedule ended
@@ -618,12 +619,18 @@ async fn drive(
         saturation,
     };
     let pw = &mut ctx.percentiles;
-    percentile_rows(pw, "websocket", "latency", &g.ack).map_err(RunError::Io)?;
-    percentile_rows(pw, "websocket", "uncorrected_latency", &g.ack_uncorrected)
+    percentile_rows(pw, ModelKind::WebSocket, "latency", &g.ack).map_err(RunError::Io)?;
+    percentile_rows(
+        pw,
+        ModelKind::WebSocket,
+        "uncorrected_latency",
+        &g.ack_uncorrected,
+    )
+    .map_err(RunError::Io)?;
+    percentile_rows(pw, ModelKind::WebSocket, "connect", &all.connect).map_err(RunError::Io)?;
+    percentile_rows(pw, ModelKind::WebSocket, "pong_rtt", &all.rtt).map_err(RunError::Io)?;
+    percentile_rows(pw, ModelKind::WebSocket, "backlog_latency", &g.backlog)
         .map_err(RunError::Io)?;
-    percentile_rows(pw, "websocket", "connect", &all.connect).map_err(RunError::Io)?;
-    percentile_rows(pw, "websocket", "pong_rtt", &all.rtt).map_err(RunError::Io)?;
-    percentile_rows(pw, "websocket", "backlog_latency", &g.backlog).map_err(RunError::Io)?;
     Ok(summary)
 }
 

@@ -35,7 +35,7 @@ pub fn webhook(report: &RunReport) -> &ModelSummary {
         .summary
         .models
         .iter()
-        .find(|m| m.model == "webhook")
+        .find(|m| m.model.name() == "webhook")
         .expect("webhook model ran")
 }
 
