@@ -49,6 +49,21 @@ impl Collector {
         done
     }
 
+    /// Hands out every interval still waiting, in order: for when some worker will never
+    /// report again (it died), so what the others reported is not lost.
+    pub fn drain(&mut self) -> Vec<(u64, IntervalStats)> {
+        let done: Vec<_> = std::mem::take(&mut self.pending).into_iter().collect();
+        if let Some(&(k, _)) = done.last() {
+            self.emitted_upto = Some(k);
+        }
+        done
+    }
+
+    /// Workers that have not sent their last report.
+    pub fn unfinished(&self) -> usize {
+        self.finished.iter().filter(|f| !**f).count()
+    }
+
     /// True once every worker has sent its last report and everything was handed out.
     pub fn all_done(&self) -> bool {
         self.finished.iter().all(|f| *f) && self.pending.is_empty()
@@ -69,6 +84,23 @@ mod tests {
             stats,
             last,
         }
+    }
+
+    #[test]
+    fn a_worker_that_dies_leaves_the_others_intervals_to_drain() {
+        let mut c = Collector::new(2);
+        assert!(c.push(report(0, 0, 5, false)).is_empty());
+        assert!(c.push(report(0, 1, 6, true)).is_empty());
+        // Worker 1 never reports: nothing completes, and the collector knows who is missing.
+        assert_eq!(c.unfinished(), 1);
+        assert!(!c.all_done());
+        let drained = c.drain();
+        let delivered: Vec<_> = drained
+            .iter()
+            .map(|(k, s)| (*k, s.total(Counter::Delivered)))
+            .collect();
+        assert_eq!(delivered, vec![(0, 5), (1, 6)]);
+        assert!(c.drain().is_empty());
     }
 
     #[test]

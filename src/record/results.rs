@@ -240,6 +240,9 @@ pub struct Summary {
     pub warmup_s: f64,
     /// True when Ctrl-C cut the run short.
     pub interrupted: bool,
+    /// Why the figures miss part of the run (a worker died), when they do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
     /// The machine.
     pub host: HostInfo,
     /// pushbench version.

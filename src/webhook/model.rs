@@ -3,29 +3,21 @@
 //! series and interval log as it goes, so a run's memory does not grow with its length.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
-use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
 use crate::clock::{mono_ns, WallMap};
 use crate::model_kind::ModelKind;
-use crate::record::collect::Collector;
-use crate::record::resources::{HostMeter, RoleMeter};
-use crate::record::results::{
-    percentile_rows, Connections, ModelSummary, Resources, TimeseriesRow,
-};
+use crate::record::results::{Connections, ModelSummary, Resources};
 use crate::record::saturation::{self, Pool, SendFigures};
-use crate::record::{
-    decode_hist, new_hist, CompletionWindow, Counter, IntervalStats, Percentiles, PhaseStats,
-    MEASURED, WARMUP,
+use crate::record::{decode_hist, new_hist, Counter, Percentiles, MEASURED, WARMUP};
+use crate::run::context::{probe_url, RunContext, RunError};
+use crate::run::pipeline::{
+    write_percentiles, Closed, Driver, IntervalFigures, Pipeline, PipelineSpec,
 };
-use crate::run::{Interrupts, Progress, RunContext, RunError};
 use crate::scenario::{ConnectionMode, Scenario, UrlTemplate, WebhookConfig, WebhookTarget};
 use crate::servers::launch::{fetch_stats, launch_receiver, RunningTarget};
 use crate::servers::receiver::ReceiverCounters;
@@ -34,17 +26,83 @@ use crate::webhook::provider::{spawn_worker, DeliverySpec, WorkerPlan};
 use crate::webhook::retry::GoneEndpoints;
 use crate::webhook::sign::{random_secret, SignatureScheme, SigningKey};
 
-/// Totals over the measured part, built as intervals close.
-struct Totals {
-    gen: PhaseStats,
-    /// Both phases: connections are opened during warm-up and held, so count them over the run.
-    all: PhaseStats,
+/// What the webhook model adds to each interval: the built-in receiver's own view (its
+/// delivery histograms and counters), and when deliveries last completed.
+struct WebhookDriver {
+    /// The built-in receiver, pulled once per interval.
+    receiver: Option<SocketAddr>,
+    /// The receiver's delivery latency over the measured phase (corrected, uncorrected).
     delivery: Histogram<u64>,
     delivery_uncorrected: Histogram<u64>,
-    peak_connections: u64,
-    receiver: Option<ReceiverCounters>,
+    counters: Option<ReceiverCounters>,
     last_measured_completion_s: f64,
-    window: CompletionWindow,
+    warmup_s: f64,
+}
+
+impl Driver for WebhookDriver {
+    fn interval(&mut self, c: &Closed<'_>, ctx: &mut RunContext) -> IntervalFigures {
+        let stats = c.stats;
+        // The receiver's view of this interval: histograms since the last pull.
+        let mut delivery = [new_hist(), new_hist()];
+        let mut delivery_unc = [new_hist(), new_hist()];
+        if let Some(addr) = self.receiver {
+            match fetch_stats(addr) {
+                Ok(s) => {
+                    for p in [WARMUP, MEASURED] {
+                        delivery[p] = decode_hist(&s.delivery[p]).unwrap_or_else(|_| new_hist());
+                        delivery_unc[p] =
+                            decode_hist(&s.delivery_uncorrected[p]).unwrap_or_else(|_| new_hist());
+                    }
+                    self.counters = Some(s.counters);
+                }
+                Err(e) => ctx.warn(format!("could not read the receiver's stats: {e}")),
+            }
+        }
+        let measured = &stats.phases[MEASURED];
+        self.delivery.add(&delivery[MEASURED]).expect("same bounds");
+        self.delivery_uncorrected
+            .add(&delivery_unc[MEASURED])
+            .expect("same bounds");
+        if measured.get(Counter::Delivered) > 0 && c.end_s > self.warmup_s {
+            self.last_measured_completion_s = c.end_s;
+        }
+        // Headline latency over both phases, for the time series.
+        let headline = if self.receiver.is_some() {
+            let mut h = delivery[WARMUP].clone();
+            h.add(&delivery[MEASURED]).expect("same bounds");
+            h
+        } else {
+            stats.merged(|p| &p.ack)
+        };
+        let errors = ErrorKind::ALL
+            .iter()
+            .map(|k| stats.phases.iter().map(|p| p.errors(*k)).sum::<u64>())
+            .sum();
+        // Interval log: the measured phase only, so the log adds up to the summary.
+        let [_, lat] = delivery;
+        let [_, unc] = delivery_unc;
+        let (lat, unc) = if self.receiver.is_some() {
+            (lat, unc)
+        } else {
+            (measured.ack.clone(), measured.ack_uncorrected.clone())
+        };
+        IntervalFigures {
+            headline,
+            errors,
+            failed: stats.total(Counter::Failed),
+            dropped: stats.total(Counter::Dropped),
+            retries: stats.total(Counter::Retries),
+            abandoned: stats.total(Counter::Abandoned),
+            logged: vec![
+                ("latency", lat),
+                ("uncorrected_latency", unc),
+                ("ack_latency", measured.ack.clone()),
+                // Connects belong to no event, so like the summary's connect_us they cover
+                // both phases.
+                ("connect", stats.merged(|p| &p.connect)),
+            ],
+        }
+    }
 }
 
 /// Runs the webhook model and returns its summary entry.
@@ -99,7 +157,7 @@ async fn drive(
 ) -> Result<ModelSummary, RunError> {
     let addr = match target {
         Some(t) => t.addr,
-        None => crate::run::probe_url(&url)?,
+        None => probe_url(&url)?,
     };
     let w = &scenario.workload;
     let workers = delivery_workers(w, cfg);
@@ -128,18 +186,24 @@ async fn drive(
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
 
-    let mut gen_meter = RoleMeter::new(vec!["self".into()]);
-    let mut target_meter = RoleMeter::of_pids(target.map_or(&[][..], |t| &t.pids));
-    gen_meter.tick(0.0);
-    target_meter.tick(0.0);
-    let host_meter = HostMeter::start();
+    // Leave the workers time to start before t = 0.
+    let start_mono = mono_ns() + 50_000_000;
+    let warmup_s = w.warmup_ns as f64 / 1e9;
+    let spec_p = PipelineSpec {
+        model: ModelKind::Webhook,
+        base_mono: start_mono,
+        wall,
+        total_s: schedule.total_ns as f64 / 1e9,
+        window_s: (warmup_s, (w.warmup_ns + w.duration_ns) as f64 / 1e9),
+        target_pids: target.map_or(&[][..], |t| &t.pids),
+        trim_heap: false,
+        last_row_carries_rest: false,
+    };
+    let pipeline = Pipeline::start(&spec_p);
     if target.is_some() {
         // Start the receiver's interval histograms empty.
         let _ = fetch_stats(addr);
     }
-
-    // Leave the workers time to start before t = 0.
-    let start_mono = mono_ns() + 50_000_000;
     let mut handles = Vec::new();
     for worker in 0..workers as u64 {
         let plan = WorkerPlan {
@@ -161,71 +225,27 @@ async fn drive(
     }
     drop(tx);
 
-    let mut hlog_file = File::create(ctx.dir.join("webhook.hlog")).map_err(RunError::Io)?;
-    let mut serializer = V2DeflateSerializer::new();
-    let mut hlog_writer = IntervalLogWriterBuilder::new()
-        .add_comment("pushbench webhook model; values in microseconds; tags name the metric")
-        .with_start_time(
-            std::time::SystemTime::UNIX_EPOCH + Duration::from_nanos(wall.to_real_ns(start_mono)),
-        )
-        .with_base_time(
-            std::time::SystemTime::UNIX_EPOCH + Duration::from_nanos(wall.to_real_ns(start_mono)),
-        )
-        .begin_log_with(&mut hlog_file, &mut serializer)
-        .map_err(RunError::Io)?;
-
-    let mut totals = Totals {
-        gen: PhaseStats::new(),
-        all: PhaseStats::new(),
+    let mut driver = WebhookDriver {
+        receiver: target.map(|t| t.addr),
         delivery: new_hist(),
         delivery_uncorrected: new_hist(),
-        peak_connections: 0,
-        receiver: None,
+        counters: None,
         last_measured_completion_s: 0.0,
-        window: CompletionWindow::new(
-            w.warmup_ns as f64 / 1e9,
-            (w.warmup_ns + w.duration_ns) as f64 / 1e9,
-        ),
+        warmup_s,
     };
-    let mut collector = Collector::new(workers);
-    let total_s = schedule.total_ns as f64 / 1e9;
-    let warmup_s = w.warmup_ns as f64 / 1e9;
-    let mut progress = Progress::new(ctx.progress, total_s, "webhook");
-    let mut interrupts = Interrupts::default();
-    loop {
-        let report = interrupts.next_report(&mut rx, ctx, &stop, &progress).await;
-        let Some(report) = report else { break };
-        for (k, stats) in collector.push(report) {
-            let end_s = ((k + 1) as f64 * interval_ns as f64 / 1e9)
-                .min((mono_ns().saturating_sub(start_mono)) as f64 / 1e9);
-            close_interval(
-                k,
-                end_s,
-                &stats,
-                target.map(|t| t.addr),
-                &mut gen_meter,
-                &mut target_meter,
-                &mut totals,
-                ctx,
-                &mut hlog_writer,
-                interval_ns,
-                warmup_s,
-            )?;
-            progress.update(end_s, &stats, &totals.gen);
-        }
-        if collector.all_done() {
-            break;
-        }
-    }
+    let rec = pipeline
+        .collect(&spec_p, ctx, workers, &mut rx, &stop, &mut driver)
+        .await;
     for h in handles {
-        let _ = h.join();
+        if h.join().is_err() {
+            ctx.mark_incomplete("a webhook delivery worker panicked".into());
+        }
     }
-    progress.finish();
-    drop(hlog_writer);
+    let rec = rec?;
 
     // Summary.
-    let g = &totals.gen;
-    let all = &totals.all;
+    let g = &rec.measured;
+    let all = &rec.all;
     let measured_s = if ctx.interrupted.load(Ordering::Relaxed) {
         ((mono_ns().saturating_sub(start_mono)) as f64 / 1e9 - warmup_s)
             .clamp(1e-9, w.duration_ns as f64 / 1e9)
@@ -235,7 +255,7 @@ async fn drive(
     let scheduled_measured = w.measured_deliveries(scenario.seed);
     let builtin = target.is_some();
     let (latency, uncorrected) = if builtin {
-        (&totals.delivery, &totals.delivery_uncorrected)
+        (&driver.delivery, &driver.delivery_uncorrected)
     } else {
         (&g.ack, &g.ack_uncorrected)
     };
@@ -250,10 +270,10 @@ async fn drive(
     let mut summary = ModelSummary {
         model: ModelKind::Webhook,
         target_rate,
-        achieved_rate: totals.window.rate().unwrap_or(
+        achieved_rate: rec.window.rate().unwrap_or(
             delivered as f64
                 / measured_s
-                    .max(totals.last_measured_completion_s - warmup_s)
+                    .max(driver.last_measured_completion_s - warmup_s)
                     .max(1e-9),
         ),
         events: g.get(Counter::Offered),
@@ -266,7 +286,7 @@ async fn drive(
         retries: g.get(Counter::Retries),
         attempts_per_event: Percentiles::of_counts(g.attempts_per_delivery()),
         attempts_histogram: attempts_histogram(g.attempts_per_delivery()),
-        duplicates: totals.receiver.map_or(0, |r| r.duplicates),
+        duplicates: driver.counters.map_or(0, |r| r.duplicates),
         late_sends: g.get(Counter::LateSends),
         latency_source: if builtin { "receiver" } else { "ack" }.into(),
         latency_us: Percentiles::of(latency),
@@ -280,7 +300,7 @@ async fn drive(
         schedule_lag_us: Percentiles::of(&g.lag),
         connections: Connections {
             target: cfg.pool as u64,
-            peak: totals.peak_connections,
+            peak: rec.peak_connections,
             opened: all.get(Counter::Connects),
             failed: all.get(Counter::ConnectErrors),
             reconnects: match cfg.connection {
@@ -291,13 +311,13 @@ async fn drive(
             },
         },
         resources: Resources {
-            generator: gen_meter.cost(),
-            target: target_meter.cost(),
+            generator: rec.gen_meter.cost(),
+            target: rec.target_meter.cost(),
         },
         bytes_per_event: (g.get(Counter::BytesOut) + g.get(Counter::BytesIn)) as f64
             / delivered.max(1) as f64,
         errors,
-        receiver: totals.receiver,
+        receiver: driver.counters,
         websocket: None,
         saturation: Default::default(),
     };
@@ -306,7 +326,7 @@ async fn drive(
     let answer = &summary.ack_uncorrected_latency_us;
     summary.saturation = saturation::judge(&SendFigures {
         offered_per_s: (!closed_loop).then_some(target_rate),
-        sent_per_s: totals
+        sent_per_s: rec
             .window
             .sent_rate()
             .unwrap_or(g.get(Counter::Sent) as f64 / measured_s.max(1e-9)),
@@ -314,12 +334,12 @@ async fn drive(
         lag_p99_us: summary.schedule_lag_us.p99,
         gen_cpu_cores: summary.resources.generator.cpu_s / run_s,
         gen_cores_usable: workers as f64,
-        host_busy_cores: host_meter.busy_cores(),
+        host_busy_cores: rec.host_meter.busy_cores(),
         // An in-process target (tests) is not measured apart from the generator.
         target_cpu_cores: target
             .filter(|t| !t.pids.is_empty())
             .map(|_| summary.resources.target.cpu_s / run_s),
-        host_cores: host_meter.cores(),
+        host_cores: rec.host_meter.cores(),
         pool: Some(Pool {
             size: cfg.pool as u64,
             occupancy: attempts_per_s * answer.mean / 1e6 / cfg.pool.max(1) as f64,
@@ -327,12 +347,16 @@ async fn drive(
         }),
         target_pushback: None,
     });
-    let pw = &mut ctx.percentiles;
-    percentile_rows(pw, ModelKind::Webhook, "latency", latency).map_err(RunError::Io)?;
-    percentile_rows(pw, ModelKind::Webhook, "uncorrected_latency", uncorrected)
-        .map_err(RunError::Io)?;
-    percentile_rows(pw, ModelKind::Webhook, "ack_latency", &g.ack).map_err(RunError::Io)?;
-    percentile_rows(pw, ModelKind::Webhook, "connect", &all.connect).map_err(RunError::Io)?;
+    write_percentiles(
+        ctx,
+        ModelKind::Webhook,
+        &[
+            ("latency", latency),
+            ("uncorrected_latency", uncorrected),
+            ("ack_latency", &g.ack),
+            ("connect", &all.connect),
+        ],
+    )?;
     Ok(summary)
 }
 
@@ -340,132 +364,4 @@ async fn drive(
 pub fn attempts_histogram(slots: &[u64]) -> Vec<u64> {
     let len = slots.iter().rposition(|&n| n > 0).map_or(0, |i| i + 1);
     slots[..len].to_vec()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn close_interval<W: std::io::Write>(
-    k: u64,
-    end_s: f64,
-    stats: &IntervalStats,
-    receiver: Option<SocketAddr>,
-    gen_meter: &mut RoleMeter,
-    target_meter: &mut RoleMeter,
-    totals: &mut Totals,
-    ctx: &mut RunContext,
-    hlog: &mut hdrhistogram::serialization::interval_log::IntervalLogWriter<
-        '_,
-        '_,
-        W,
-        V2DeflateSerializer,
-    >,
-    interval_ns: u64,
-    warmup_s: f64,
-) -> Result<(), RunError> {
-    // The receiver's view of this interval: histograms since the last pull.
-    let mut delivery = [new_hist(), new_hist()];
-    let mut delivery_unc = [new_hist(), new_hist()];
-    if let Some(addr) = receiver {
-        match fetch_stats(addr) {
-            Ok(s) => {
-                for p in [WARMUP, MEASURED] {
-                    delivery[p] = decode_hist(&s.delivery[p]).unwrap_or_else(|_| new_hist());
-                    delivery_unc[p] =
-                        decode_hist(&s.delivery_uncorrected[p]).unwrap_or_else(|_| new_hist());
-                }
-                totals.receiver = Some(s.counters);
-            }
-            Err(e) => ctx.warn(format!("could not read the receiver's stats: {e}")),
-        }
-    }
-    let measured = &stats.phases[MEASURED];
-    totals.gen.add(measured);
-    totals.all.add(&stats.phases[WARMUP]);
-    totals.all.add(measured);
-    totals
-        .delivery
-        .add(&delivery[MEASURED])
-        .expect("same bounds");
-    totals
-        .delivery_uncorrected
-        .add(&delivery_unc[MEASURED])
-        .expect("same bounds");
-    totals.peak_connections = totals.peak_connections.max(stats.open_connections);
-    totals
-        .window
-        .add((k * interval_ns) as f64 / 1e9, end_s, stats);
-    if measured.get(Counter::Delivered) > 0 && end_s > warmup_s {
-        totals.last_measured_completion_s = end_s;
-    }
-
-    // Headline latency over both phases, for the time series.
-    let headline = if receiver.is_some() {
-        let mut h = delivery[WARMUP].clone();
-        h.add(&delivery[MEASURED]).expect("same bounds");
-        h
-    } else {
-        stats.merged(|p| &p.ack)
-    };
-    let (gen_cpu_pct, gen_rss_bytes) = gen_meter.tick(end_s);
-    let (target_cpu_pct, target_rss_bytes) = target_meter.tick(end_s);
-    let errors: u64 = (0..ErrorKind::ALL.len())
-        .map(|i| {
-            stats
-                .phases
-                .iter()
-                .map(|p| p.counters[Counter::ErrorBase as usize + i])
-                .sum::<u64>()
-        })
-        .sum();
-    ctx.timeseries
-        .serialize(TimeseriesRow {
-            t_s: (end_s * 1000.0).round() / 1000.0,
-            model: ModelKind::Webhook,
-            offered: stats.total(Counter::Offered),
-            sent: stats.total(Counter::Sent),
-            delivered: stats.total(Counter::Delivered),
-            errors,
-            retries: stats.total(Counter::Retries),
-            abandoned: stats.total(Counter::Abandoned),
-            failed: stats.total(Counter::Failed),
-            dropped: stats.total(Counter::Dropped),
-            connections: stats.open_connections,
-            p50_us: if headline.is_empty() {
-                0
-            } else {
-                headline.value_at_quantile(0.5)
-            },
-            p99_us: if headline.is_empty() {
-                0
-            } else {
-                headline.value_at_quantile(0.99)
-            },
-            max_us: headline.max(),
-            gen_cpu_pct: (gen_cpu_pct * 10.0).round() / 10.0,
-            gen_rss_bytes,
-            target_cpu_pct: (target_cpu_pct * 10.0).round() / 10.0,
-            target_rss_bytes,
-        })
-        .map_err(|e| RunError::Io(e.into()))?;
-    ctx.timeseries.flush().map_err(RunError::Io)?;
-
-    // Interval log: the measured phase only, so the log adds up to the summary.
-    let start = Duration::from_nanos(k * interval_ns);
-    let len = Duration::from_secs_f64((end_s - start.as_secs_f64()).max(0.0));
-    let (lat, unc) = if receiver.is_some() {
-        (&delivery[MEASURED], &delivery_unc[MEASURED])
-    } else {
-        (&measured.ack, &measured.ack_uncorrected)
-    };
-    // Connects belong to no event, so like the summary's connect_us they cover both phases.
-    let connect = stats.merged(|p| &p.connect);
-    for (tag, h) in [
-        ("latency", lat),
-        ("uncorrected_latency", unc),
-        ("ack_latency", &measured.ack),
-        ("connect", &connect),
-    ] {
-        hlog.write_histogram(h, start, len, Tag::new(tag))
-            .map_err(|e| RunError::Io(std::io::Error::other(format!("{e:?}"))))?;
-    }
-    Ok(())
 }

@@ -2,27 +2,19 @@
 //! external server), ramps the client fleet up, publishes or sends the event stream, merges the
 //! interval records and measures what holding the connections costs on each side.
 
-use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
-
-use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
-use hdrhistogram::serialization::V2DeflateSerializer;
 
 use crate::clock::{mono_ns, WallMap};
 use crate::model_kind::ModelKind;
-use crate::record::collect::Collector;
-use crate::record::resources::{HostMeter, RoleMeter};
-use crate::record::results::{
-    percentile_rows, Connections, ModelSummary, PerConnection, Resources, TimeseriesRow, WsSummary,
-};
+use crate::record::results::{Connections, ModelSummary, PerConnection, Resources, WsSummary};
 use crate::record::saturation::{self, Saturation, SendFigures};
-use crate::record::{
-    CompletionWindow, Counter, IntervalStats, Percentiles, PhaseStats, MEASURED, WARMUP,
+use crate::record::{Counter, IntervalStats, Percentiles, PhaseStats, MEASURED};
+use crate::run::context::{probe_url, RunContext, RunError};
+use crate::run::pipeline::{
+    write_percentiles, Closed, Driver, IntervalFigures, Pipeline, PipelineSpec,
 };
-use crate::run::{Interrupts, Progress, RunContext, RunError};
 use crate::scenario::{Scenario, UrlTemplate, WebSocketConfig, WsMode, WsTarget};
 use crate::servers::launch::TargetLaunch;
 use crate::servers::launch::{launch_ws_servers, RunningWsServers};
@@ -109,7 +101,7 @@ pub async fn run_websocket(
             (Some(s), url, addr)
         }
         WsTarget::External(url) => {
-            let addr = crate::run::probe_url(url)?;
+            let addr = probe_url(url)?;
             (None, url.clone(), addr)
         }
     };
@@ -120,9 +112,9 @@ pub async fn run_websocket(
     result
 }
 
-struct Totals {
-    measured: PhaseStats,
-    all: PhaseStats,
+/// What the WebSocket model keeps of each interval beyond the pipeline's totals: memory at the
+/// peak of held connections, the ramp, and the reconnect storm.
+struct WsDriver {
     peak_connections: u64,
     ramps_done: u64,
     ramp_done_mono: u64,
@@ -132,6 +124,57 @@ struct Totals {
     last_delivery_mono: u64,
     /// Reconnect storm: first loss, last full recovery, connections down at the end.
     storm: IntervalStats,
+}
+
+impl Driver for WsDriver {
+    fn interval(&mut self, c: &Closed<'_>, _ctx: &mut RunContext) -> IntervalFigures {
+        let stats = c.stats;
+        // The last interval at the peak: steady state, after the ramp's transient memory has
+        // been handed back.
+        if stats.open_connections >= self.peak_connections && stats.open_connections > 0 {
+            self.peak_connections = stats.open_connections;
+            self.gen_rss_at_peak = c.gen_rss;
+            self.target_rss_at_peak = c.target_rss;
+        }
+        self.ramps_done += stats.ramps_done;
+        self.last_delivery_mono = self.last_delivery_mono.max(stats.last_delivery_mono);
+        self.worker_rss_baseline += stats.rss_baseline_bytes;
+        self.ramp_done_mono = self.ramp_done_mono.max(stats.ramp_done_mono);
+        self.storm.add(&IntervalStats {
+            first_loss_mono: stats.first_loss_mono,
+            recovered_mono: stats.recovered_mono,
+            down_at_close: stats.down_at_close,
+            ..IntervalStats::default()
+        });
+        let errors = ErrorKind::ALL
+            .iter()
+            .map(|k| stats.phases.iter().map(|p| p.errors(*k)).sum::<u64>())
+            .sum::<u64>()
+            + stats.total(Counter::Disconnects)
+            + stats.total(Counter::PongsMissed);
+        let m = &stats.phases[MEASURED];
+        IntervalFigures {
+            headline: stats.merged(|p| &p.ack),
+            errors,
+            failed: stats.total(Counter::Gaps) + stats.total(Counter::Unfinished),
+            dropped: stats.total(Counter::Unfinished),
+            retries: stats.total(Counter::Reconnects),
+            abandoned: 0,
+            logged: vec![
+                ("latency", m.ack.clone()),
+                ("uncorrected_latency", m.ack_uncorrected.clone()),
+                ("connect", stats.merged(|p| &p.connect)),
+                ("pong_rtt", stats.merged(|p| &p.rtt)),
+            ],
+        }
+    }
+
+    /// Events lost at the very end show no gap: what was offered and never arrived.
+    fn unaccounted(&self, all: &PhaseStats, rows_failed: u64) -> u64 {
+        let offered = all.get(Counter::Offered);
+        let failed = offered.saturating_sub(all.get(Counter::Delivered).min(offered));
+        failed.saturating_sub(rows_failed)
+    }
 }
 
 async fn drive(
@@ -201,11 +244,20 @@ async fn drive(
         (from, from + st.for_ns / 1000)
     });
 
-    let mut gen_meter = RoleMeter::new(vec!["self".into()]);
-    let mut target_meter = RoleMeter::of_pids(servers.map_or(&[][..], |s| &s.pids));
-    let (_, gen_rss_before) = gen_meter.tick(0.0);
-    let (_, target_rss_before) = target_meter.tick(0.0);
-    let host_meter = HostMeter::start();
+    // The measured window on the intervals' clock (they count from the ramp's start).
+    let window_from_s = (events_start_mono - ramp_start_mono + w.warmup_ns) as f64 / 1e9;
+    let spec_p = PipelineSpec {
+        model: ModelKind::WebSocket,
+        base_mono: ramp_start_mono,
+        wall,
+        total_s: (close_at_mono - ramp_start_mono) as f64 / 1e9,
+        window_s: (window_from_s, window_from_s + w.duration_ns as f64 / 1e9),
+        target_pids: servers.map_or(&[][..], |s| &s.pids),
+        trim_heap: true,
+        last_row_carries_rest: true,
+    };
+    let mut pipeline = Pipeline::start(&spec_p);
+    let (gen_rss_before, target_rss_before) = pipeline.rss_before();
 
     let mut handles = Vec::new();
     let mut worker_procs = Vec::new();
@@ -255,7 +307,7 @@ async fn drive(
             ),
         }
     }
-    gen_meter.add_pids(worker_procs.iter().map(|p| p.pid().to_string()));
+    pipeline.add_generator_pids(worker_procs.iter().map(|p| p.pid().to_string()));
     let controller = match servers {
         Some(s) => Some(
             spawn_controller(ControllerPlan {
@@ -282,22 +334,9 @@ async fn drive(
         None => None,
     };
     drop(tx);
+
     let sources = workers as usize + usize::from(controller.is_some());
-
-    let mut hlog_file = File::create(ctx.dir.join("websocket.hlog")).map_err(RunError::Io)?;
-    let mut serializer = V2DeflateSerializer::new();
-    let base =
-        std::time::SystemTime::UNIX_EPOCH + Duration::from_nanos(wall.to_real_ns(ramp_start_mono));
-    let mut hlog = IntervalLogWriterBuilder::new()
-        .add_comment("pushbench websocket model; values in microseconds; tags name the metric")
-        .with_start_time(base)
-        .with_base_time(base)
-        .begin_log_with(&mut hlog_file, &mut serializer)
-        .map_err(RunError::Io)?;
-
-    let mut totals = Totals {
-        measured: PhaseStats::new(),
-        all: PhaseStats::new(),
+    let mut driver = WsDriver {
         peak_connections: 0,
         ramps_done: 0,
         ramp_done_mono: 0,
@@ -307,108 +346,13 @@ async fn drive(
         target_rss_at_peak: target_rss_before,
         storm: IntervalStats::default(),
     };
-    // The measured window on the intervals' clock (they count from the ramp's start).
-    let window_from_s = (events_start_mono - ramp_start_mono + w.warmup_ns) as f64 / 1e9;
-    let mut window =
-        CompletionWindow::new(window_from_s, window_from_s + w.duration_ns as f64 / 1e9);
-    // Each row is written when the next arrives, so the last can carry the failures only the
-    // end reveals (events lost at the very end show no gap), and the rows add up.
-    let mut pending_row: Option<TimeseriesRow> = None;
-    let mut failed_written = 0u64;
-    let mut collector = Collector::new(sources);
-    let total_s = (close_at_mono - ramp_start_mono) as f64 / 1e9;
-    let mut progress = Progress::new(ctx.progress, total_s, "websocket");
-    let mut interrupts = Interrupts::default();
-    loop {
-        let report = interrupts.next_report(&mut rx, ctx, &stop, &progress).await;
-        let Some(report) = report else { break };
-        for (k, stats) in collector.push(report) {
-            let end_s = ((k + 1) as f64 * interval_ns as f64 / 1e9)
-                .min(mono_ns().saturating_sub(ramp_start_mono) as f64 / 1e9);
-            // Hand memory freed after the handshakes back to the OS, so RSS shows what the held
-            // connections really keep (glibc otherwise caches it in its arenas).
-            crate::record::resources::trim_heap();
-            let (gen_cpu, gen_rss) = gen_meter.tick(end_s);
-            let (target_cpu, target_rss) = target_meter.tick(end_s);
-            totals.measured.add(&stats.phases[MEASURED]);
-            totals.all.add(&stats.phases[WARMUP]);
-            totals.all.add(&stats.phases[MEASURED]);
-            // The last interval at the peak: steady state, after the ramp's transient memory
-            // has been handed back.
-            if stats.open_connections >= totals.peak_connections && stats.open_connections > 0 {
-                totals.peak_connections = stats.open_connections;
-                totals.gen_rss_at_peak = gen_rss;
-                totals.target_rss_at_peak = target_rss;
-            }
-            totals.ramps_done += stats.ramps_done;
-            totals.last_delivery_mono = totals.last_delivery_mono.max(stats.last_delivery_mono);
-            totals.worker_rss_baseline += stats.rss_baseline_bytes;
-            totals.ramp_done_mono = totals.ramp_done_mono.max(stats.ramp_done_mono);
-            totals.storm.add(&IntervalStats {
-                first_loss_mono: stats.first_loss_mono,
-                recovered_mono: stats.recovered_mono,
-                down_at_close: stats.down_at_close,
-                ..IntervalStats::default()
-            });
-            let latency = stats.merged(|p| &p.ack);
-            let q = |v: f64| {
-                if latency.is_empty() {
-                    0
-                } else {
-                    latency.value_at_quantile(v)
-                }
-            };
-            let errors: u64 = ErrorKind::ALL
-                .iter()
-                .map(|k| stats.phases.iter().map(|p| p.errors(*k)).sum::<u64>())
-                .sum::<u64>()
-                + stats.total(Counter::Disconnects)
-                + stats.total(Counter::PongsMissed);
-            window.add((k * interval_ns) as f64 / 1e9, end_s, &stats);
-            let failed = stats.total(Counter::Gaps) + stats.total(Counter::Unfinished);
-            failed_written += failed;
-            if let Some(row) = pending_row.replace(TimeseriesRow {
-                t_s: (end_s * 1000.0).round() / 1000.0,
-                model: ModelKind::WebSocket,
-                failed,
-                dropped: stats.total(Counter::Unfinished),
-                offered: stats.total(Counter::Offered),
-                sent: stats.total(Counter::Sent),
-                delivered: stats.total(Counter::Delivered),
-                errors,
-                retries: stats.total(Counter::Reconnects),
-                abandoned: 0,
-                connections: stats.open_connections,
-                p50_us: q(0.5),
-                p99_us: q(0.99),
-                max_us: latency.max(),
-                gen_cpu_pct: (gen_cpu * 10.0).round() / 10.0,
-                gen_rss_bytes: gen_rss,
-                target_cpu_pct: (target_cpu * 10.0).round() / 10.0,
-                target_rss_bytes: target_rss,
-            }) {
-                write_row(ctx, &row)?;
-            }
-            let m = &stats.phases[MEASURED];
-            let start = Duration::from_nanos(k * interval_ns);
-            let len = Duration::from_secs_f64((end_s - start.as_secs_f64()).max(0.0));
-            for (tag, h) in [
-                ("latency", &m.ack),
-                ("uncorrected_latency", &m.ack_uncorrected),
-                ("connect", &stats.merged(|p| &p.connect)),
-                ("pong_rtt", &stats.merged(|p| &p.rtt)),
-            ] {
-                hlog.write_histogram(h, start, len, Tag::new(tag))
-                    .map_err(|e| RunError::Io(std::io::Error::other(format!("{e:?}"))))?;
-            }
-            progress.update(end_s, &stats, &totals.measured);
-        }
-        if collector.all_done() {
-            break;
-        }
-    }
+    let rec = pipeline
+        .collect(&spec_p, ctx, sources, &mut rx, &stop, &mut driver)
+        .await;
     for h in handles {
-        let _ = h.join();
+        if h.join().is_err() {
+            ctx.mark_incomplete("a WebSocket fleet worker panicked".into());
+        }
     }
     for p in worker_procs {
         p.wait();
@@ -422,18 +366,11 @@ async fn drive(
                 None
             }
         });
-    progress.finish();
-    drop(hlog);
-    if let Some(mut row) = pending_row {
-        let all = &totals.all;
-        let offered = all.get(Counter::Offered);
-        let failed = offered.saturating_sub(all.get(Counter::Delivered).min(offered));
-        row.failed += failed.saturating_sub(failed_written);
-        write_row(ctx, &row)?;
-    }
+    let rec = rec?;
+    let totals = &driver;
 
-    let g = &totals.measured;
-    let all = &totals.all;
+    let g = &rec.measured;
+    let all = &rec.all;
     let duration_s = w.duration_ns as f64 / 1e9;
     let scheduled = if cfg.mode == WsMode::Idle || external_push {
         0
@@ -474,8 +411,8 @@ async fn drive(
     };
     let target_rate = scheduled as f64 / duration_s;
     let resources = Resources {
-        generator: gen_meter.cost(),
-        target: target_meter.cost(),
+        generator: rec.gen_meter.cost(),
+        target: rec.target_meter.cost(),
     };
     let saturation = if cfg.mode == WsMode::Idle || external_push {
         // Nothing is offered by the harness: the connections are the load.
@@ -496,7 +433,8 @@ async fn drive(
         let run_s = (mono_ns().saturating_sub(ramp_start_mono) as f64 / 1e9).max(1e-3);
         saturation::judge(&SendFigures {
             offered_per_s: (!matches!(w.shape, crate::schedule::Shape::Max)).then_some(target_rate),
-            sent_per_s: window
+            sent_per_s: rec
+                .window
                 .sent_rate()
                 .unwrap_or(g.get(Counter::Sent) as f64 / duration_s),
             dropped: g.get(Counter::Unfinished),
@@ -504,11 +442,11 @@ async fn drive(
             gen_cpu_cores: resources.generator.cpu_s / run_s,
             // Fleet workers plus the controller that publishes.
             gen_cores_usable: (workers + 1) as f64,
-            host_busy_cores: host_meter.busy_cores(),
+            host_busy_cores: rec.host_meter.busy_cores(),
             target_cpu_cores: servers
                 .filter(|s| !s.pids.is_empty())
                 .map(|_| resources.target.cpu_s / run_s),
-            host_cores: host_meter.cores(),
+            host_cores: rec.host_meter.cores(),
             pool: None,
             // Blocked time after the window (the drain) counts too: clamp to the whole window.
             target_pushback: Some(
@@ -522,7 +460,7 @@ async fn drive(
         // Completions while the measured window was open; over the time the deliveries
         // really took when no whole interval fits: a backlog drained after the schedule ended
         // does not count as keeping up.
-        achieved_rate: window.rate().unwrap_or(
+        achieved_rate: rec.window.rate().unwrap_or(
             delivered as f64
                 / duration_s.max(
                     totals
@@ -618,25 +556,16 @@ async fn drive(
         }),
         saturation,
     };
-    let pw = &mut ctx.percentiles;
-    percentile_rows(pw, ModelKind::WebSocket, "latency", &g.ack).map_err(RunError::Io)?;
-    percentile_rows(
-        pw,
+    write_percentiles(
+        ctx,
         ModelKind::WebSocket,
-        "uncorrected_latency",
-        &g.ack_uncorrected,
-    )
-    .map_err(RunError::Io)?;
-    percentile_rows(pw, ModelKind::WebSocket, "connect", &all.connect).map_err(RunError::Io)?;
-    percentile_rows(pw, ModelKind::WebSocket, "pong_rtt", &all.rtt).map_err(RunError::Io)?;
-    percentile_rows(pw, ModelKind::WebSocket, "backlog_latency", &g.backlog)
-        .map_err(RunError::Io)?;
+        &[
+            ("latency", &g.ack),
+            ("uncorrected_latency", &g.ack_uncorrected),
+            ("connect", &all.connect),
+            ("pong_rtt", &all.rtt),
+            ("backlog_latency", &g.backlog),
+        ],
+    )?;
     Ok(summary)
-}
-
-fn write_row(ctx: &mut RunContext, row: &TimeseriesRow) -> Result<(), RunError> {
-    ctx.timeseries
-        .serialize(row)
-        .map_err(|e| RunError::Io(e.into()))?;
-    ctx.timeseries.flush().map_err(RunError::Io)
 }

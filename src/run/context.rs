@@ -1,0 +1,134 @@
+//! What a run is given and shares with its models: the options, the results directory's open
+//! writers, warnings, the errors that stop a run, and the reachability check of an external
+//! target. Models import this, never the run itself.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::servers::launch::TargetLaunch;
+
+/// What can stop a run, mapped to exit codes by `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The results directory cannot be created or written (exit 2: nothing ran).
+    #[error("cannot write results to {path}: {reason}")]
+    OutDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The target did not answer before the run (exit 3).
+    #[error("target {url} is unreachable: {reason}")]
+    Unreachable {
+        /// The URL as written in the scenario.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The run could not be set up (exit 3).
+    #[error("{0}")]
+    Setup(String),
+    /// Writing results failed mid-run (exit 3).
+    #[error("writing results: {0}")]
+    Io(#[from] std::io::Error),
+    /// A worker stopped reporting before the run ended (a thread panicked, a process died);
+    /// the results so far were written and marked incomplete (exit 3).
+    #[error("{0}")]
+    WorkerDied(String),
+    /// The generator ran out of ports or file descriptors; the results were still written
+    /// (exit 3). The message names the limit and what to change.
+    #[error("{0}")]
+    Exhausted(String),
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// A bar on a terminal, plain lines otherwise.
+    Auto,
+    /// Plain lines every few seconds.
+    Plain,
+    /// Nothing.
+    Off,
+}
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Exactly this directory, or `None` for `results/<name>-<UTC time>/`.
+    pub out: Option<PathBuf>,
+    /// Parent of default directories.
+    pub results_root: PathBuf,
+    /// How built-in targets run.
+    pub launch: TargetLaunch,
+    /// Progress display.
+    pub progress: ProgressMode,
+    /// Interval length for time series (1 s).
+    pub interval_ns: u64,
+}
+
+/// What the models share during a run.
+pub struct RunContext {
+    /// The results directory.
+    pub dir: PathBuf,
+    /// How built-in targets run.
+    pub launch: TargetLaunch,
+    /// Progress display.
+    pub progress: ProgressMode,
+    /// Interval length.
+    pub interval_ns: u64,
+    /// Set on Ctrl-C.
+    pub interrupted: Arc<AtomicBool>,
+    /// `timeseries.csv`.
+    pub timeseries: csv::Writer<File>,
+    /// `percentiles.csv`.
+    pub percentiles: csv::Writer<File>,
+    /// Problems worth telling the user that did not stop the run.
+    pub warnings: Vec<String>,
+    /// Why the figures are incomplete (a worker died), when they are.
+    pub incomplete: Option<String>,
+}
+
+impl RunContext {
+    /// Records that the figures miss part of the run, and why (the first reason stays).
+    pub fn mark_incomplete(&mut self, why: String) {
+        if self.incomplete.is_none() {
+            eprintln!("error: {why}");
+            self.incomplete = Some(why);
+        }
+    }
+
+    /// Records a warning once and prints it.
+    pub fn warn(&mut self, message: String) {
+        if !self.warnings.contains(&message) {
+            eprintln!("warning: {message}");
+            self.warnings.push(message);
+        }
+    }
+}
+
+/// Resolves an external target's address and checks that it accepts connections, so an
+/// unreachable target stops the run before any load (exit 3, naming the URL).
+pub fn probe_url(url: &crate::scenario::UrlTemplate) -> Result<std::net::SocketAddr, RunError> {
+    use std::net::ToSocketAddrs;
+    let unreachable = |reason: String| RunError::Unreachable {
+        url: url.raw.clone(),
+        reason,
+    };
+    let addr = (url.host.as_str(), url.port)
+        .to_socket_addrs()
+        .map_err(|e| unreachable(format!("cannot resolve {}: {e}", url.host)))?
+        .next()
+        .ok_or_else(|| unreachable(format!("{} has no address", url.host)))?;
+    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))
+        .map_err(|e| unreachable(format!("cannot connect to {addr}: {e}")))?;
+    Ok(addr)
+}
+
+/// `results/` next to the current directory.
+pub fn default_results_root() -> PathBuf {
+    Path::new("results").to_path_buf()
+}
