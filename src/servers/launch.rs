@@ -67,6 +67,29 @@ impl RunningTarget {
     }
 }
 
+/// How long a built-in server child may take to print the line saying where it listens.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first line a child server prints (where it listens), or why there is none within
+/// `timeout`: a child that hangs before binding must not hang the run. On a timeout the
+/// reading thread stays blocked until the caller kills the child.
+fn startup_line(stdout: std::process::ChildStdout, timeout: Duration) -> Result<String, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(read.map(|_| line));
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(line)) => Ok(line),
+        Ok(Err(e)) => Err(format!("(reading its output failed: {e})")),
+        Err(_) => Err(format!(
+            "(nothing within {} s of starting)",
+            timeout.as_secs_f64()
+        )),
+    }
+}
+
 /// Command-line arguments that reproduce a receiver configuration for `serve webhook`.
 pub fn receiver_args(cfg: &ReceiverConfig, scheme: SignatureScheme, seed: u64) -> Vec<String> {
     let mut args = vec![
@@ -161,12 +184,13 @@ pub fn launch_receiver(
                 )
             })?;
             let stdout = child.stdout.take().expect("piped");
-            let mut line = String::new();
-            let read = BufReader::new(stdout).read_line(&mut line);
-            let addr = line
+            let read = startup_line(stdout, STARTUP_TIMEOUT);
+            let addr = read
+                .as_deref()
+                .unwrap_or_default()
                 .split_once("http://")
                 .and_then(|(_, rest)| rest.trim().parse::<SocketAddr>().ok());
-            match (read, addr) {
+            match (&read, addr) {
                 (Ok(_), Some(addr)) => Ok(RunningTarget {
                     addr,
                     pids: vec![child.id()],
@@ -175,8 +199,12 @@ pub fn launch_receiver(
                 _ => {
                     let _ = child.kill();
                     let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                    let printed = match &read {
+                        Ok(line) => format!("it printed: {line:?}"),
+                        Err(why) => why.clone(),
+                    };
                     Err(format!(
-                        "the built-in receiver did not start ({status}); it printed: {line:?}"
+                        "the built-in receiver did not start ({status}); {printed}"
                     ))
                 }
             }
@@ -319,8 +347,8 @@ pub fn launch_ws_servers(
                 let mut child = cmd
                     .spawn()
                     .map_err(|e| format!("cannot start the built-in WebSocket server: {e}"))?;
-                let mut line = String::new();
-                let _ = BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line);
+                let line = startup_line(child.stdout.take().expect("piped"), STARTUP_TIMEOUT)
+                    .unwrap_or_else(|e| e);
                 let Some((addr, control)) = parse_ws_banner(&line) else {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -379,4 +407,36 @@ pub fn launch_ws_servers(
         }
     }
     Ok(servers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_that_prints_nothing_does_not_hang_the_launch() {
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 30"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let read = startup_line(child.stdout.take().unwrap(), Duration::from_millis(200));
+        let _ = child.kill();
+        let _ = child.wait();
+        let why = read.unwrap_err();
+        assert!(why.contains("nothing within 0.2 s"), "{why}");
+    }
+
+    #[test]
+    fn the_startup_line_is_read_when_it_comes() {
+        let mut child = Command::new("sh")
+            .args(["-c", "echo 'listening on http://127.0.0.1:9'; sleep 30"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let read = startup_line(child.stdout.take().unwrap(), Duration::from_secs(10));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(read.unwrap(), "listening on http://127.0.0.1:9\n");
+    }
 }

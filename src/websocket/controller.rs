@@ -71,9 +71,28 @@ pub fn spawn_controller(
     crate::local::spawn_local_thread("ws-controller".into(), move || run(plan))
 }
 
+/// Which server process holds a subscriber: its index + 1, or 0 for none. Wide enough for every
+/// process count a run can have (`processes` is validated up to 256, and a fleet of one process
+/// per 16k subscribers reaches 256 at 4M connections).
+type Route = u16;
+
+/// Applies a server's HOLD or RELEASE of `sub` to the routing table (other tags and subscribers
+/// out of range are ignored). A RELEASE only clears the route if this server still holds it: a
+/// reconnect to another server may already have taken it.
+fn apply_route(routes: &mut [Route], server: usize, t: u8, sub: u32) {
+    let me = Route::try_from(server + 1).expect("server count fits a route (checked at start)");
+    if let Some(slot) = routes.get_mut(sub as usize) {
+        match t {
+            tag::HOLD => *slot = me,
+            tag::RELEASE if *slot == me => *slot = 0,
+            _ => {}
+        }
+    }
+}
+
 struct Shared {
     /// Server process (index + 1) holding each subscriber; 0 = none.
-    routes: RefCell<Vec<u8>>,
+    routes: RefCell<Vec<Route>>,
     replies: RefCell<Vec<Option<ServerStats>>>,
 }
 
@@ -99,14 +118,7 @@ async fn reader(index: usize, mut read: OwnedReadHalf, shared: Rc<Shared>) {
                 at += 5 + len;
                 continue;
             }
-            let mut routes = shared.routes.borrow_mut();
-            if let Some(slot) = routes.get_mut(sub as usize) {
-                match t {
-                    tag::HOLD => *slot = index as u8 + 1,
-                    tag::RELEASE if *slot == index as u8 + 1 => *slot = 0,
-                    _ => {}
-                }
-            }
+            apply_route(&mut shared.routes.borrow_mut(), index, t, sub);
             at += 5;
         }
         buf.copy_within(at..filled, 0);
@@ -118,6 +130,13 @@ async fn reader(index: usize, mut read: OwnedReadHalf, shared: Rc<Shared>) {
 }
 
 async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
+    if plan.controls.len() >= usize::from(Route::MAX) {
+        return Err(format!(
+            "{} server processes: the controller routes at most {}",
+            plan.controls.len(),
+            Route::MAX - 1
+        ));
+    }
     let shared = Rc::new(Shared {
         routes: RefCell::new(vec![0; plan.subscribers as usize]),
         replies: RefCell::new(vec![None; plan.controls.len()]),
@@ -341,4 +360,26 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
         total.add(s);
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_name_every_server_process_past_the_256th() {
+        let mut routes = vec![0; 4];
+        // The 256th and 300th processes (indexes 255 and 299) hold subscribers 1 and 2.
+        apply_route(&mut routes, 255, tag::HOLD, 1);
+        apply_route(&mut routes, 299, tag::HOLD, 2);
+        assert_eq!(routes, vec![0, 256, 300, 0]);
+        // A release from a server that no longer holds the subscriber changes nothing.
+        apply_route(&mut routes, 0, tag::RELEASE, 2);
+        assert_eq!(routes[2], 300);
+        apply_route(&mut routes, 299, tag::RELEASE, 2);
+        assert_eq!(routes[2], 0);
+        // Out of range is ignored.
+        apply_route(&mut routes, 3, tag::HOLD, 99);
+        assert_eq!(routes, vec![0, 256, 0, 0]);
+    }
 }
