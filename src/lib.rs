@@ -20,6 +20,7 @@
 //! - [`capacity`]: `pushbench capacity`: step the load up, bisect, report the highest that holds an
 //!   [`slo`]; [`sweep`]: one run per value of a key ([`overrides`] edits the scenario's TOML)
 
+pub mod backoff;
 pub mod capacity;
 pub mod cli;
 pub mod clock;

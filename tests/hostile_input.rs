@@ -6,16 +6,17 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use pushbench::clock::real_ns;
+use pushbench::record::results::{ReceiverCounters, ServerStats};
 use pushbench::scenario::ReceiverConfig;
 use pushbench::servers::guard::ConnLimits;
 use pushbench::servers::launch::fetch_stats;
-use pushbench::servers::receiver::{self, ReceiverCounters, ReceiverOptions};
+use pushbench::servers::receiver::{self, ReceiverOptions};
 use pushbench::servers::{sink, ws_server};
 use pushbench::webhook::http::Conn;
 use pushbench::webhook::payload::Payload;
 use pushbench::webhook::sign::{SignatureScheme, SigningKey};
 use pushbench::websocket::frame::{self, OpCode};
-use pushbench::websocket::proto::{tag, Control, ServerStats, CONTROL_RECORD};
+use pushbench::websocket::proto::{tag, Control, CONTROL_RECORD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

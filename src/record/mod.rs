@@ -7,6 +7,7 @@
 //! measured, so the summary leaves the warm-up out while the time series shows it.
 
 pub mod collect;
+pub mod error_kind;
 pub mod hist;
 pub mod resources;
 pub mod results;
@@ -15,6 +16,7 @@ pub mod wire;
 
 use hdrhistogram::Histogram;
 
+pub use error_kind::ErrorKind;
 pub use hist::{decode_hist, encode_hist, new_hist, Percentiles};
 
 /// Warm-up phase index.
@@ -90,8 +92,7 @@ pub enum Counter {
 }
 
 /// First attempts-per-event slot (after the error kinds).
-const ATTEMPTS_BASE: usize =
-    Counter::ErrorBase as usize + crate::webhook::http::ErrorKind::ALL.len();
+const ATTEMPTS_BASE: usize = Counter::ErrorBase as usize + ErrorKind::ALL.len();
 
 /// Slots of the attempts-per-event histogram: slot n counts deliveries that ended after n
 /// attempts; the last slot also holds every count above it.
@@ -159,12 +160,12 @@ impl PhaseStats {
 
     /// Counts one failed attempt of a kind.
     #[inline]
-    pub fn bump_error(&mut self, kind: crate::webhook::http::ErrorKind) {
+    pub fn bump_error(&mut self, kind: ErrorKind) {
         self.counters[Counter::ErrorBase as usize + kind as usize] += 1;
     }
 
     /// Failed attempts of a kind.
-    pub fn errors(&self, kind: crate::webhook::http::ErrorKind) -> u64 {
+    pub fn errors(&self, kind: ErrorKind) -> u64 {
         self.counters[Counter::ErrorBase as usize + kind as usize]
     }
 

@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 
 use super::Percentiles;
 use crate::model_kind::ModelKind;
-use crate::servers::receiver::ReceiverCounters;
 
 /// The machine the run happened on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -212,7 +211,7 @@ pub struct WsSummary {
     /// Built-in server processes.
     pub server_processes: u64,
     /// What the built-in server counted.
-    pub server: Option<crate::websocket::proto::ServerStats>,
+    pub server: Option<ServerStats>,
 }
 
 /// A threshold and how the run did against it.
@@ -251,6 +250,106 @@ pub struct Summary {
     pub models: Vec<ModelSummary>,
     /// Threshold verdicts.
     pub thresholds: Vec<ThresholdResult>,
+}
+
+/// The built-in webhook receiver's cumulative counters, as its `/stats` reports them and the
+/// summary's `receiver` block carries them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReceiverCounters {
+    /// TCP connections that carried at least one delivery.
+    pub connections: u64,
+    /// HTTP requests to the hook path.
+    pub requests: u64,
+    /// First deliveries of an id answered 2xx.
+    pub unique: u64,
+    /// Repeated deliveries of an id already accepted (answered 2xx, not counted again).
+    pub duplicates: u64,
+    /// Signatures that did not verify (401).
+    pub bad_signature: u64,
+    /// Timestamps outside the tolerance (401).
+    pub stale: u64,
+    /// Bodies over the cap (413).
+    pub too_large: u64,
+    /// Request heads over the cap (431).
+    pub headers_too_large: u64,
+    /// Requests that were not valid HTTP (400).
+    pub malformed: u64,
+    /// Clients too slow to send a head (closed) or a body (408).
+    pub timeouts: u64,
+    /// Requests answered 503 on purpose.
+    pub injected_failures: u64,
+    /// Requests held by the stall window.
+    pub stalled: u64,
+    /// Body bytes received.
+    pub body_bytes: u64,
+    /// Requests answered 503 during an outage window.
+    pub outage_unavailable: u64,
+    /// Connections dropped unanswered during an outage window.
+    pub outage_dropped: u64,
+    /// Requests answered 429 (throttled).
+    pub throttled: u64,
+    /// Requests answered 410 (the endpoint is gone).
+    pub gone: u64,
+}
+
+/// One built-in WebSocket server process's cumulative counters, as its control stream reports
+/// them and the summary's `websocket.server` block carries them (summed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerStats {
+    /// Connections held now.
+    pub connections: u64,
+    /// Upgrades completed.
+    pub upgrades: u64,
+    /// Events pushed to a subscriber.
+    pub pushed: u64,
+    /// Events for subscribers this process does not hold.
+    pub not_connected: u64,
+    /// Events dropped because the subscriber's send buffer was full (slow consumer).
+    pub dropped_slow: u64,
+    /// Messages echoed.
+    pub echoed: u64,
+    /// Pings answered.
+    pub pongs: u64,
+    /// Connections closed for protocol errors or oversized messages (the next three together).
+    pub protocol_errors: u64,
+    /// Closed with 1002: bad opcode, reserved bits, unmasked, fragments out of order, bad close.
+    pub bad_frames: u64,
+    /// Closed with 1007: text or a close reason that is not UTF-8.
+    pub invalid_utf8: u64,
+    /// Closed with 1009: a message over the size cap.
+    pub oversized: u64,
+    /// Handshakes refused: not HTTP, not an upgrade, or a head over the cap.
+    pub malformed: u64,
+    /// Handshakes not received in time (closed).
+    pub timeouts: u64,
+    /// Connections dropped on command.
+    pub dropped: u64,
+    /// Events queued during a stall and pushed after it (also in `pushed`).
+    #[serde(default)]
+    pub held: u64,
+}
+
+impl ServerStats {
+    /// Adds another process's counts.
+    pub fn add(&mut self, o: &ServerStats) {
+        self.connections += o.connections;
+        self.upgrades += o.upgrades;
+        self.pushed += o.pushed;
+        self.not_connected += o.not_connected;
+        self.dropped_slow += o.dropped_slow;
+        self.echoed += o.echoed;
+        self.pongs += o.pongs;
+        self.protocol_errors += o.protocol_errors;
+        self.bad_frames += o.bad_frames;
+        self.invalid_utf8 += o.invalid_utf8;
+        self.oversized += o.oversized;
+        self.malformed += o.malformed;
+        self.timeouts += o.timeouts;
+        self.dropped += o.dropped;
+        self.held += o.held;
+    }
 }
 
 /// One `timeseries.csv` row.
@@ -310,7 +409,7 @@ pub fn is_numeric_metric(path: &str) -> bool {
         websocket: Some(WsSummary::default()),
         ..ModelSummary::default()
     };
-    for kind in crate::webhook::http::ErrorKind::ALL {
+    for kind in super::ErrorKind::ALL {
         example.errors.insert(kind.name().into(), 0);
     }
     example.errors.insert("dropped".into(), 0);

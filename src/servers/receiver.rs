@@ -9,6 +9,7 @@
 //! microseconds, so it works across machines with synchronised clocks. Other senders' deliveries
 //! are verified and counted but not timed.
 
+use crate::record::results::ReceiverCounters;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -43,46 +44,6 @@ pub struct ReceiverOptions {
     pub key: Option<SigningKey>,
     /// Seed for injected failures.
     pub seed: u64,
-}
-
-/// Cumulative counters, as `/stats` reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ReceiverCounters {
-    /// TCP connections that carried at least one delivery.
-    pub connections: u64,
-    /// HTTP requests to the hook path.
-    pub requests: u64,
-    /// First deliveries of an id answered 2xx.
-    pub unique: u64,
-    /// Repeated deliveries of an id already accepted (answered 2xx, not counted again).
-    pub duplicates: u64,
-    /// Signatures that did not verify (401).
-    pub bad_signature: u64,
-    /// Timestamps outside the tolerance (401).
-    pub stale: u64,
-    /// Bodies over the cap (413).
-    pub too_large: u64,
-    /// Request heads over the cap (431).
-    pub headers_too_large: u64,
-    /// Requests that were not valid HTTP (400).
-    pub malformed: u64,
-    /// Clients too slow to send a head (closed) or a body (408).
-    pub timeouts: u64,
-    /// Requests answered 503 on purpose.
-    pub injected_failures: u64,
-    /// Requests held by the stall window.
-    pub stalled: u64,
-    /// Body bytes received.
-    pub body_bytes: u64,
-    /// Requests answered 503 during an outage window.
-    pub outage_unavailable: u64,
-    /// Connections dropped unanswered during an outage window.
-    pub outage_dropped: u64,
-    /// Requests answered 429 (throttled).
-    pub throttled: u64,
-    /// Requests answered 410 (the endpoint is gone).
-    pub gone: u64,
 }
 
 /// The `/stats` answer.

@@ -25,9 +25,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 use super::guard::{ConnLimits, Ending, Guarded};
+use crate::record::results::ServerStats;
 use crate::websocket::client::{flush_queue, send_or_queue};
 use crate::websocket::frame::{self, OpCode};
-use crate::websocket::proto::{tag, Control, Event, ServerStats, CONTROL_RECORD};
+use crate::websocket::proto::{tag, Control, Event, CONTROL_RECORD};
 
 /// Limits of one server process.
 #[derive(Debug, Clone, Copy)]

@@ -11,8 +11,9 @@ use hdrhistogram::Histogram;
 
 use crate::clock::{mono_ns, WallMap};
 use crate::model_kind::ModelKind;
-use crate::record::results::{Connections, ModelSummary, Resources};
+use crate::record::results::{Connections, ModelSummary, ReceiverCounters, Resources};
 use crate::record::saturation::{self, Pool, SendFigures};
+use crate::record::ErrorKind;
 use crate::record::{decode_hist, new_hist, Counter, Percentiles, MEASURED, WARMUP};
 use crate::run::context::{probe_url, RunContext, RunError};
 use crate::run::pipeline::{
@@ -20,8 +21,6 @@ use crate::run::pipeline::{
 };
 use crate::scenario::{ConnectionMode, Scenario, UrlTemplate, WebhookConfig, WebhookTarget};
 use crate::servers::launch::{fetch_stats, launch_receiver, RunningTarget};
-use crate::servers::receiver::ReceiverCounters;
-use crate::webhook::http::ErrorKind;
 use crate::webhook::provider::{spawn_worker, DeliverySpec, WorkerPlan};
 use crate::webhook::retry::GoneEndpoints;
 use crate::webhook::sign::{random_secret, SignatureScheme, SigningKey};

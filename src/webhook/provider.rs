@@ -32,12 +32,13 @@ use tokio::sync::{mpsc::UnboundedSender, Notify};
 use tokio::time::Sleep;
 
 use crate::clock::{mono_ns, PreciseTimer, WallMap, MIN_WAKE_GAP_NS};
+use crate::record::ErrorKind;
 use crate::record::{
     record_ns, Counter, IntervalStats, WorkerReport, ATTEMPT_SLOTS, LATE_NS, MEASURED, WARMUP,
 };
 use crate::scenario::{ConnectionMode, RetryPolicy, UrlTemplate};
 use crate::schedule::{Schedule, Shape, SplitMix64};
-use crate::webhook::http::{Conn, ErrorKind, Failure, Response};
+use crate::webhook::http::{Conn, Failure, Response};
 use crate::webhook::payload::Payload;
 use crate::webhook::retry::{retry_wait_ns, GoneEndpoints};
 use crate::webhook::sign::SigningKey;

@@ -4,25 +4,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::scenario::{Jitter, RetryPolicy};
-
-/// Backoff before retry number `attempt` (0 = before the first retry); `u` is uniform in [0, 1).
-/// Exponential (`initial * 2^attempt`, capped at `max`) with jitter; no schedule, no scale.
-pub fn backoff_ns(policy: &RetryPolicy, attempt: u32, u: f64) -> u64 {
-    let base = policy
-        .initial_ns
-        .saturating_mul(1u64 << attempt.min(40))
-        .min(policy.max_ns);
-    jittered(policy.jitter, base, u)
-}
-
-fn jittered(jitter: Jitter, base: u64, u: f64) -> u64 {
-    match jitter {
-        Jitter::None => base,
-        Jitter::Full => (base as f64 * u) as u64,
-        Jitter::Equal => base / 2 + (base as f64 / 2.0 * u) as u64,
-    }
-}
+use crate::backoff::{backoff_ns, jittered};
+use crate::scenario::RetryPolicy;
 
 /// The wait before retry number `retry` (0 = the first retry) of a webhook delivery.
 ///
@@ -81,6 +64,7 @@ impl GoneEndpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::Jitter;
 
     fn exponential(jitter: Jitter) -> RetryPolicy {
         RetryPolicy {

@@ -12,7 +12,7 @@ use base64::Engine;
 use sha1::{Digest, Sha1};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::webhook::http::ErrorKind;
+use crate::record::ErrorKind;
 
 /// `ws://host:port/path` with an optional `{subscriber}` placeholder (same shape as webhook URLs).
 pub type WsUrl = crate::scenario::UrlTemplate;

@@ -15,10 +15,11 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::clock::{mono_ns, PreciseTimer, WallMap, MIN_WAKE_GAP_NS};
+use crate::record::results::ServerStats;
 use crate::record::{record_ns, Counter, IntervalStats, WorkerReport, LATE_NS, MEASURED, WARMUP};
 use crate::scenario::{DropFault, Stall};
 use crate::schedule::Schedule;
-use crate::websocket::proto::{tag, Control, ServerStats, CONTROL_RECORD};
+use crate::websocket::proto::{tag, Control, CONTROL_RECORD};
 
 /// Events published per write at most: a control buffer's worth.
 const MAX_BATCH: usize = crate::websocket::proto::CONTROL_BUFFER_BYTES / CONTROL_RECORD;

@@ -14,12 +14,12 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::Interest;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::backoff::backoff_ns;
 use crate::clock::{mono_ns, real_ns, WallMap};
+use crate::record::ErrorKind;
 use crate::record::{record_ns, Counter, IntervalStats, WorkerReport, MEASURED, WARMUP};
 use crate::scenario::{ReconnectPolicy, WsMode};
 use crate::schedule::{Schedule, SplitMix64};
-use crate::webhook::http::ErrorKind;
-use crate::webhook::retry::backoff_ns;
 use crate::websocket::client::{handshake, tcp_connect, ClientConn, WsUrl};
 use crate::websocket::frame::{self, FrameError, OpCode};
 use crate::websocket::proto::Event;

@@ -10,6 +10,7 @@ use crate::clock::{mono_ns, WallMap};
 use crate::model_kind::ModelKind;
 use crate::record::results::{Connections, ModelSummary, PerConnection, Resources, WsSummary};
 use crate::record::saturation::{self, Saturation, SendFigures};
+use crate::record::ErrorKind;
 use crate::record::{Counter, IntervalStats, Percentiles, PhaseStats, MEASURED};
 use crate::run::context::{probe_url, RunContext, RunError};
 use crate::run::pipeline::{
@@ -18,7 +19,6 @@ use crate::run::pipeline::{
 use crate::scenario::{Scenario, UrlTemplate, WebSocketConfig, WsMode, WsTarget};
 use crate::servers::launch::TargetLaunch;
 use crate::servers::launch::{launch_ws_servers, RunningWsServers};
-use crate::webhook::http::ErrorKind;
 use crate::websocket::controller::{spawn_controller, ControllerPlan};
 use crate::websocket::fleet::{spawn_fleet_worker, FleetSpec, JsonFields};
 

@@ -15,8 +15,6 @@
 //! processes behind one port, the hold/release records tell the publisher which process to send
 //! each subscriber's events to.
 
-use serde::{Deserialize, Serialize};
-
 /// Smallest event payload.
 pub const EVENT_HEADER: usize = 28;
 
@@ -119,64 +117,6 @@ impl Control {
             sent_us: u64_at(21),
             len: u32::from_le_bytes(b[29..33].try_into().expect("4 bytes")),
         }
-    }
-}
-
-/// What one server process counted (cumulative).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ServerStats {
-    /// Connections held now.
-    pub connections: u64,
-    /// Upgrades completed.
-    pub upgrades: u64,
-    /// Events pushed to a subscriber.
-    pub pushed: u64,
-    /// Events for subscribers this process does not hold.
-    pub not_connected: u64,
-    /// Events dropped because the subscriber's send buffer was full (slow consumer).
-    pub dropped_slow: u64,
-    /// Messages echoed.
-    pub echoed: u64,
-    /// Pings answered.
-    pub pongs: u64,
-    /// Connections closed for protocol errors or oversized messages (the next three together).
-    pub protocol_errors: u64,
-    /// Closed with 1002: bad opcode, reserved bits, unmasked, fragments out of order, bad close.
-    pub bad_frames: u64,
-    /// Closed with 1007: text or a close reason that is not UTF-8.
-    pub invalid_utf8: u64,
-    /// Closed with 1009: a message over the size cap.
-    pub oversized: u64,
-    /// Handshakes refused: not HTTP, not an upgrade, or a head over the cap.
-    pub malformed: u64,
-    /// Handshakes not received in time (closed).
-    pub timeouts: u64,
-    /// Connections dropped on command.
-    pub dropped: u64,
-    /// Events queued during a stall and pushed after it (also in `pushed`).
-    #[serde(default)]
-    pub held: u64,
-}
-
-impl ServerStats {
-    /// Adds another process's counts.
-    pub fn add(&mut self, o: &ServerStats) {
-        self.connections += o.connections;
-        self.upgrades += o.upgrades;
-        self.pushed += o.pushed;
-        self.not_connected += o.not_connected;
-        self.dropped_slow += o.dropped_slow;
-        self.echoed += o.echoed;
-        self.pongs += o.pongs;
-        self.protocol_errors += o.protocol_errors;
-        self.bad_frames += o.bad_frames;
-        self.invalid_utf8 += o.invalid_utf8;
-        self.oversized += o.oversized;
-        self.malformed += o.malformed;
-        self.timeouts += o.timeouts;
-        self.dropped += o.dropped;
-        self.held += o.held;
     }
 }
 
