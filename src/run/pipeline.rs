@@ -22,9 +22,13 @@ use crate::clock::{mono_ns, WallMap};
 use crate::model_kind::ModelKind;
 use crate::record::collect::Collector;
 use crate::record::resources::{HostMeter, RoleMeter};
-use crate::record::results::{percentile_rows, TimeseriesRow};
+use crate::record::results::{
+    percentile_rows, Connections, ModelSummary, Resources, RoleCost, TimeseriesRow,
+};
+use crate::record::saturation::SendFigures;
 use crate::record::{
-    CompletionWindow, Counter, IntervalStats, PhaseStats, WorkerReport, MEASURED, WARMUP,
+    CompletionWindow, Counter, IntervalStats, Percentiles, PhaseStats, WorkerReport, MEASURED,
+    WARMUP,
 };
 
 /// What the pipeline needs to know about a model's run before its workers start.
@@ -114,6 +118,69 @@ pub struct Recording {
     pub rss_before: (u64, u64),
     /// Seconds from the base instant to the end of the collection.
     pub run_s: f64,
+}
+
+impl Recording {
+    /// The part of a model's summary entry every model fills the same way: latency from the
+    /// measured acks, connects over the whole run, schedule lag, late sends, the connection
+    /// counts and what each role cost. A model sets the rest (and overrides what it measures
+    /// otherwise) with `ModelSummary { ..., ..recording.common(model) }`.
+    pub fn common(&self, model: ModelKind) -> ModelSummary {
+        let (g, all) = (&self.measured, &self.all);
+        ModelSummary {
+            model,
+            late_sends: g.get(Counter::LateSends),
+            latency_us: Percentiles::of(&g.ack),
+            uncorrected_latency_us: Percentiles::of(&g.ack_uncorrected),
+            ack_latency_us: Percentiles::of(&g.ack),
+            // The ack is timed from the intended time of the first attempt, so it is the time
+            // to delivery with retries included.
+            time_to_delivery_us: Percentiles::of(&g.ack),
+            ack_uncorrected_latency_us: Percentiles::of(&g.ack_uncorrected),
+            connect_us: Percentiles::of(&all.connect),
+            schedule_lag_us: Percentiles::of(&g.lag),
+            connections: Connections {
+                peak: self.peak_connections,
+                opened: all.get(Counter::Connects),
+                failed: all.get(Counter::ConnectErrors),
+                ..Connections::default()
+            },
+            resources: Resources {
+                generator: self.gen_meter.cost(),
+                target: self.target_meter.cost(),
+            },
+            ..ModelSummary::default()
+        }
+    }
+
+    /// What every model tells the saturation judge the same way: first sends per second in
+    /// the measured window (over `measured_s` when no whole interval fits), and the CPU of the
+    /// generator (`gen_cores_usable` threads and processes), of a measured target, and of the
+    /// machine. The model adds its own (`dropped`, lag, pool, pushback).
+    pub fn send_figures(
+        &self,
+        offered_per_s: Option<f64>,
+        measured_s: f64,
+        gen_cores_usable: f64,
+        target_measured: bool,
+    ) -> SendFigures {
+        let cpu = |cost: RoleCost| cost.cpu_s / self.run_s;
+        SendFigures {
+            offered_per_s,
+            sent_per_s: self
+                .window
+                .sent_rate()
+                .unwrap_or(self.measured.get(Counter::Sent) as f64 / measured_s.max(1e-9)),
+            lag_p99_us: Percentiles::of(&self.measured.lag).p99,
+            gen_cpu_cores: cpu(self.gen_meter.cost()),
+            gen_cores_usable,
+            host_busy_cores: self.host_meter.busy_cores(),
+            // An in-process target (tests) is not measured apart from the generator.
+            target_cpu_cores: target_measured.then(|| cpu(self.target_meter.cost())),
+            host_cores: self.host_meter.cores(),
+            ..SendFigures::default()
+        }
+    }
 }
 
 /// The pipeline of one model's run, between its start and its workers' start.

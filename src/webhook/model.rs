@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 
 use crate::clock::{mono_ns, WallMap};
 use crate::model_kind::ModelKind;
-use crate::record::results::{Connections, ModelSummary, ReceiverCounters, Resources};
+use crate::record::results::{Connections, ModelSummary, ReceiverCounters};
 use crate::record::saturation::{self, Pool, SendFigures};
 use crate::record::ErrorKind;
 use crate::record::{decode_hist, new_hist, Counter, Percentiles, MEASURED, WARMUP};
@@ -266,8 +266,8 @@ async fn drive(
     let delivered = g.get(Counter::Delivered);
     let closed_loop = matches!(w.shape, crate::schedule::Shape::Max);
     let target_rate = scheduled_measured as f64 / (w.duration_ns as f64 / 1e9);
+    let common = rec.common(ModelKind::Webhook);
     let mut summary = ModelSummary {
-        model: ModelKind::Webhook,
         target_rate,
         achieved_rate: rec.window.rate().unwrap_or(
             delivered as f64
@@ -286,65 +286,40 @@ async fn drive(
         attempts_per_event: Percentiles::of_counts(g.attempts_per_delivery()),
         attempts_histogram: attempts_histogram(g.attempts_per_delivery()),
         duplicates: driver.counters.map_or(0, |r| r.duplicates),
-        late_sends: g.get(Counter::LateSends),
         latency_source: if builtin { "receiver" } else { "ack" }.into(),
         latency_us: Percentiles::of(latency),
         uncorrected_latency_us: Percentiles::of(uncorrected),
-        ack_latency_us: Percentiles::of(&g.ack),
-        // The ack is timed from the intended time of the first attempt, so it is the time to
-        // delivery with retries included.
-        time_to_delivery_us: Percentiles::of(&g.ack),
-        ack_uncorrected_latency_us: Percentiles::of(&g.ack_uncorrected),
-        connect_us: Percentiles::of(&all.connect),
-        schedule_lag_us: Percentiles::of(&g.lag),
         connections: Connections {
             target: cfg.pool as u64,
-            peak: rec.peak_connections,
-            opened: all.get(Counter::Connects),
-            failed: all.get(Counter::ConnectErrors),
             reconnects: match cfg.connection {
                 ConnectionMode::KeepAlive => {
                     all.get(Counter::Connects).saturating_sub(cfg.pool as u64)
                 }
                 ConnectionMode::Fresh => 0,
             },
-        },
-        resources: Resources {
-            generator: rec.gen_meter.cost(),
-            target: rec.target_meter.cost(),
+            ..common.connections
         },
         bytes_per_event: (g.get(Counter::BytesOut) + g.get(Counter::BytesIn)) as f64
             / delivered.max(1) as f64,
         errors,
         receiver: driver.counters,
-        websocket: None,
-        saturation: Default::default(),
+        ..common
     };
-    let run_s = (mono_ns().saturating_sub(start_mono) as f64 / 1e9).max(1e-3);
     let attempts_per_s = g.get(Counter::Attempts) as f64 / measured_s.max(1e-9);
     let answer = &summary.ack_uncorrected_latency_us;
     summary.saturation = saturation::judge(&SendFigures {
-        offered_per_s: (!closed_loop).then_some(target_rate),
-        sent_per_s: rec
-            .window
-            .sent_rate()
-            .unwrap_or(g.get(Counter::Sent) as f64 / measured_s.max(1e-9)),
         dropped: summary.dropped,
-        lag_p99_us: summary.schedule_lag_us.p99,
-        gen_cpu_cores: summary.resources.generator.cpu_s / run_s,
-        gen_cores_usable: workers as f64,
-        host_busy_cores: rec.host_meter.busy_cores(),
-        // An in-process target (tests) is not measured apart from the generator.
-        target_cpu_cores: target
-            .filter(|t| !t.pids.is_empty())
-            .map(|_| summary.resources.target.cpu_s / run_s),
-        host_cores: rec.host_meter.cores(),
         pool: Some(Pool {
             size: cfg.pool as u64,
             occupancy: attempts_per_s * answer.mean / 1e6 / cfg.pool.max(1) as f64,
             answer_p50_us: answer.p50,
         }),
-        target_pushback: None,
+        ..rec.send_figures(
+            (!closed_loop).then_some(target_rate),
+            measured_s,
+            workers as f64,
+            target.is_some_and(|t| !t.pids.is_empty()),
+        )
     });
     write_percentiles(
         ctx,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::clock::{mono_ns, WallMap};
 use crate::model_kind::ModelKind;
-use crate::record::results::{Connections, ModelSummary, PerConnection, Resources, WsSummary};
+use crate::record::results::{Connections, ModelSummary, PerConnection, WsSummary};
 use crate::record::saturation::{self, Saturation, SendFigures};
 use crate::record::ErrorKind;
 use crate::record::{Counter, IntervalStats, Percentiles, PhaseStats, MEASURED};
@@ -410,10 +410,7 @@ async fn drive(
         (lost, _) => storm.recovered_mono.saturating_sub(lost) as f64 / 1e9,
     };
     let target_rate = scheduled as f64 / duration_s;
-    let resources = Resources {
-        generator: rec.gen_meter.cost(),
-        target: rec.target_meter.cost(),
-    };
+    let common = rec.common(ModelKind::WebSocket);
     let saturation = if cfg.mode == WsMode::Idle || external_push {
         // Nothing is offered by the harness: the connections are the load.
         Saturation {
@@ -430,32 +427,22 @@ async fn drive(
             ..Saturation::default()
         }
     } else {
-        let run_s = (mono_ns().saturating_sub(ramp_start_mono) as f64 / 1e9).max(1e-3);
         saturation::judge(&SendFigures {
-            offered_per_s: (!matches!(w.shape, crate::schedule::Shape::Max)).then_some(target_rate),
-            sent_per_s: rec
-                .window
-                .sent_rate()
-                .unwrap_or(g.get(Counter::Sent) as f64 / duration_s),
             dropped: g.get(Counter::Unfinished),
-            lag_p99_us: Percentiles::of(&g.lag).p99,
-            gen_cpu_cores: resources.generator.cpu_s / run_s,
-            // Fleet workers plus the controller that publishes.
-            gen_cores_usable: (workers + 1) as f64,
-            host_busy_cores: rec.host_meter.busy_cores(),
-            target_cpu_cores: servers
-                .filter(|s| !s.pids.is_empty())
-                .map(|_| resources.target.cpu_s / run_s),
-            host_cores: rec.host_meter.cores(),
-            pool: None,
             // Blocked time after the window (the drain) counts too: clamp to the whole window.
             target_pushback: Some(
                 (g.get(Counter::PublishBlockedNs) as f64 / 1e9 / duration_s.max(1e-9)).min(1.0),
             ),
+            ..rec.send_figures(
+                (!matches!(w.shape, crate::schedule::Shape::Max)).then_some(target_rate),
+                duration_s,
+                // Fleet workers plus the controller that publishes.
+                (workers + 1) as f64,
+                servers.is_some_and(|s| !s.pids.is_empty()),
+            )
         })
     };
     let summary = ModelSummary {
-        model: ModelKind::WebSocket,
         target_rate,
         // Completions while the measured window was open; over the time the deliveries
         // really took when no whole interval fits: a backlog drained after the schedule ended
@@ -480,7 +467,6 @@ async fn drive(
         attempts_per_event: Percentiles::default(),
         attempts_histogram: Vec::new(),
         duplicates: g.get(Counter::Reordered),
-        late_sends: g.get(Counter::LateSends),
         latency_source: match cfg.mode {
             WsMode::Push if external_push && cfg.timestamp_field.is_none() => {
                 "none (no timestamp_field)"
@@ -491,21 +477,11 @@ async fn drive(
             WsMode::Idle => "none (idle)",
         }
         .into(),
-        latency_us: Percentiles::of(&g.ack),
-        uncorrected_latency_us: Percentiles::of(&g.ack_uncorrected),
-        ack_latency_us: Percentiles::of(&g.ack),
-        time_to_delivery_us: Percentiles::of(&g.ack),
-        ack_uncorrected_latency_us: Percentiles::of(&g.ack_uncorrected),
-        connect_us: Percentiles::of(&all.connect),
-        schedule_lag_us: Percentiles::of(&g.lag),
         connections: Connections {
             target: subs,
-            peak: totals.peak_connections,
-            opened: all.get(Counter::Connects),
-            failed: all.get(Counter::ConnectErrors),
             reconnects: all.get(Counter::Reconnects),
+            ..common.connections
         },
-        resources,
         bytes_per_event: if delivered > 0 {
             (all.get(Counter::BytesIn) + all.get(Counter::BytesOut)) as f64 / delivered as f64
         } else {
@@ -555,6 +531,7 @@ async fn drive(
             server: server_stats,
         }),
         saturation,
+        ..common
     };
     write_percentiles(
         ctx,
