@@ -480,7 +480,7 @@ fn sweep_command(
             ExitCode::from(2)
         }
         Err(e @ SweepError::OutDir { .. }) => usage_error(e),
-        Err(e @ SweepError::Write { .. }) => {
+        Err(e @ (SweepError::Write { .. } | SweepError::Run { .. })) => {
             eprintln!("error: {e}");
             ExitCode::from(3)
         }

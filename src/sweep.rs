@@ -31,6 +31,14 @@ pub enum SweepError {
         /// Why.
         reason: String,
     },
+    /// A run could not go on (exit 3); the runs before it are in the directory.
+    #[error("the run with {run} failed: {error}")]
+    Run {
+        /// Which value.
+        run: String,
+        /// What stopped it.
+        error: RunError,
+    },
     /// Writing `sweep.*` failed (exit 3).
     #[error("writing {path}: {reason}")]
     Write {
@@ -231,12 +239,7 @@ pub async fn run_sweep(
     let scenarios = prepare(scenario, assignment, &|name| std::env::var(name).ok())?;
     let started_s = crate::clock::real_ns() / 1_000_000_000;
     let (stamp, started_at) = utc_stamps(started_s);
-    let dir = match &opts.out {
-        Some(d) => d.clone(),
-        None => opts
-            .results_root
-            .join(format!("sweep-{}-{stamp}", scenario.name)),
-    };
+    let dir = opts.results_dir(&format!("sweep-{}-{stamp}", scenario.name));
     std::fs::create_dir_all(&dir).map_err(|e| SweepError::OutDir {
         path: dir.clone(),
         reason: e.to_string(),
@@ -265,9 +268,9 @@ pub async fn run_sweep(
                 return Err(SweepError::OutDir { path, reason })
             }
             Err(e) => {
-                return Err(SweepError::Write {
-                    path: dir.join(&name),
-                    reason: e.to_string(),
+                return Err(SweepError::Run {
+                    run: format!("{}={value}", assignment.key),
+                    error: e,
                 })
             }
         };

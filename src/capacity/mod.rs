@@ -312,13 +312,9 @@ pub async fn run_capacity(
 
     let started_s = crate::clock::real_ns() / 1_000_000_000;
     let (stamp, started_at) = utc_stamps(started_s);
-    let dir = match &opts.run.out {
-        Some(d) => d.clone(),
-        None => opts
-            .run
-            .results_root
-            .join(format!("capacity-{}-{stamp}", scenario.name)),
-    };
+    let dir = opts
+        .run
+        .results_dir(&format!("capacity-{}-{stamp}", scenario.name));
     std::fs::create_dir_all(&dir).map_err(|e| CapacityError::OutDir {
         path: dir.clone(),
         reason: e.to_string(),

@@ -55,6 +55,25 @@ pub enum ProgressMode {
     Off,
 }
 
+impl RunOptions {
+    /// The directory a command writes: `--out` exactly, else `<results_root>/<name>` (the
+    /// name ends in the start's UTC time), never one that exists: a second run started in the
+    /// same second gets `-2`, `-3`, ... rather than overwriting the first.
+    pub fn results_dir(&self, name: &str) -> PathBuf {
+        if let Some(d) = &self.out {
+            return d.clone();
+        }
+        let base = self.results_root.join(name);
+        let mut dir = base.clone();
+        let mut n = 2;
+        while dir.exists() {
+            dir = PathBuf::from(format!("{}-{n}", base.display()));
+            n += 1;
+        }
+        dir
+    }
+}
+
 /// Options of one run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -131,4 +150,36 @@ pub fn probe_url(url: &crate::scenario::UrlTemplate) -> Result<std::net::SocketA
 /// `results/` next to the current directory.
 pub fn default_results_root() -> PathBuf {
     Path::new("results").to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_results_directory_never_reuses_an_existing_one() {
+        let root = tempfile::tempdir().unwrap();
+        let opts = RunOptions {
+            out: None,
+            results_root: root.path().to_path_buf(),
+            launch: TargetLaunch::InProcess,
+            progress: ProgressMode::Off,
+            interval_ns: 1_000_000_000,
+        };
+        let first = opts.results_dir("sweep-x-20261201T000000Z");
+        assert_eq!(first, root.path().join("sweep-x-20261201T000000Z"));
+        std::fs::create_dir(&first).unwrap();
+        let second = opts.results_dir("sweep-x-20261201T000000Z");
+        assert_eq!(second, root.path().join("sweep-x-20261201T000000Z-2"));
+        std::fs::create_dir(&second).unwrap();
+        assert!(opts
+            .results_dir("sweep-x-20261201T000000Z")
+            .ends_with("sweep-x-20261201T000000Z-3"));
+        // --out is taken as given.
+        let exact = RunOptions {
+            out: Some(first.clone()),
+            ..opts.clone()
+        };
+        assert_eq!(exact.results_dir("ignored"), first);
+    }
 }

@@ -88,20 +88,7 @@ impl RunReport {
 }
 
 fn prepare_dir(scenario: &Scenario, opts: &RunOptions, stamp: &str) -> Result<PathBuf, RunError> {
-    let dir = match &opts.out {
-        Some(d) => d.clone(),
-        None => {
-            let base = opts.results_root.join(format!("{}-{stamp}", scenario.name));
-            // Never overwrite an earlier run that started in the same second.
-            let mut dir = base.clone();
-            let mut n = 2;
-            while dir.exists() {
-                dir = PathBuf::from(format!("{}-{n}", base.display()));
-                n += 1;
-            }
-            dir
-        }
-    };
+    let dir = opts.results_dir(&format!("{}-{stamp}", scenario.name));
     let fail = |reason: String| RunError::OutDir {
         path: dir.clone(),
         reason,
