@@ -23,6 +23,7 @@ use crate::schedule::{Schedule, SplitMix64};
 use crate::websocket::client::{handshake, tcp_connect, ClientConn, WsUrl};
 use crate::websocket::frame::{self, FrameError, OpCode};
 use crate::websocket::proto::Event;
+use crate::websocket::sequence::{Seen, Sequences};
 
 mod echo;
 
@@ -106,15 +107,12 @@ fn close_counter(code: u16) -> Counter {
     }
 }
 
-/// "No message seen yet" in a subscriber's expected sequence (external servers).
-const UNSET_SEQ: u64 = u64::MAX;
-
 struct Fleet {
     plan: FleetSpec,
     stop: Arc<AtomicBool>,
     tx: UnboundedSender<WorkerReport>,
     conns: RefCell<Vec<Option<Rc<ClientConn>>>>,
-    expected_seq: RefCell<Vec<u64>>,
+    sequences: RefCell<Sequences>,
     echo_seq: RefCell<Vec<u64>>,
     stats: RefCell<IntervalStats>,
     open: Cell<u64>,
@@ -302,18 +300,10 @@ impl Fleet {
                 .saturating_record(now_us.saturating_sub(t).max(1));
         }
         let Some(seq) = seq else { return };
-        let mut expected = self.expected_seq.borrow_mut();
-        let exp = &mut expected[local];
-        if *exp == UNSET_SEQ {
-            // A server we do not control may start anywhere.
-            *exp = seq + 1;
-        } else if seq == *exp {
-            *exp += 1;
-        } else if seq > *exp {
-            p.bump(Counter::Gaps, seq - *exp);
-            *exp = seq + 1;
-        } else {
-            p.bump(Counter::Reordered, 1);
+        match self.sequences.borrow_mut().observe(local, seq) {
+            Seen::InOrder => {}
+            Seen::Gap(missing) => p.bump(Counter::Gaps, missing),
+            Seen::Late => p.bump(Counter::Reordered, 1),
         }
     }
 
@@ -636,10 +626,7 @@ pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: UnboundedSend
     let seed = plan.seed ^ plan.worker.wrapping_mul(0x9E37_79B9);
     let fleet = Rc::new(Fleet {
         conns: RefCell::new(vec![None; mine]),
-        expected_seq: RefCell::new(vec![
-            if plan.fields.is_some() { UNSET_SEQ } else { 0 };
-            mine
-        ]),
+        sequences: RefCell::new(Sequences::new(mine, plan.fields.is_some())),
         echo_seq: RefCell::new(vec![0; mine]),
         stats: RefCell::new(IntervalStats::default()),
         open: Cell::new(0),

@@ -7,4 +7,5 @@ pub mod fleet;
 pub mod frame;
 pub mod model;
 pub mod proto;
+pub mod sequence;
 pub mod workers;
