@@ -245,12 +245,12 @@ fn interrupted_run_writes_results(signal: i32) {
         "name = \"long\"\n[workload]\nevents_per_second = 200\nduration = \"60s\"\n[webhook]\n",
     );
     let out_dir = dir.path().join("out");
-    let child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
         .args([
             "run",
             &long,
             "--progress",
-            "off",
+            "plain",
             "--out",
             out_dir.to_str().unwrap(),
         ])
@@ -258,19 +258,41 @@ fn interrupted_run_writes_results(signal: i32) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Signal once the run shows its first interval: it is under way, whatever the machine's
+    // speed. The progress line says how many deliveries were measured so far.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    while !first.contains("webhook:") {
+        first.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut stderr, &mut first).unwrap() > 0,
+            "the run ended before its first progress line"
+        );
+    }
+    // A run without errors shows none (the line once summed the attempts-per-event slots).
+    assert!(
+        first.contains("  0 err") && first.contains("latency p99"),
+        "{first}"
+    );
+    let ok_so_far: u64 = first
+        .split_whitespace()
+        .rev()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no delivered count in {first:?}"));
     // SAFETY: signalling the child this test started.
     unsafe { libc::kill(child.id() as i32, signal) };
     let started = std::time::Instant::now();
+    let rest = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    });
     let out = child.wait_with_output().unwrap();
+    let stderr = rest.join().unwrap();
     assert!(started.elapsed().as_secs() < 10, "stops promptly");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
     assert!(stdout.contains("INTERRUPTED"), "{stdout}");
     assert!(stdout
         .trim_end()
@@ -281,8 +303,8 @@ fn interrupted_run_writes_results(signal: i32) {
     let m = &summary["models"][0];
     let delivered = m["delivered"].as_u64().unwrap();
     assert!(
-        (300..=700).contains(&delivered),
-        "about 2.5 s of 200/s: {delivered}"
+        delivered >= ok_so_far && delivered < 60 * 200,
+        "at least what the progress line showed ({ok_so_far}), less than the whole run: {delivered}"
     );
     assert_eq!(
         m["events"].as_u64().unwrap(),
@@ -420,9 +442,13 @@ fn serve_ws_runs_several_processes_on_one_port_that_echo_and_stop_on_sigterm() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(
-        std::net::TcpStream::connect(addr).is_err(),
-        "the server processes went with it"
-    );
+    // The server processes get SIGTERM from their parent's death: poll until they are gone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server processes went with it"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

@@ -9,12 +9,14 @@ use super::context::ProgressMode;
 use crate::model_kind::ModelKind;
 use crate::record::results::TimeseriesRow;
 
-/// Live progress: a bar on a terminal, a plain line every 5 s otherwise.
+/// Live progress: a bar on a terminal, otherwise a plain line for the first interval and then
+/// every 5 s.
 pub struct Progress {
     bar: Option<ProgressBar>,
     mode: ProgressMode,
     model: ModelKind,
-    last_plain_s: f64,
+    /// When the last plain line was printed; `None` before the first.
+    last_plain_s: Option<f64>,
 }
 
 impl Progress {
@@ -34,7 +36,7 @@ impl Progress {
             bar,
             mode,
             model,
-            last_plain_s: 0.0,
+            last_plain_s: None,
         }
     }
 
@@ -56,9 +58,10 @@ impl Progress {
             }
             (None, ProgressMode::Off) => {}
             (None, _) => {
-                if t_s - self.last_plain_s >= 5.0 {
+                // The first interval at once (the run is under way), then every 5 s.
+                if self.last_plain_s.is_none_or(|last| t_s - last >= 5.0) {
                     eprintln!("[{t_s:>5.1}s] {}: {msg}", self.model);
-                    self.last_plain_s = t_s;
+                    self.last_plain_s = Some(t_s);
                 }
             }
         }
