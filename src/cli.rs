@@ -1,5 +1,6 @@
 //! Command-line types (clap derive) and nothing else.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -38,8 +39,8 @@ pub enum Command {
         /// The results directory to judge.
         new: PathBuf,
         /// Smallest relative change that can count, e.g. 10% or 0.1.
-        #[arg(long, default_value = "10%")]
-        tolerance: String,
+        #[arg(long, default_value = "10%", value_parser = tolerance)]
+        tolerance: f64,
         /// Output format on stdout.
         #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
         format: CompareFormat,
@@ -122,11 +123,11 @@ pub struct CapacityArgs {
     #[arg(long, value_enum)]
     pub model: Option<crate::model_kind::ModelKind>,
     /// Measured length of each step.
-    #[arg(long, default_value = "3s")]
-    pub step_duration: String,
+    #[arg(long, default_value = "3s", value_parser = positive_duration_ns)]
+    pub step_duration: u64,
     /// Warm-up of each step (left out of its figures).
-    #[arg(long, default_value = "1s")]
-    pub step_warmup: String,
+    #[arg(long, default_value = "1s", value_parser = duration_ns)]
+    pub step_warmup: u64,
     /// First load (default: the scenario's events_per_second, or subscribers in idle mode).
     #[arg(long)]
     pub start: Option<f64>,
@@ -140,8 +141,8 @@ pub struct CapacityArgs {
     #[arg(long, default_value_t = 6)]
     pub max_bisect: usize,
     /// No new step starts after this long, e.g. 10m.
-    #[arg(long, default_value = "10m")]
-    pub max_time: String,
+    #[arg(long, default_value = "10m", value_parser = positive_duration_ns)]
+    pub max_time: u64,
     /// Write into exactly this directory (default: results/capacity-NAME-UTCTIME/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -171,8 +172,8 @@ pub enum ServeTarget {
     /// The WebSocket server: echo, ping/pong, and push of published events.
     Ws {
         /// Address to listen on (loopback unless you name another address).
-        #[arg(long, default_value = "127.0.0.1:8081")]
-        listen: String,
+        #[arg(long, default_value = "127.0.0.1:8081", value_parser = address)]
+        listen: SocketAddr,
         /// Server processes sharing the port (SO_REUSEPORT), one thread each.
         #[arg(long, default_value_t = 1)]
         processes: usize,
@@ -180,8 +181,8 @@ pub enum ServeTarget {
     /// A bare HTTP sink that answers 204 to everything (neutral target for speed comparisons).
     Sink {
         /// Address to listen on (loopback unless you name another address).
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
+        #[arg(long, default_value = "127.0.0.1:8080", value_parser = address)]
+        listen: SocketAddr,
         /// Runtime worker threads (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
@@ -192,8 +193,8 @@ pub enum ServeTarget {
 #[derive(Debug, Clone, clap::Args)]
 pub struct WebhookServeArgs {
     /// Address to listen on (loopback unless you name another address).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: String,
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = address)]
+    pub listen: SocketAddr,
     /// Signature scheme to verify: standard, github, stripe or none.
     #[arg(long, default_value = "standard")]
     pub signature: String,
@@ -234,4 +235,63 @@ pub struct WebhookServeArgs {
     /// Runtime worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+/// A duration like `3s`, `500ms`, `10m`, in nanoseconds.
+fn duration_ns(text: &str) -> Result<u64, String> {
+    crate::scenario::parse_duration_ns(text)
+}
+
+/// A duration longer than zero, in nanoseconds.
+fn positive_duration_ns(text: &str) -> Result<u64, String> {
+    match duration_ns(text)? {
+        0 => Err("must be longer than 0s".into()),
+        ns => Ok(ns),
+    }
+}
+
+/// A relative change like `10%` or `0.1`, below 1000%.
+fn tolerance(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let value = match text.strip_suffix('%') {
+        Some(pct) => pct.trim().parse::<f64>().map(|v| v / 100.0),
+        None => text.parse::<f64>(),
+    };
+    match value {
+        Ok(t) if (0.0..10.0).contains(&t) => Ok(t),
+        _ => Err(format!(
+            "\"{text}\" is not a relative change like 10% or 0.1"
+        )),
+    }
+}
+
+/// A socket address like `127.0.0.1:8080`.
+fn address(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("\"{text}\" is not an address like 127.0.0.1:8080"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_typed_when_the_command_line_is_parsed() {
+        let cli =
+            Cli::try_parse_from(["pushbench", "compare", "a", "b", "--tolerance", "5%"]).unwrap();
+        assert!(matches!(cli.command, Command::Compare { tolerance, .. } if tolerance == 0.05));
+        for bad in ["abc", "2000%", "1e400"] {
+            let e = Cli::try_parse_from(["pushbench", "compare", "a", "b", "--tolerance", bad])
+                .unwrap_err();
+            assert!(e.to_string().contains("--tolerance"), "{e}");
+            assert!(e.use_stderr());
+        }
+        let e = Cli::try_parse_from(["pushbench", "serve", "sink", "--listen", "localhost"])
+            .unwrap_err();
+        assert!(e.to_string().contains("not an address like"), "{e}");
+        assert_eq!(positive_duration_ns("250ms"), Ok(250_000_000));
+        assert!(positive_duration_ns("0s").is_err());
+        assert_eq!(duration_ns("0s"), Ok(0));
+        assert!(duration_ns("3 parsecs").is_err());
+    }
 }

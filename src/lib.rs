@@ -24,6 +24,7 @@ pub mod backoff;
 pub mod capacity;
 pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod compare;
 pub mod local;
 pub mod model_kind;

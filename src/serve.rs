@@ -11,12 +11,7 @@ use crate::webhook::sign::SignatureScheme;
 
 /// Turns the command line into receiver options; errors are usage errors (exit 2).
 pub fn webhook_options(args: &WebhookServeArgs) -> Result<(SocketAddr, ReceiverOptions), String> {
-    let addr: SocketAddr = args.listen.parse().map_err(|_| {
-        format!(
-            "--listen: \"{}\" is not an address like 127.0.0.1:8080",
-            args.listen
-        )
-    })?;
+    let addr = args.listen;
     let scheme = SignatureScheme::from_name(&args.signature).ok_or_else(|| {
         format!(
             "--signature: unknown scheme \"{}\" (standard, github, stripe, none)",
@@ -150,10 +145,7 @@ pub async fn serve_webhook(addr: SocketAddr, opts: ReceiverOptions) -> std::io::
 }
 
 /// `serve ws`: one server process here, or several children sharing the port.
-pub fn serve_ws(listen: &str, processes: usize) -> Result<(), String> {
-    let addr: SocketAddr = listen
-        .parse()
-        .map_err(|_| format!("--listen: \"{listen}\" is not an address like 127.0.0.1:8081"))?;
+pub fn serve_ws(addr: SocketAddr, processes: usize) -> Result<(), String> {
     warn_if_exposed(addr);
     if processes <= 1 {
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -122,7 +122,7 @@ fn built_in_servers_listen_on_loopback_by_default() {
             } => listen,
             other => panic!("{other:?}"),
         };
-        let addr: std::net::SocketAddr = listen.parse().unwrap();
+        let addr: std::net::SocketAddr = listen;
         assert!(addr.ip().is_loopback(), "serve {target} defaults to {addr}");
     }
 }
