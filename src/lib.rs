@@ -1,24 +1,29 @@
 //! pushbench: a load-testing harness that delivers one scheduled event stream as webhooks and
 //! over WebSockets, and measures what each delivers and costs.
 //!
-//! Map:
-//! - [`scenario`]: TOML scenario files -> validated [`scenario::Scenario`] (every problem, with lines)
-//! - [`schedule`]: pure pacing; event i -> intended time, subscriber
-//! - [`webhook`]: the provider side: payload, signing schemes, HTTP client, delivery workers,
-//!   retries
-//! - [`websocket`]: framing, client, fleet workers (threads or processes), controller
-//! - [`servers`]: built-in servers (webhook receiver, WebSocket server, sink) and how runs start
-//!   them
-//! - [`record`]: per-worker histograms and counters, interval merge, results files, and who
-//!   saturated (generator or target)
-//! - [`run`]: one run end to end; [`report`]: what the user reads (table, charts, report.html,
-//!   JUnit), from the saved results only
-//! - [`compare`]: regression verdicts between two results, judged against run-to-run noise
+//! Map (lower layers first; a module imports only from those above it in this list, never a
+//! driver from a layer it serves):
 //! - [`clock`]: monotonic time and the microsecond timer the pacer sleeps on; [`units`]:
-//!   durations, counts and rates in words
-//! - [`serve`]: `pushbench serve ...`
-//! - [`capacity`]: `pushbench capacity`: step the load up, bisect, report the highest that holds an
-//!   [`slo`]; [`sweep`]: one run per value of a key ([`overrides`] edits the scenario's TOML)
+//!   durations, counts and rates in words; [`model_kind`]: the models by name
+//! - [`scenario`]: TOML scenario files -> validated [`scenario::Scenario`] (every problem, with
+//!   lines); [`schedule`]: pure pacing, event i -> intended time, subscriber; [`backoff`]:
+//!   exponential backoff with jitter
+//! - [`record`]: per-worker histograms and counters (and the error kinds they count), interval
+//!   merge, results files, and who saturated (generator or target)
+//! - [`run`]: one run end to end: its context, progress, signals, and the recording
+//!   [`run::pipeline`] every model is a driver of
+//! - the drivers: [`webhook`] (payload, signing schemes, HTTP client, delivery workers,
+//!   retries) and [`websocket`] (framing, client, fleet workers in threads or processes,
+//!   controller, sequence bookkeeping)
+//! - [`servers`]: the built-in servers (webhook receiver, WebSocket server, sink) and how runs
+//!   start them
+//! - [`report`]: what the user reads (table, charts, report.html, JUnit), from the saved
+//!   results only; [`compare`]: regression verdicts between two results, judged against
+//!   run-to-run noise
+//! - [`capacity`]: step the load up, bisect, report the highest that holds an [`slo`];
+//!   [`sweep`]: one run per value of a key ([`overrides`] edits the scenario's TOML)
+//! - [`cli`]: the command line, typed; [`commands`]: each command, returning an outcome that
+//!   `main` maps to an exit code; [`serve`]: `pushbench serve ...`
 
 pub mod backoff;
 pub mod capacity;

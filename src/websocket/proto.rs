@@ -11,7 +11,7 @@
 //! 0 for an abrupt reset; `len` = per-mille of connections), tag 3 asks for stats, tag 4 holds
 //! every push for `seq` microseconds (a stall: the backlog goes out after it). The server
 //! answers with 5-byte records `tag u8 | subscriber u32`: 1 = now holds the subscriber, 2 = no
-//! longer holds it; and tag 3 with `len u32` and a JSON [`ServerStats`]. With several server
+//! longer holds it; and tag 3 with `len u32` and a JSON [`ServerStats`](crate::record::results::ServerStats). With several server
 //! processes behind one port, the hold/release records tell the publisher which process to send
 //! each subscriber's events to.
 
