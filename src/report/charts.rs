@@ -1,36 +1,23 @@
-//! The charts, drawn with plotters from saved results only, each as SVG and PNG.
+//! The run charts (latency, throughput, connections, resources; faults and cost in their own
+//! files), drawn with plotters from saved results only, each as SVG and PNG, and the dispatcher
+//! that draws them by [`Chart`].
 //!
 //! Every chart is one generic drawing function over a plotters backend, so the SVG and the PNG
-//! are the same picture. The PNG text uses a font compiled into the binary (a subset of DejaVu
-//! Sans, `assets/fonts/`), so charts render on a machine with no fonts installed.
+//! are the same picture; the drawing toolkit they share (font, colours, axes, legends, render)
+//! is `chart_kit`.
 
 use std::path::Path;
-use std::sync::Once;
 
 use hdrhistogram::Histogram;
-use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
-use plotters::coord::types::RangedCoordf64;
-use plotters::coord::Shift;
-use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
+use super::chart_kit::{
+    err, legend, legend_line, line, log_bounds, ms_label, no_data, render, series, t_max,
+    time_axes, whole, Area, DrawResult, Frame, KeyAxis, Picture, FONT,
+};
 use super::load::{ReportError, RunData};
-use super::table::fmt_us;
 use crate::model_kind::ModelKind;
 use crate::record::results::TimeseriesRow;
-
-/// The font family every chart draws text with (the embedded font is registered under it).
-pub const FONT: &str = "sans-serif";
-static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-subset.ttf");
-
-/// Makes the embedded font the one plotters draws `sans-serif` with; call before drawing.
-pub fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The bytes are a valid TrueType font checked in with the source; a test renders PNGs.
-        let _ = plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES);
-    });
-}
 
 /// The charts every report has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,147 +109,48 @@ pub fn render_one(
     out: &Path,
     file_stem: &str,
 ) -> Result<Rendered, ReportError> {
-    register_font();
-    let failed = |reason: String| ReportError::Draw {
-        chart: chart.stem(),
-        reason,
-    };
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, chart.size()).into_drawing_area();
-        draw(chart, &root, runs).map_err(failed)?;
-        root.present().map_err(|e| failed(e.to_string()))?;
-    }
-    let svg_path = out.join(format!("{file_stem}.svg"));
-    std::fs::write(&svg_path, &svg).map_err(|e| ReportError::Write {
-        path: svg_path,
-        reason: e.to_string(),
-    })?;
-    let png_path = out.join(format!("{file_stem}.png"));
-    {
-        let root = BitMapBackend::new(&png_path, chart.size()).into_drawing_area();
-        draw(chart, &root, runs).map_err(failed)?;
-        root.present().map_err(|e| ReportError::Write {
-            path: png_path.clone(),
-            reason: e.to_string(),
-        })?;
-    }
+    let svg = render(&RunChart { chart, runs }, out, file_stem)?;
     Ok(Rendered { chart, svg })
 }
 
-pub(super) type Area<'a, DB> = DrawingArea<DB, Shift>;
-
-/// A linear axis from 0 to `max` whose ticks sit exactly at `keys` (plotters' own key-point
-/// combinator loses the number formatting the mesh needs).
-#[derive(Clone)]
-pub(super) struct KeyAxis {
-    pub(super) max: f64,
-    pub(super) keys: Vec<f64>,
+/// A chart of a set of runs, as the toolkit draws it.
+struct RunChart<'r> {
+    chart: Chart,
+    runs: &'r [RunData],
 }
 
-impl Ranged for KeyAxis {
-    type FormatOption = DefaultFormatting;
-    type ValueType = f64;
-
-    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
-        let span = f64::from(limit.1 - limit.0);
-        limit.0 + (span * value / self.max).round() as i32
+impl Picture for RunChart<'_> {
+    fn name(&self) -> &'static str {
+        self.chart.stem()
     }
 
-    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
-        self.keys.clone()
+    fn size(&self) -> (u32, u32) {
+        self.chart.size()
     }
 
-    fn range(&self) -> std::ops::Range<f64> {
-        0.0..self.max
-    }
-}
-pub(super) type DrawResult = Result<(), String>;
-
-pub(super) fn err<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
-}
-
-fn draw<DB: DrawingBackend>(chart: Chart, root: &Area<'_, DB>, runs: &[RunData]) -> DrawResult {
-    root.fill(&WHITE).map_err(err)?;
-    let area = root
-        .titled(chart.title(), (FONT, 26).into_font())
-        .map_err(err)?;
-    match chart {
-        Chart::Percentiles => percentiles(&area, runs, "latency", "uncorrected_latency"),
-        Chart::LatencyOverTime => latency_over_time(&area, runs),
-        Chart::Throughput => throughput(&area, runs),
-        Chart::Connections => {
-            let (top, bottom) = area.split_vertically(area.dim_in_pixel().1 / 2);
-            connections_over_time(&top, runs)?;
-            percentiles(&bottom, runs, "connect", "")
-        }
-        Chart::Resources => {
-            let (top, bottom) = area.split_vertically(area.dim_in_pixel().1 / 2);
-            resources(&top, runs, false)?;
-            resources(&bottom, runs, true)
-        }
-        Chart::Faults => super::faults::faults(&area, runs),
-        Chart::Cost => super::cost::cost(&area, runs),
-    }
-}
-
-/// One line of the picture: a model in a run.
-pub(super) struct Series<'a> {
-    pub(super) run: &'a RunData,
-    pub(super) model: ModelKind,
-    pub(super) name: String,
-    pub(super) color: RGBColor,
-}
-
-impl<'a> Series<'a> {
-    /// This model's time-series rows in this run.
-    pub(super) fn rows(&self) -> impl Iterator<Item = &'a TimeseriesRow> + 'a {
-        self.run.series(self.model)
-    }
-
-    /// (time, value) for every interval.
-    pub(super) fn points(&self, value: impl Fn(&TimeseriesRow) -> f64) -> Vec<(f64, f64)> {
-        self.rows().map(|r| (r.t_s, value(r))).collect()
-    }
-}
-
-const WEBHOOK_COLORS: [RGBColor; 4] = [
-    RGBColor(31, 119, 180),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-    RGBColor(23, 190, 207),
-];
-const WEBSOCKET_COLORS: [RGBColor; 4] = [
-    RGBColor(255, 127, 14),
-    RGBColor(214, 39, 40),
-    RGBColor(227, 119, 194),
-    RGBColor(140, 86, 75),
-];
-
-/// Every model of every run, colored by model (webhook blue, websocket orange on the first run).
-pub(super) fn series(runs: &[RunData]) -> Vec<Series<'_>> {
-    let mut out = Vec::new();
-    for (i, run) in runs.iter().enumerate() {
-        for m in &run.summary.models {
-            let palette = if m.model == ModelKind::Webhook {
-                &WEBHOOK_COLORS
-            } else {
-                &WEBSOCKET_COLORS
-            };
-            out.push(Series {
-                run,
-                model: m.model,
-                name: if runs.len() == 1 {
-                    m.model.to_string()
-                } else {
-                    format!("{} · {}", m.model, run.label)
-                },
-                color: palette[i % palette.len()],
-            });
+    fn draw<DB: DrawingBackend>(&self, root: &Area<DB>) -> DrawResult {
+        let runs = self.runs;
+        let area = root
+            .titled(self.chart.title(), (FONT, 26).into_font())
+            .map_err(err)?;
+        match self.chart {
+            Chart::Percentiles => percentiles(&area, runs, "latency", "uncorrected_latency"),
+            Chart::LatencyOverTime => latency_over_time(&area, runs),
+            Chart::Throughput => throughput(&area, runs),
+            Chart::Connections => {
+                let (top, bottom) = area.split_vertically(area.dim_in_pixel().1 / 2);
+                connections_over_time(&top, runs)?;
+                percentiles(&bottom, runs, "connect", "")
+            }
+            Chart::Resources => {
+                let (top, bottom) = area.split_vertically(area.dim_in_pixel().1 / 2);
+                resources(&top, runs, false)?;
+                resources(&bottom, runs, true)
+            }
+            Chart::Faults => super::faults::faults(&area, runs),
+            Chart::Cost => super::cost::cost(&area, runs),
         }
     }
-    out
 }
 
 /// Percent label of a spectrum position x = log10(1 / (1 - q)): 0 -> 0%, 1 -> 90%, 3 -> 99.9%.
@@ -290,55 +178,9 @@ pub fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Milliseconds as a short figure with its unit (`850us`, `1.24ms`).
-pub(super) fn ms_label(ms: &f64) -> String {
-    fmt_us((ms * 1000.0).round() as u64)
-}
-
-/// Log-scale bounds around a set of positive values, with some room above and below.
-pub(super) fn log_bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (mut lo, mut hi) = (f64::INFINITY, 0f64);
-    for v in values.filter(|v| *v > 0.0) {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    if !lo.is_finite() {
-        return (0.01, 1.0);
-    }
-    (lo * 0.7, (hi * 1.5).max(lo * 2.0))
-}
-
-/// A legend sample: a short solid or dashed stroke.
-pub(super) fn legend_line(
-    color: RGBColor,
-    width: u32,
-    dashed: bool,
-) -> impl Fn((i32, i32)) -> DashedPathElement<std::vec::IntoIter<(i32, i32)>, i32> {
-    // A dash as long as the sample draws it solid.
-    let (dash, gap) = if dashed { (5, 3) } else { (20, 0) };
-    move |(x, y)| {
-        DashedPathElement::new(
-            vec![(x, y), (x + 20, y)],
-            dash,
-            gap,
-            ShapeStyle::from(color).stroke_width(width),
-        )
-    }
-}
-
-pub(super) fn no_data<DB: DrawingBackend>(area: &Area<'_, DB>, what: &str) -> DrawResult {
-    let (w, h) = area.dim_in_pixel();
-    area.draw(&Text::new(
-        format!("no {what} in these results"),
-        (w as i32 / 2 - 120, h as i32 / 2),
-        (FONT, 20).into_font().color(&RGBColor(120, 120, 120)),
-    ))
-    .map_err(err)
-}
-
 /// The percentile spectrum of `tag` (solid) and, when named, `dashed_tag` (dashed) per model.
 fn percentiles<DB: DrawingBackend>(
-    area: &Area<'_, DB>,
+    area: &Area<DB>,
     runs: &[RunData],
     tag: &str,
     dashed_tag: &str,
@@ -366,7 +208,7 @@ fn percentiles<DB: DrawingBackend>(
         "solid: from each event's intended time (corrected); dashed: from the actual send"
     };
     if lines.is_empty() {
-        return no_data(area, &format!("{tag} latency"));
+        return no_data(area, &format!("no {tag} latency in these results"));
     }
     let x_max = lines
         .iter()
@@ -375,92 +217,32 @@ fn percentiles<DB: DrawingBackend>(
         .min(6.0)
         + 0.05;
     let (y_lo, y_hi) = log_bounds(lines.iter().flat_map(|l| l.3.iter().map(|p| p.1)));
-    let keys: Vec<f64> = [0.0, 2f64.log10(), 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
-        .into_iter()
-        .filter(|k| *k <= x_max)
-        .collect();
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 15))
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(80)
-        .build_cartesian_2d(KeyAxis { max: x_max, keys }, (y_lo..y_hi).log_scale())
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("percentile")
-        .y_desc("latency (log scale)")
-        .x_label_formatter(&|x| percentile_label(*x))
-        .y_label_formatter(&ms_label)
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()
-        .map_err(err)?;
+    let x = KeyAxis {
+        lo: 0.0,
+        hi: x_max,
+        keys: [0.0, 2f64.log10(), 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+            .into_iter()
+            .filter(|k| *k <= x_max)
+            .map(|k| (k, percentile_label(k)))
+            .collect(),
+    };
+    let mut chart = Frame {
+        caption: Some(caption),
+        margin: 12,
+        x_label_area: 45,
+        x_desc: "percentile",
+        y_desc: "latency (log scale)",
+        x_label: &|v| x.label(*v),
+        y_label: &ms_label,
+    }
+    .build(area, x.clone(), (y_lo..y_hi).log_scale())?;
     for (name, color, dashed, points) in lines {
-        let style = ShapeStyle::from(color).stroke_width(2);
-        let anno = if dashed {
-            chart
-                .draw_series(DashedLineSeries::new(points, 6, 4, style))
-                .map_err(err)?
-        } else {
-            chart
-                .draw_series(LineSeries::new(points, style))
-                .map_err(err)?
-        };
-        anno.label(name).legend(legend_line(color, 2, dashed));
+        line(&mut chart, points, color, 2, dashed, name)?;
     }
     legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
-pub(super) fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
-    position: SeriesLabelPosition,
-) -> DrawResult {
-    chart
-        .configure_series_labels()
-        .position(position)
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .label_font((FONT, 14))
-        .draw()
-        .map_err(err)
-}
-
-/// A chart with time (s) across and a linear count or rate from 0 to `y_max` up.
-pub(super) fn time_axes<'a, DB: DrawingBackend>(
-    area: &'a Area<'_, DB>,
-    runs: &[RunData],
-    caption: &str,
-    y_desc: &str,
-    y_max: f64,
-) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>, String> {
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 15))
-        .margin(12)
-        .x_label_area_size(42)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..t_max(runs), 0.0..y_max)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since start (s)")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_desc(y_desc)
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()
-        .map_err(err)?;
-    Ok(chart)
-}
-
-pub(super) fn t_max(runs: &[RunData]) -> f64 {
-    runs.iter()
-        .flat_map(|r| r.timeseries.iter().map(|row| row.t_s))
-        .fold(1.0, f64::max)
-}
-
-fn latency_over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawResult {
+fn latency_over_time<DB: DrawingBackend>(area: &Area<DB>, runs: &[RunData]) -> DrawResult {
     let all = series(runs);
     let values = all.iter().flat_map(|s| {
         s.rows()
@@ -469,28 +251,20 @@ fn latency_over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) 
     });
     let (y_lo, y_hi) = log_bounds(values);
     if all.iter().all(|s| s.rows().all(|r| r.max_us == 0)) {
-        return no_data(area, "deliveries");
+        return no_data(area, "no deliveries in these results");
     }
-    let mut chart = ChartBuilder::on(area)
-        .caption(
+    let mut chart = Frame {
+        caption: Some(
             "per 1 s interval, from each event's intended time; thin: p50, thick: p99, dashed: max",
-            (FONT, 15),
-        )
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..t_max(runs), (y_lo..y_hi).log_scale())
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since start (s)")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_desc("latency (log scale)")
-        .y_label_formatter(&ms_label)
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()
-        .map_err(err)?;
+        ),
+        margin: 12,
+        x_label_area: 45,
+        x_desc: "time since start (s)",
+        y_desc: "latency (log scale)",
+        x_label: &whole,
+        y_label: &ms_label,
+    }
+    .build(area, 0.0..t_max(runs), (y_lo..y_hi).log_scale())?;
     for s in &all {
         let pick = |f: fn(&TimeseriesRow) -> u64| -> Vec<(f64, f64)> {
             s.rows()
@@ -498,17 +272,24 @@ fn latency_over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) 
                 .map(|r| (r.t_s, f(r) as f64 / 1000.0))
                 .collect()
         };
-        let color = s.color;
-        chart
-            .draw_series(LineSeries::new(pick(|r| r.p50_us), color.stroke_width(1)))
-            .map_err(err)?
-            .label(format!("{} p50", s.name))
-            .legend(legend_line(color, 1, false));
-        chart
-            .draw_series(LineSeries::new(pick(|r| r.p99_us), color.stroke_width(3)))
-            .map_err(err)?
-            .label(format!("{} p99", s.name))
-            .legend(legend_line(color, 3, false));
+        let (color, name) = (s.color, &s.name);
+        line(
+            &mut chart,
+            pick(|r| r.p50_us),
+            color,
+            1,
+            false,
+            format!("{name} p50"),
+        )?;
+        line(
+            &mut chart,
+            pick(|r| r.p99_us),
+            color,
+            3,
+            false,
+            format!("{name} p99"),
+        )?;
+        // Not `line`: its dashes are 6 on, 4 off; this thin one's are 5 on.
         chart
             .draw_series(DashedLineSeries::new(
                 pick(|r| r.max_us),
@@ -517,14 +298,14 @@ fn latency_over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) 
                 color.stroke_width(1),
             ))
             .map_err(err)?
-            .label(format!("{} max", s.name))
+            .label(format!("{name} max"))
             .legend(legend_line(color, 1, true));
     }
     legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 /// Per-interval rates: (t, count / interval length).
-pub(super) fn rates(rows: impl Iterator<Item = (f64, u64)>) -> Vec<(f64, f64)> {
+fn rates(rows: impl Iterator<Item = (f64, u64)>) -> Vec<(f64, f64)> {
     let mut prev_t = 0.0;
     rows.map(|(t, n)| {
         let dt = (t - prev_t).max(1e-3);
@@ -534,7 +315,7 @@ pub(super) fn rates(rows: impl Iterator<Item = (f64, u64)>) -> Vec<(f64, f64)> {
     .collect()
 }
 
-fn throughput<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawResult {
+fn throughput<DB: DrawingBackend>(area: &Area<DB>, runs: &[RunData]) -> DrawResult {
     let all = series(runs);
     let mut lines = Vec::new();
     for s in &all {
@@ -548,30 +329,34 @@ fn throughput<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> Draw
             .collect();
         lines.push((s, offered, achieved, errors));
     }
-    let y_max = lines
+    let y_values = lines
         .iter()
-        .flat_map(|l| l.1.iter().chain(&l.2).map(|p| p.1))
-        .fold(1.0, f64::max)
-        * 1.15;
+        .flat_map(|l| l.1.iter().chain(&l.2).map(|p| p.1));
     let mut chart = time_axes(
         area,
         runs,
         "events/s per 1 s interval; dashed: offered (scheduled), solid: achieved (delivered), \u{25b2}: interval with errors",
         "events/s",
-        y_max,
+        y_values,
     )?;
     for (s, offered, achieved, errors) in lines {
         let color = s.color;
-        chart
-            .draw_series(DashedLineSeries::new(offered, 6, 4, color.stroke_width(2)))
-            .map_err(err)?
-            .label(format!("{} offered", s.name))
-            .legend(legend_line(color, 2, true));
-        chart
-            .draw_series(LineSeries::new(achieved, color.stroke_width(2)))
-            .map_err(err)?
-            .label(format!("{} achieved", s.name))
-            .legend(legend_line(color, 2, false));
+        line(
+            &mut chart,
+            offered,
+            color,
+            2,
+            true,
+            format!("{} offered", s.name),
+        )?;
+        line(
+            &mut chart,
+            achieved,
+            color,
+            2,
+            false,
+            format!("{} achieved", s.name),
+        )?;
         if !errors.is_empty() {
             let total: u64 = errors.iter().map(|e| e.2).sum();
             chart
@@ -588,30 +373,29 @@ fn throughput<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> Draw
     legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
-fn connections_over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawResult {
+fn connections_over_time<DB: DrawingBackend>(area: &Area<DB>, runs: &[RunData]) -> DrawResult {
     let all = series(runs);
-    let y_max = all
+    let y_values = all
         .iter()
-        .flat_map(|s| s.rows().map(|r| r.connections.max(r.retries)))
-        .fold(1, u64::max) as f64
-        * 1.15;
+        .flat_map(|s| s.rows().map(|r| r.connections.max(r.retries) as f64));
     let mut chart = time_axes(
         area,
         runs,
         "open connections at the end of each 1 s interval; \u{25cf}: reconnects in the interval (WebSocket)",
         "connections",
-        y_max,
+        y_values,
     )?;
     for s in &all {
         let color = s.color;
-        chart
-            .draw_series(LineSeries::new(
-                s.points(|r| r.connections as f64),
-                color.stroke_width(2),
-            ))
-            .map_err(err)?
-            .label(format!("{} held", s.name))
-            .legend(legend_line(color, 2, false));
+        let held = s.points(|r| r.connections as f64);
+        line(
+            &mut chart,
+            held,
+            color,
+            2,
+            false,
+            format!("{} held", s.name),
+        )?;
         // For webhooks the column counts retries, which the throughput chart covers.
         if s.model == ModelKind::WebSocket {
             let reconnects: Vec<(f64, f64)> = s
@@ -635,11 +419,7 @@ fn connections_over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunDat
     legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
-fn resources<DB: DrawingBackend>(
-    area: &Area<'_, DB>,
-    runs: &[RunData],
-    memory: bool,
-) -> DrawResult {
+fn resources<DB: DrawingBackend>(area: &Area<DB>, runs: &[RunData], memory: bool) -> DrawResult {
     let all = series(runs);
     type Pick = fn(&TimeseriesRow) -> f64;
     let (gen, target): (Pick, Pick) = if memory {
@@ -650,11 +430,6 @@ fn resources<DB: DrawingBackend>(
     } else {
         (|r| r.gen_cpu_pct, |r| r.target_cpu_pct)
     };
-    let y_max = all
-        .iter()
-        .flat_map(|s| s.rows().flat_map(|r| [gen(r), target(r)]))
-        .fold(1.0, f64::max)
-        * 1.15;
     let (caption, y_desc) = if memory {
         (
             "resident memory (RSS), summed over every process of the role; solid: generator, dashed: target",
@@ -666,24 +441,28 @@ fn resources<DB: DrawingBackend>(
             "CPU (%)",
         )
     };
-    let mut chart = time_axes(area, runs, caption, y_desc, y_max)?;
+    let y_values = all
+        .iter()
+        .flat_map(|s| s.rows().flat_map(|r| [gen(r), target(r)]));
+    let mut chart = time_axes(area, runs, caption, y_desc, y_values)?;
     for s in &all {
-        let color = s.color;
-        chart
-            .draw_series(LineSeries::new(s.points(gen), color.stroke_width(2)))
-            .map_err(err)?
-            .label(format!("{} generator", s.name))
-            .legend(legend_line(color, 2, false));
-        chart
-            .draw_series(DashedLineSeries::new(
-                s.points(target),
-                6,
-                4,
-                color.stroke_width(2),
-            ))
-            .map_err(err)?
-            .label(format!("{} target", s.name))
-            .legend(legend_line(color, 2, true));
+        let (color, name) = (s.color, &s.name);
+        line(
+            &mut chart,
+            s.points(gen),
+            color,
+            2,
+            false,
+            format!("{name} generator"),
+        )?;
+        line(
+            &mut chart,
+            s.points(target),
+            color,
+            2,
+            true,
+            format!("{name} target"),
+        )?;
     }
     legend(&mut chart, SeriesLabelPosition::UpperRight)
 }

@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-use super::charts::{err, series, Area, DrawResult, KeyAxis, FONT};
+use super::chart_kit::{err, series, whole, Area, DrawResult, KeyAxis, FONT};
 use super::load::RunData;
 use crate::model_kind::ModelKind;
 
@@ -47,7 +47,7 @@ pub fn costs(run: &RunData, model: ModelKind) -> [(f64, f64, Option<&'static str
     [cpu, memory, wire]
 }
 
-pub(super) fn cost<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawResult {
+pub(super) fn cost<DB: DrawingBackend>(area: &Area<DB>, runs: &[RunData]) -> DrawResult {
     let all = series(runs);
     let panels = area.split_evenly((1, 3));
     let titles = [
@@ -88,27 +88,26 @@ pub(super) fn cost<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) ->
             .max(1e-9)
             * 1.25;
         let n = bars.len().max(1);
-        let keys: Vec<f64> = (0..n).map(|i| i as f64 + 0.5).collect();
+        let x = KeyAxis {
+            lo: 0.0,
+            hi: n as f64,
+            keys: (0..n)
+                .map(|i| (i as f64 + 0.5, short.get(i).cloned().unwrap_or_default()))
+                .collect(),
+        };
         let mut chart = ChartBuilder::on(panel)
             .caption(title, (FONT, 16))
             .margin(14)
             .x_label_area_size(35)
             .y_label_area_size(60)
-            .build_cartesian_2d(
-                KeyAxis {
-                    max: n as f64,
-                    keys,
-                },
-                0.0..y_max,
-            )
+            .build_cartesian_2d(x.clone(), 0.0..y_max)
             .map_err(err)?;
-        let names = short.clone();
         chart
             .configure_mesh()
             .disable_x_mesh()
             .y_desc(unit)
-            .x_label_formatter(&move |x| names.get(*x as usize).cloned().unwrap_or_default())
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&|v| x.label(*v))
+            .y_label_formatter(&whole)
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))
             .draw()

@@ -3,30 +3,30 @@
 
 use plotters::prelude::*;
 
-use super::charts::{err, legend, legend_line, no_data, series, time_axes, Area, DrawResult, FONT};
+use super::chart_kit::{
+    err, legend, line, no_data, series, time_axes, whole, Area, DrawResult, FONT,
+};
 use super::load::RunData;
 use crate::model_kind::ModelKind;
 
 /// Both panels.
-pub(super) fn faults<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawResult {
+pub(super) fn faults<DB: DrawingBackend>(area: &Area<DB>, runs: &[RunData]) -> DrawResult {
     let (top, bottom) = area.split_vertically(area.dim_in_pixel().1 / 2);
     over_time(&top, runs)?;
     attempts(&bottom, runs)
 }
 
-fn over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawResult {
+fn over_time<DB: DrawingBackend>(area: &Area<DB>, runs: &[RunData]) -> DrawResult {
     let all = series(runs);
-    let y_max = all
+    let y_values = all
         .iter()
-        .flat_map(|s| s.rows().map(|r| r.retries.max(r.abandoned)))
-        .fold(1, u64::max) as f64
-        * 1.15;
+        .flat_map(|s| s.rows().map(|r| r.retries.max(r.abandoned) as f64));
     let mut chart = time_axes(
         area,
         runs,
         "per 1 s interval; webhook: retries (solid) and abandoned after 410 (dashed); WebSocket: reconnects",
         "per interval",
-        y_max,
+        y_values,
     )?;
     for s in &all {
         let color = s.color;
@@ -35,31 +35,19 @@ fn over_time<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawR
         } else {
             "retries"
         };
-        chart
-            .draw_series(LineSeries::new(
-                s.points(|r| r.retries as f64),
-                color.stroke_width(2),
-            ))
-            .map_err(err)?
-            .label(format!("{} {what}", s.name))
-            .legend(legend_line(color, 2, false));
+        let retries = s.points(|r| r.retries as f64);
+        let label = format!("{} {what}", s.name);
+        line(&mut chart, retries, color, 2, false, label)?;
         if s.rows().any(|r| r.abandoned > 0) {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    s.points(|r| r.abandoned as f64),
-                    6,
-                    4,
-                    color.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(format!("{} abandoned (410)", s.name))
-                .legend(legend_line(color, 2, true));
+            let abandoned = s.points(|r| r.abandoned as f64);
+            let label = format!("{} abandoned (410)", s.name);
+            line(&mut chart, abandoned, color, 2, true, label)?;
         }
     }
     legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
-fn attempts<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawResult {
+fn attempts<DB: DrawingBackend>(area: &Area<DB>, runs: &[RunData]) -> DrawResult {
     let bars: Vec<_> = series(runs)
         .into_iter()
         .filter_map(|s| {
@@ -69,7 +57,7 @@ fn attempts<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawRe
         })
         .collect();
     if bars.is_empty() {
-        return no_data(area, "webhook attempt counts");
+        return no_data(area, "no webhook attempt counts in these results");
     }
     let max_attempts = bars
         .iter()
@@ -98,9 +86,9 @@ fn attempts<DB: DrawingBackend>(area: &Area<'_, DB>, runs: &[RunData]) -> DrawRe
         .disable_x_mesh()
         .x_labels(max_attempts.min(16))
         .x_desc("attempts")
-        .x_label_formatter(&|v| format!("{v:.0}"))
+        .x_label_formatter(&whole)
         .y_desc("deliveries (log scale)")
-        .y_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&whole)
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
         .draw()

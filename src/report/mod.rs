@@ -3,11 +3,13 @@
 //!
 //! - `load`: reads a results directory back (summary, time series, `.hlog` histograms).
 //! - `table`: the comparison table (terminal and HTML).
-//! - `charts`: the plotters charts, SVG and PNG.
+//! - `charts`: the run charts, SVG and PNG (with `faults` and `cost`, a file each).
+//! - `chart_kit`: the drawing toolkit every chart shares: render, font, colours, axes, legends.
 //! - `html`: the self-contained `report.html` and its verdict.
 //! - `capacity_charts`: the charts of the `capacity` and `sweep` commands.
 
 pub mod capacity_charts;
+mod chart_kit;
 pub mod charts;
 pub mod cost;
 pub mod faults;
