@@ -649,6 +649,33 @@ pub fn render_table(r: &CapacityResult) -> String {
 }
 
 /// `capacity.json`, `capacity.csv`, `capacity.svg` and `capacity.png`.
+/// Re-renders a `capacity` directory from its saved `capacity.json` into `out`: the JSON, the
+/// CSV and the chart, and each step's run report (`report` on a capacity directory).
+pub fn rerender(dir: &Path, out: &Path) -> Result<CapacityResult, CapacityError> {
+    let json = dir.join("capacity.json");
+    let unreadable = |reason: String| CapacityError::Usage(format!("{}: {reason}", json.display()));
+    let text = std::fs::read_to_string(&json).map_err(|e| unreadable(e.to_string()))?;
+    let r: CapacityResult = serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
+    let slo = crate::slo::parse(&r.slo).map_err(|e| unreadable(format!("slo {:?}: {e}", r.slo)))?;
+    std::fs::create_dir_all(out).map_err(|e| CapacityError::OutDir {
+        path: out.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    for step in &r.steps {
+        let run = dir.join(&step.dir);
+        if run.join("summary.json").is_file() {
+            crate::report::render(std::slice::from_ref(&run), &out.join(&step.dir)).map_err(
+                |e| CapacityError::Write {
+                    path: out.join(&step.dir),
+                    reason: e.to_string(),
+                },
+            )?;
+        }
+    }
+    write_files(out, &r, &slo)?;
+    Ok(r)
+}
+
 fn write_files(dir: &Path, r: &CapacityResult, slo: &Slo) -> Result<(), CapacityError> {
     let fail = |path: PathBuf, e: &dyn std::fmt::Display| CapacityError::Write {
         path,

@@ -56,6 +56,24 @@ pub fn execute(command: Command) -> Outcome {
                     run::default_results_root().join(format!("report-{stamp}"))
                 }
             });
+            if let [one] = dirs.as_slice() {
+                if one.join("capacity.json").is_file() {
+                    return rerender(
+                        crate::capacity::rerender(one, &out).map(|r| {
+                            print!("{}", crate::capacity::render_table(&r));
+                        }),
+                        &out,
+                    );
+                }
+                if one.join("sweep.json").is_file() {
+                    return rerender(
+                        crate::sweep::rerender(one, &out).map(|r| {
+                            print!("{}", crate::sweep::render_table(&r));
+                        }),
+                        &out,
+                    );
+                }
+            }
             match crate::report::render(&dirs, &out) {
                 Ok(page) => {
                     println!("report: {}", page.display());
@@ -179,6 +197,20 @@ pub fn execute(command: Command) -> Outcome {
         Command::Serve {
             target: ServeTarget::Sink { listen, threads },
         } => serve_with(threads, listen, crate::serve::serve_sink(listen)),
+    }
+}
+
+/// The end of `report` on a capacity or sweep directory.
+fn rerender<E: std::fmt::Display>(done: Result<(), E>, out: &std::path::Path) -> Outcome {
+    match done {
+        Ok(()) => {
+            println!("results: {}", out.display());
+            Outcome::Ok
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Outcome::Failed
+        }
     }
 }
 
