@@ -8,19 +8,23 @@
 //! The command writes `capacity.json`, `capacity.csv` and the latency-vs-load chart.
 
 pub mod bottleneck;
+pub mod result;
 pub mod search;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
 use crate::model_kind::ModelKind;
 use crate::overrides;
 use crate::record::results::{utc_stamps, ModelSummary, TimeseriesRow};
+pub use crate::report::capacity::render_table;
 use crate::run::{self, RunError, RunOptions};
 use crate::scenario::{Problem, Scenario, ScenarioError, WsMode};
 use crate::slo::{Slo, Verdict};
+pub use result::{fmt_load, CapacityResult, StepRecord};
+
+use crate::report::capacity as report;
+
 use bottleneck::{classify, Bottleneck, Diagnosis, StepLoad};
 use search::{Search, SearchPlan, Stop};
 
@@ -49,14 +53,9 @@ pub enum CapacityError {
         /// What stopped it.
         source: RunError,
     },
-    /// Writing `capacity.*` failed (exit 3).
-    #[error("writing {path}: {reason}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
+    /// Writing `capacity.*` or a step's report failed (exit 3).
+    #[error("{0}")]
+    Report(#[from] crate::report::ReportError),
 }
 
 /// How `capacity` searches.
@@ -84,70 +83,6 @@ pub struct CapacityOptions {
     pub max_time_ns: u64,
     /// Where the steps' runs go (`out`, `results_root`, launch, progress).
     pub run: RunOptions,
-}
-
-/// One step as `capacity.json` and `capacity.csv` hold it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StepRecord {
-    /// 1-based.
-    pub step: usize,
-    /// `"step"` (geometric) or `"bisect"`.
-    pub phase: String,
-    /// Offered load, in the search's unit.
-    pub load: f64,
-    /// Whether every clause of the objective held (and the run completed).
-    pub pass: bool,
-    /// Each clause's verdict.
-    pub verdicts: Vec<Verdict>,
-    /// Its results directory, relative to the command's.
-    pub dir: String,
-    /// Delivery latency (connect latency when the load is connections).
-    pub p50_us: u64,
-    /// The same, p99.
-    pub p99_us: u64,
-    /// The same, p99.9.
-    pub p999_us: u64,
-    /// Deliveries scheduled in the measured part (connections, in idle mode).
-    pub events: u64,
-    /// Of those, failed.
-    pub failed: u64,
-    /// Deliveries acknowledged per second.
-    pub achieved_rate: f64,
-    /// Connections held at most.
-    pub connections_peak: u64,
-    /// First sends more than 1 ms late.
-    pub late_sends: u64,
-    /// What tells generator from target.
-    pub load_figures: StepLoad,
-    /// Why the step could not finish, if it could not.
-    pub error: Option<String>,
-}
-
-/// `capacity.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CapacityResult {
-    /// Scenario name.
-    pub scenario: String,
-    /// Model searched.
-    pub model: ModelKind,
-    /// `"events/s"` or `"connections"`.
-    pub unit: String,
-    /// The objective, as written.
-    pub slo: String,
-    /// Highest load that held the objective (`null`: none did).
-    pub max_load: Option<f64>,
-    /// Lowest load that broke it.
-    pub first_failing_load: Option<f64>,
-    /// Who limited the load at the first failing step.
-    pub bottleneck: Bottleneck,
-    /// Why, in plain words.
-    pub message: String,
-    /// Why the search stopped.
-    pub stopped: Stop,
-    /// UTC start, RFC 3339.
-    pub started_at: String,
-    /// Every step in the order run.
-    pub steps: Vec<StepRecord>,
 }
 
 /// What `capacity` hands back to `main`.
@@ -394,7 +329,7 @@ pub async fn run_capacity(
             record.pass = false;
             record.error = Some("interrupted".into());
         }
-        eprintln!("capacity:   {}", step_line(&record));
+        eprintln!("capacity:   {}", report::step_line(&record));
         let cut_short = report.interrupted() || report.error.is_some();
         if !cut_short {
             search.record(load, record.pass);
@@ -446,22 +381,13 @@ pub async fn run_capacity(
         started_at,
         steps,
     };
-    write_files(&dir, &result, &opts.slo)?;
+    report::write_files(&dir, &result, &opts.slo)?;
     Ok(CapacityOutcome {
         dir,
         result,
         interrupted,
         error,
     })
-}
-
-/// A load as a short figure: whole numbers without decimals.
-pub fn fmt_load(load: f64) -> String {
-    if load.fract() == 0.0 {
-        format!("{load:.0}")
-    } else {
-        format!("{load:.1}")
-    }
 }
 
 fn fill_record(
@@ -563,92 +489,6 @@ fn measured_cpu(dir: &Path, m: &ModelSummary, step: &Scenario) -> (f64, Option<f
     (gen, target_measured.then_some(target))
 }
 
-/// One step as a line of progress.
-fn step_line(r: &StepRecord) -> String {
-    let verdict = if r.pass { "pass" } else { "FAIL" };
-    let broken: Vec<&str> = r
-        .verdicts
-        .iter()
-        .filter(|v| !v.pass)
-        .map(|v| v.clause.as_str())
-        .collect();
-    let why = match (&r.error, broken.is_empty()) {
-        (Some(e), _) => format!(" ({e})"),
-        (None, false) => format!(" (broke: {})", broken.join(", ")),
-        (None, true) => String::new(),
-    };
-    format!(
-        "p50 {}  p99 {}  p99.9 {}  failed {}/{}  late {}  gen CPU {:.2}  -> {verdict}{why}",
-        crate::report::table::fmt_us(r.p50_us),
-        crate::report::table::fmt_us(r.p99_us),
-        crate::report::table::fmt_us(r.p999_us),
-        r.failed,
-        r.events,
-        r.late_sends,
-        r.load_figures.gen_cpu_cores,
-    )
-}
-
-/// The table printed at the end (the caller prints `results: DIR` after it).
-pub fn render_table(r: &CapacityResult) -> String {
-    use std::fmt::Write;
-    let fmt_us = crate::report::table::fmt_us;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "capacity of {} ({}), objective: {}",
-        r.model, r.scenario, r.slo
-    );
-    let _ = writeln!(
-        s,
-        "{:>4}  {:<6}  {:>12}  {:>9}  {:>9}  {:>9}  {:>8}  {:>7}  {:>7}  result",
-        "step", "phase", r.unit, "p50", "p99", "p99.9", "failed", "late", "gen CPU"
-    );
-    for st in &r.steps {
-        let failed_pct = if st.events > 0 {
-            format!("{:.2}%", st.failed as f64 * 100.0 / st.events as f64)
-        } else {
-            "-".into()
-        };
-        let _ = writeln!(
-            s,
-            "{:>4}  {:<6}  {:>12}  {:>9}  {:>9}  {:>9}  {:>8}  {:>6.1}%  {:>7.2}  {}",
-            st.step,
-            st.phase,
-            fmt_load(st.load),
-            fmt_us(st.p50_us),
-            fmt_us(st.p99_us),
-            fmt_us(st.p999_us),
-            failed_pct,
-            st.load_figures.late_share * 100.0,
-            st.load_figures.gen_cpu_cores,
-            match (&st.error, st.pass) {
-                (Some(_), _) => "cut short",
-                (None, true) => "pass",
-                (None, false) => "FAIL",
-            }
-        );
-    }
-    match r.max_load {
-        Some(max) => {
-            let _ = write!(s, "max load: {} {}", fmt_load(max), r.unit);
-        }
-        None => {
-            let _ = write!(s, "max load: none (no step held the objective)");
-        }
-    }
-    match r.first_failing_load {
-        Some(f) => {
-            let _ = writeln!(s, " (first failing: {} {})", fmt_load(f), r.unit);
-        }
-        None => s.push('\n'),
-    }
-    let _ = writeln!(s, "bottleneck: {}: {}", r.bottleneck.name(), r.message);
-    let _ = writeln!(s, "search stopped: {}", r.stopped.describe());
-    s
-}
-
-/// `capacity.json`, `capacity.csv`, `capacity.svg` and `capacity.png`.
 /// Re-renders a `capacity` directory from its saved `capacity.json` into `out`: the JSON, the
 /// CSV and the chart, and each step's run report (`report` on a capacity directory).
 pub fn rerender(dir: &Path, out: &Path) -> Result<CapacityResult, CapacityError> {
@@ -664,82 +504,9 @@ pub fn rerender(dir: &Path, out: &Path) -> Result<CapacityResult, CapacityError>
     for step in &r.steps {
         let run = dir.join(&step.dir);
         if run.join("summary.json").is_file() {
-            crate::report::render(std::slice::from_ref(&run), &out.join(&step.dir)).map_err(
-                |e| CapacityError::Write {
-                    path: out.join(&step.dir),
-                    reason: e.to_string(),
-                },
-            )?;
+            crate::report::render(std::slice::from_ref(&run), &out.join(&step.dir))?;
         }
     }
-    write_files(out, &r, &slo)?;
+    report::write_files(out, &r, &slo)?;
     Ok(r)
-}
-
-fn write_files(dir: &Path, r: &CapacityResult, slo: &Slo) -> Result<(), CapacityError> {
-    let fail = |path: PathBuf, e: &dyn std::fmt::Display| CapacityError::Write {
-        path,
-        reason: e.to_string(),
-    };
-    let json = dir.join("capacity.json");
-    let text = serde_json::to_string_pretty(r).expect("the result serializes");
-    std::fs::write(&json, text + "\n").map_err(|e| fail(json.clone(), &e))?;
-
-    let csv_path = dir.join("capacity.csv");
-    let write_csv = || -> Result<(), csv::Error> {
-        let mut w = csv::Writer::from_path(&csv_path)?;
-        w.write_record([
-            "step",
-            "phase",
-            "load",
-            "unit",
-            "pass",
-            "p50_us",
-            "p99_us",
-            "p999_us",
-            "events",
-            "failed",
-            "achieved_rate",
-            "connections_peak",
-            "late_sends",
-            "schedule_lag_p99_us",
-            "gen_cpu_cores",
-            "target_cpu_cores",
-            "pool_occupancy",
-            "dir",
-            "error",
-        ])?;
-        for s in &r.steps {
-            let f = &s.load_figures;
-            w.write_record([
-                s.step.to_string(),
-                s.phase.clone(),
-                fmt_load(s.load),
-                r.unit.clone(),
-                s.pass.to_string(),
-                s.p50_us.to_string(),
-                s.p99_us.to_string(),
-                s.p999_us.to_string(),
-                s.events.to_string(),
-                s.failed.to_string(),
-                format!("{:.1}", s.achieved_rate),
-                s.connections_peak.to_string(),
-                s.late_sends.to_string(),
-                format!("{:.0}", f.lag_p99_us),
-                format!("{:.3}", f.gen_cpu_cores),
-                f.target_cpu_cores
-                    .map_or(String::new(), |c| format!("{c:.3}")),
-                f.pool_occupancy
-                    .map_or(String::new(), |o| format!("{o:.3}")),
-                s.dir.clone(),
-                s.error.clone().unwrap_or_default(),
-            ])?;
-        }
-        w.flush()?;
-        Ok(())
-    };
-    write_csv().map_err(|e| fail(csv_path.clone(), &e))?;
-    crate::report::capacity_charts::capacity_chart(r, slo, dir)
-        .map_err(|e| fail(dir.join("capacity.svg"), &e))?;
-    Ok(())
 }

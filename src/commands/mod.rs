@@ -334,7 +334,7 @@ fn capacity_command(args: CapacityArgs) -> Outcome {
             Outcome::Usage
         }
         Err(e @ (CapacityError::Usage(_) | CapacityError::OutDir { .. })) => usage_error(e),
-        Err(e @ (CapacityError::Write { .. } | CapacityError::Run { .. })) => {
+        Err(e @ (CapacityError::Report(_) | CapacityError::Run { .. })) => {
             eprintln!("error: {e}");
             Outcome::Failed
         }

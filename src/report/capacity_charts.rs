@@ -12,10 +12,10 @@ use super::chart_kit::{
     err, legend, legend_line, line, log_bounds, model_color, ms_label, no_data, render, tab10,
     Area, DrawResult, Frame, KeyAxis, Picture, FONT,
 };
-use crate::capacity::{fmt_load, CapacityResult};
+use crate::capacity::result::{fmt_load, CapacityResult};
 use crate::model_kind::ModelKind;
 use crate::slo::Slo;
-use crate::sweep::{fmt_x, SweepResult};
+use crate::sweep::result::{fmt_x, SweepResult};
 
 /// A model's line: name, colour, points.
 type Line<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);

@@ -8,6 +8,7 @@
 //! - `html`: the self-contained `report.html` and its verdict.
 //! - `capacity_charts`: the charts of the `capacity` and `sweep` commands.
 
+pub mod capacity;
 pub mod capacity_charts;
 mod chart_kit;
 pub mod charts;
