@@ -1,0 +1,72 @@
+//! `[thresholds]`: `"model.metric" = "op value"` pairs, checked against the enabled models and
+//! the numeric fields of a model's summary before anything runs.
+
+use super::{reader::describe, Cx, Section};
+use crate::scenario::Threshold;
+
+pub(super) fn parse_thresholds(
+    cx: &mut Cx<'_>,
+    s: &mut Section<'_>,
+    models: &[&str],
+) -> Vec<Threshold> {
+    let mut out = Vec::new();
+    let keys: Vec<String> = s.table.iter().map(|(k, _)| k.to_string()).collect();
+    for key in keys {
+        let (k, item) = s.table.get_key_value(&key).expect("key from iter");
+        let line = cx.line_of(k.span()).or_else(|| cx.line_of(item.span()));
+        let path = format!("thresholds.\"{key}\"");
+        match key.split_once('.') {
+            Some((model, metric)) if models.contains(&model) => {
+                if !crate::record::results::is_numeric_metric(metric) {
+                    cx.problem(
+                        line,
+                        &path,
+                        format!("`{metric}` is not a numeric field of a model's summary (e.g. latency_us.p99, failed, achieved_rate)"),
+                    );
+                }
+            }
+            Some((model @ ("webhook" | "websocket"), _)) => cx.problem(
+                line,
+                &path,
+                format!("the {model} model is not enabled in this scenario"),
+            ),
+            _ => cx.problem(
+                line,
+                &path,
+                "a threshold key is model.metric, e.g. \"webhook.latency_us.p99\"",
+            ),
+        }
+        match item.as_str() {
+            Some(cond) if parse_condition(cond).is_some() => out.push(Threshold {
+                metric: key.clone(),
+                condition: cond.to_string(),
+                line: line.unwrap_or(0),
+            }),
+            Some(cond) => cx.problem(
+                line,
+                &path,
+                format!("cannot read condition \"{cond}\"; write e.g. \"< 50000\" or \"== 0\""),
+            ),
+            None => cx.problem(
+                line,
+                &path,
+                format!(
+                    "expected a condition string like \"< 50000\", found {}",
+                    describe(item)
+                ),
+            ),
+        }
+    }
+    out
+}
+
+/// Splits `"< 50000"` into an operator and a number.
+pub fn parse_condition(text: &str) -> Option<(&str, f64)> {
+    let text = text.trim();
+    let op_len = ["<=", ">=", "==", "!=", "<", ">"]
+        .iter()
+        .find(|op| text.starts_with(**op))?
+        .len();
+    let value: f64 = text[op_len..].trim().parse().ok()?;
+    value.is_finite().then(|| (&text[..op_len], value))
+}
