@@ -13,6 +13,8 @@
 //!   saturated (generator or target)
 //! - [`run`]: one run end to end; [`report`]: what the user reads (table, charts, report.html,
 //!   JUnit), from the saved results only
+//! - [`thresholds`]: pass/fail conditions parsed once (`< 50000`, `== 0`), the one lookup of a
+//!   dotted metric in a run's summary, and threshold verdicts; scenarios and [`slo`] share them
 //! - [`compare`]: regression verdicts between two results, judged against run-to-run noise
 //! - [`clock`]: monotonic time and the microsecond timer the pacer sleeps on; [`units`]:
 //!   durations, counts and rates in words
@@ -35,6 +37,7 @@ pub mod serve;
 pub mod servers;
 pub mod slo;
 pub mod sweep;
+pub mod thresholds;
 pub mod units;
 pub mod webhook;
 pub mod websocket;

@@ -15,7 +15,7 @@ use crate::record::results::{
     Summary, ThresholdResult,
 };
 use crate::record::{Counter, IntervalStats, PhaseStats};
-use crate::scenario::{parse_condition, Scenario};
+use crate::scenario::Scenario;
 use crate::servers::launch::TargetLaunch;
 
 /// What can stop a run, mapped to exit codes by `main`.
@@ -291,41 +291,9 @@ pub fn probe_url(url: &crate::scenario::UrlTemplate) -> Result<std::net::SocketA
     Ok(addr)
 }
 
-/// Looks a dotted metric (`webhook.latency_us.p99`) up in the models' summaries.
-pub fn metric_value(models: &[ModelSummary], metric: &str) -> Option<f64> {
-    let (model, path) = metric.split_once('.')?;
-    let m = models.iter().find(|m| m.model == model)?;
-    let value = serde_json::to_value(m).ok()?;
-    let pointer = format!("/{}", path.replace('.', "/"));
-    value.pointer(&pointer)?.as_f64()
-}
-
 /// Evaluates every threshold of the scenario against the models that ran.
 pub fn evaluate_thresholds(scenario: &Scenario, models: &[ModelSummary]) -> Vec<ThresholdResult> {
-    scenario
-        .thresholds
-        .iter()
-        .map(|t| {
-            let observed = metric_value(models, &t.metric);
-            let pass = match (observed, parse_condition(&t.condition)) {
-                (Some(v), Some((op, limit))) => match op {
-                    "<" => v < limit,
-                    "<=" => v <= limit,
-                    ">" => v > limit,
-                    ">=" => v >= limit,
-                    "==" => v == limit,
-                    "!=" => v != limit,
-                    _ => false,
-                },
-                _ => false,
-            };
-            ThresholdResult {
-                expression: format!("{} {}", t.metric, t.condition.trim()),
-                observed,
-                pass,
-            }
-        })
-        .collect()
+    crate::thresholds::evaluate(&scenario.thresholds, models)
 }
 
 type Signal = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>>>>;

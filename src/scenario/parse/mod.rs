@@ -16,7 +16,6 @@ mod websocket;
 mod workload;
 
 use reader::{Cx, Field, Section};
-pub use thresholds::parse_condition;
 use thresholds::parse_thresholds;
 use webhook::webhook;
 use websocket::websocket;

@@ -1,8 +1,9 @@
 //! `[thresholds]`: `"model.metric" = "op value"` pairs, checked against the enabled models and
-//! the numeric fields of a model's summary before anything runs.
+//! the numeric fields of a model's summary before anything runs, each condition parsed once into
+//! a [`Condition`].
 
 use super::{reader::describe, Cx, Section};
-use crate::scenario::Threshold;
+use crate::thresholds::{Condition, Threshold};
 
 pub(super) fn parse_thresholds(
     cx: &mut Cx<'_>,
@@ -37,16 +38,18 @@ pub(super) fn parse_thresholds(
             ),
         }
         match item.as_str() {
-            Some(cond) if parse_condition(cond).is_some() => out.push(Threshold {
-                metric: key.clone(),
-                condition: cond.to_string(),
-                line: line.unwrap_or(0),
-            }),
-            Some(cond) => cx.problem(
-                line,
-                &path,
-                format!("cannot read condition \"{cond}\"; write e.g. \"< 50000\" or \"== 0\""),
-            ),
+            Some(cond) => match Condition::parse(cond) {
+                Ok(condition) => out.push(Threshold {
+                    metric: key.clone(),
+                    condition,
+                    line: line.unwrap_or(0),
+                }),
+                Err(_) => cx.problem(
+                    line,
+                    &path,
+                    format!("cannot read condition \"{cond}\"; write e.g. \"< 50000\" or \"== 0\""),
+                ),
+            },
             None => cx.problem(
                 line,
                 &path,
@@ -58,15 +61,4 @@ pub(super) fn parse_thresholds(
         }
     }
     out
-}
-
-/// Splits `"< 50000"` into an operator and a number.
-pub fn parse_condition(text: &str) -> Option<(&str, f64)> {
-    let text = text.trim();
-    let op_len = ["<=", ">=", "==", "!=", "<", ">"]
-        .iter()
-        .find(|op| text.starts_with(**op))?
-        .len();
-    let value: f64 = text[op_len..].trim().parse().ok()?;
-    value.is_finite().then(|| (&text[..op_len], value))
 }
