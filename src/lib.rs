@@ -17,6 +17,8 @@
 //!   controller, sequence bookkeeping)
 //! - [`servers`]: the built-in servers (webhook receiver, WebSocket server, sink) and how runs
 //!   start them
+//! - [`thresholds`]: pass/fail conditions parsed once (`< 50000`, `== 0`), the one lookup of a
+//!   dotted metric in a run's summary, and threshold verdicts; scenarios and [`slo`] share them
 //! - [`report`]: what the user reads (table, charts, report.html, JUnit), from the saved
 //!   results only; [`compare`]: regression verdicts between two results, judged against
 //!   run-to-run noise
@@ -43,6 +45,7 @@ pub mod serve;
 pub mod servers;
 pub mod slo;
 pub mod sweep;
+pub mod thresholds;
 pub mod units;
 pub mod webhook;
 pub mod websocket;

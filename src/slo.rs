@@ -5,11 +5,14 @@
 //! `p99.99`, `max`, `mean`) with a time unit; `failed` as a percentage of deliveries (or of
 //! connections when nothing is delivered, as in idle mode) or, without `%`, a count; or any
 //! numeric field of the summary entry by its dotted name (`connect_us.p99 < 1s`, `retries <= 10`).
+//! Operators and the field lookup are the ones scenario thresholds use ([`crate::thresholds`]):
+//! `<`, `<=`, `>`, `>=`, `==`, `!=`.
 
 use std::fmt;
 
 use crate::record::results::ModelSummary;
 use crate::scenario::parse_duration_ns;
+use crate::thresholds::{field_value, Condition, Op};
 
 /// Why an `--slo` text is not an objective.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,7 +21,7 @@ pub enum SloError {
     #[error("--slo is empty; write e.g. \"p99 < 50ms, failed < 0.1%\"")]
     Empty,
     /// A clause is not `METRIC OP VALUE`.
-    #[error("--slo clause {clause:?}: expected METRIC OP VALUE with OP one of <, <=, >, >= (e.g. \"p99 < 50ms\")")]
+    #[error("--slo clause {clause:?}: expected METRIC OP VALUE with OP one of <, <=, >, >=, ==, != (e.g. \"p99 < 50ms\")")]
     Syntax {
         /// The clause as written.
         clause: String,
@@ -41,39 +44,6 @@ pub enum SloError {
     },
 }
 
-/// A comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// `<`
-    Lt,
-    /// `<=`
-    Le,
-    /// `>`
-    Gt,
-    /// `>=`
-    Ge,
-}
-
-impl Op {
-    fn holds(self, observed: f64, limit: f64) -> bool {
-        match self {
-            Op::Lt => observed < limit,
-            Op::Le => observed <= limit,
-            Op::Gt => observed > limit,
-            Op::Ge => observed >= limit,
-        }
-    }
-
-    fn symbol(self) -> &'static str {
-        match self {
-            Op::Lt => "<",
-            Op::Le => "<=",
-            Op::Gt => ">",
-            Op::Ge => ">=",
-        }
-    }
-}
-
 /// What a clause measures.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Metric {
@@ -92,10 +62,9 @@ pub struct Clause {
     pub text: String,
     /// What it measures.
     pub metric: Metric,
-    /// Comparison.
-    pub op: Op,
-    /// Limit, in the metric's unit (microseconds for latencies, percent for `failed %`).
-    pub limit: f64,
+    /// Comparison and limit, in the metric's unit (microseconds for latencies, percent for
+    /// `failed %`).
+    pub condition: Condition,
 }
 
 /// An objective: every clause must hold.
@@ -154,17 +123,9 @@ fn parse_clause(clause: &str) -> Result<Clause, SloError> {
     let syntax = || SloError::Syntax {
         clause: clause.into(),
     };
-    let at = clause.find(['<', '>']).ok_or_else(syntax)?;
+    let at = clause.find(['<', '>', '=', '!']).ok_or_else(syntax)?;
     let (metric, rest) = clause.split_at(at);
-    let (op, value) = if let Some(v) = rest.strip_prefix("<=") {
-        (Op::Le, v)
-    } else if let Some(v) = rest.strip_prefix(">=") {
-        (Op::Ge, v)
-    } else if let Some(v) = rest.strip_prefix('<') {
-        (Op::Lt, v)
-    } else {
-        (Op::Gt, &rest[1..])
-    };
+    let (op, value) = Op::split_prefix(rest).ok_or_else(syntax)?;
     let (metric, value) = (metric.trim(), value.trim());
     if metric.is_empty() || value.is_empty() {
         return Err(syntax());
@@ -220,13 +181,11 @@ fn parse_clause(clause: &str) -> Result<Clause, SloError> {
     };
     Ok(Clause {
         text: format!(
-            "{metric_text} {} {value}",
-            op.symbol(),
+            "{metric_text} {op} {value}",
             metric_text = clause[..at].trim()
         ),
         metric,
-        op,
-        limit,
+        condition: Condition::new(op, limit),
     })
 }
 
@@ -247,9 +206,7 @@ impl Clause {
                     base.0 as f64 * 100.0 / base.1 as f64
                 })
             }
-            Metric::Field(path) => {
-                crate::run::metric_value(std::slice::from_ref(m), &format!("{}.{path}", m.model))
-            }
+            Metric::Field(path) => field_value(m, path),
         }
     }
 }
@@ -281,7 +238,7 @@ impl Slo {
             .iter()
             .map(|c| {
                 let observed = c.observe(m);
-                let pass = observed.is_some_and(|v| c.op.holds(v, c.limit));
+                let pass = observed.is_some_and(|v| c.condition.holds(v));
                 Verdict {
                     clause: c.text.clone(),
                     observed,
@@ -293,10 +250,12 @@ impl Slo {
 
     /// The latency limit of the first upper-bound latency clause (microseconds), to draw it.
     pub fn latency_limit_us(&self) -> Option<(f64, &'static str)> {
-        self.clauses.iter().find_map(|c| match (&c.metric, c.op) {
-            (Metric::Latency(f), Op::Lt | Op::Le) => Some((c.limit, *f)),
-            _ => None,
-        })
+        self.clauses
+            .iter()
+            .find_map(|c| match (&c.metric, c.condition.op()) {
+                (Metric::Latency(f), Op::Lt | Op::Le) => Some((c.condition.limit(), *f)),
+                _ => None,
+            })
     }
 }
 
@@ -310,18 +269,21 @@ mod tests {
         let slo = parse("p99 < 50ms, failed < 0.1%").unwrap();
         assert_eq!(slo.clauses.len(), 2);
         assert_eq!(slo.clauses[0].metric, Metric::Latency("p99"));
-        assert_eq!(
-            (slo.clauses[0].op, slo.clauses[0].limit),
-            (Op::Lt, 50_000.0)
-        );
+        assert_eq!(slo.clauses[0].condition, Condition::new(Op::Lt, 50_000.0));
         assert_eq!(slo.clauses[1].metric, Metric::FailedPct);
-        assert_eq!(slo.clauses[1].limit, 0.1);
+        assert_eq!(slo.clauses[1].condition.limit(), 0.1);
         assert_eq!(slo.to_string(), "p99 < 50ms, failed < 0.1%");
         let slo = parse("p99.9<=1s and failed<=5 and connect_us.p99 < 200ms").unwrap();
         assert_eq!(slo.clauses[0].metric, Metric::Latency("p999"));
-        assert_eq!(slo.clauses[0].limit, 1e6);
+        assert_eq!(slo.clauses[0].condition.limit(), 1e6);
         assert_eq!(slo.clauses[1].metric, Metric::Field("failed".into()));
-        assert_eq!(slo.clauses[2].limit, 200_000.0);
+        assert_eq!(slo.clauses[2].condition.limit(), 200_000.0);
+        // The operators thresholds take: == and != as well.
+        let slo = parse("failed == 0, retries!=3, p99 == 5ms").unwrap();
+        let ops: Vec<Op> = slo.clauses.iter().map(|c| c.condition.op()).collect();
+        assert_eq!(ops, [Op::Eq, Op::Ne, Op::Eq]);
+        assert_eq!(slo.to_string(), "failed == 0, retries != 3, p99 == 5ms");
+        assert_eq!(slo.clauses[2].condition.limit(), 5_000.0);
     }
 
     #[test]
@@ -330,6 +292,9 @@ mod tests {
             ("", "is empty"),
             ("p99 50ms", "expected METRIC OP VALUE"),
             ("p99 <", "expected METRIC OP VALUE"),
+            ("p99 = 50ms", "expected METRIC OP VALUE"),
+            ("failed ! 0", "expected METRIC OP VALUE"),
+            ("failed ==", "expected METRIC OP VALUE"),
             ("p98 < 50ms", "unknown metric \"p98\""),
             ("p99 < 50", "needs a time unit"),
             ("p99 < fast", "\"fast\""),
@@ -363,6 +328,10 @@ mod tests {
         assert_eq!(v[1].observed, Some(0.1));
         m.latency_us.p99 = 80_000;
         assert!(!slo.check(&m)[0].pass);
+        let exact = parse("failed == 10, retries != 0").unwrap();
+        let v = exact.check(&m);
+        assert!(v[0].pass && !v[1].pass, "{v:?}");
+        assert_eq!((v[0].observed, v[1].observed), (Some(10.0), Some(0.0)));
         // Nothing timed although events were due (every attempt timed out): no pass.
         m.latency_us = Percentiles::default();
         assert!(!slo.check(&m)[0].pass);

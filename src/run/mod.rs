@@ -22,7 +22,7 @@ use crate::record::results::{
     percentiles_writer, timeseries_writer, utc_stamps, write_summary, HostInfo, ModelSummary,
     Summary, ThresholdResult,
 };
-use crate::scenario::{parse_condition, Scenario};
+use crate::scenario::Scenario;
 
 /// The message for attempts that failed for want of local ports or file descriptors, naming
 /// the limit and what to change; `None` when there were none.
@@ -184,39 +184,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport, Ru
     })
 }
 
-/// Looks a dotted metric (`webhook.latency_us.p99`) up in the models' summaries.
-pub fn metric_value(models: &[ModelSummary], metric: &str) -> Option<f64> {
-    let (model, path) = metric.split_once('.')?;
-    let m = models.iter().find(|m| m.model.name() == model)?;
-    let value = serde_json::to_value(m).ok()?;
-    let pointer = format!("/{}", path.replace('.', "/"));
-    value.pointer(&pointer)?.as_f64()
-}
-
 /// Evaluates every threshold of the scenario against the models that ran.
 pub fn evaluate_thresholds(scenario: &Scenario, models: &[ModelSummary]) -> Vec<ThresholdResult> {
-    scenario
-        .thresholds
-        .iter()
-        .map(|t| {
-            let observed = metric_value(models, &t.metric);
-            let pass = match (observed, parse_condition(&t.condition)) {
-                (Some(v), Some((op, limit))) => match op {
-                    "<" => v < limit,
-                    "<=" => v <= limit,
-                    ">" => v > limit,
-                    ">=" => v >= limit,
-                    "==" => v == limit,
-                    "!=" => v != limit,
-                    _ => false,
-                },
-                _ => false,
-            };
-            ThresholdResult {
-                expression: format!("{} {}", t.metric, t.condition.trim()),
-                observed,
-                pass,
-            }
-        })
-        .collect()
+    crate::thresholds::evaluate(&scenario.thresholds, models)
 }

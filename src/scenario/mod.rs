@@ -12,8 +12,10 @@ mod syntax;
 use std::fmt;
 use std::path::Path;
 
+// Defined beside the `Condition` it holds, so `thresholds` never imports `scenario` back.
+pub use crate::thresholds::Threshold;
 pub use duration::parse_duration_ns;
-pub use parse::{parse, parse_condition};
+pub use parse::parse;
 
 use crate::schedule::{Schedule, Shape};
 use crate::webhook::sign::SignatureScheme;
@@ -34,7 +36,7 @@ pub struct Scenario {
     pub webhook: Option<WebhookConfig>,
     /// Present when the WebSocket model runs.
     pub websocket: Option<WebSocketConfig>,
-    /// Raw threshold expressions, in file order.
+    /// Thresholds, conditions parsed, in file order.
     pub thresholds: Vec<Threshold>,
     /// The TOML text it was parsed from; see [`Scenario::redacted_source`].
     pub source: String,
@@ -428,17 +430,6 @@ pub struct WebSocketConfig {
     pub timestamp_field: Option<String>,
     /// External push servers: JSON pointer to the per-subscriber sequence number.
     pub sequence_field: Option<String>,
-}
-
-/// `metric op value`, e.g. `webhook.latency_us.p99 < 50000`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Threshold {
-    /// Dotted metric path.
-    pub metric: String,
-    /// Condition text as written.
-    pub condition: String,
-    /// Line in the scenario file.
-    pub line: usize,
 }
 
 /// One thing wrong with a scenario file.
