@@ -153,9 +153,7 @@ pub fn metric_value(models: &[ModelSummary], metric: &str) -> Option<f64> {
 /// A dotted numeric field (`latency_us.p99`, `failed`) of one model's summary entry, read through
 /// its JSON form so every field `summary.json` shows can be named without a list to keep.
 pub fn field_value(m: &ModelSummary, path: &str) -> Option<f64> {
-    let value = serde_json::to_value(m).ok()?;
-    let pointer = format!("/{}", path.replace('.', "/"));
-    value.pointer(&pointer)?.as_f64()
+    m.field(path)
 }
 
 /// Evaluates every threshold against the models that ran; a metric without a value fails.

@@ -413,16 +413,26 @@ pub fn is_numeric_metric(path: &str) -> bool {
         example.errors.insert(kind.name().into(), 0);
     }
     example.errors.insert("dropped".into(), 0);
-    let value = serde_json::to_value(example).expect("summary serializes");
-    let pointer = format!("/{}", path.replace('.', "/"));
-    value.pointer(&pointer).is_some_and(|v| v.is_number())
+    example.field(path).is_some()
+}
+
+impl ModelSummary {
+    /// The number at a dotted path of this entry (`latency_us.p99`, `errors.timeout`), as
+    /// `summary.json` spells it; `None` when there is none. The one lookup thresholds, `--slo`
+    /// and scenario validation share.
+    pub fn field(&self, path: &str) -> Option<f64> {
+        let value = serde_json::to_value(self).ok()?;
+        let pointer = format!("/{}", path.replace('.', "/"));
+        value.pointer(&pointer)?.as_f64()
+    }
 }
 
 /// Writes `summary.json` and `summary.csv`.
 pub fn write_summary(dir: &Path, summary: &Summary) -> io::Result<()> {
-    let mut f = File::create(dir.join("summary.json"))?;
+    let mut f = io::BufWriter::new(File::create(dir.join("summary.json"))?);
     serde_json::to_writer_pretty(&mut f, summary)?;
     f.write_all(b"\n")?;
+    f.flush()?;
 
     let mut w = csv::Writer::from_path(dir.join("summary.csv"))?;
     let (header, rows) = summary_table(summary);
