@@ -99,32 +99,16 @@ delay = "40ms"
     assert_eq!(r.steps[0].events, 50, "25 events/s for 2 s");
 
     // `pushbench report` re-renders the directory from its saved files alone.
-    let again = dir.path().join("again");
-    let shown = pushbench(
-        &[
-            "report",
-            out.to_str().unwrap(),
-            "--out",
-            again.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert_eq!(shown.status.code(), Some(0), "{shown:?}");
-    // The CSV's figures are rounded when written, so they come out byte for byte; the JSON's
-    // floats are read back to within their last digit.
-    let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
-    assert!(
-        read(&again, "capacity.csv") == read(&out, "capacity.csv"),
-        "capacity.csv comes out the same"
-    );
-    let json = |d: &Path| -> serde_json::Value {
-        serde_json::from_str(&read(d, "capacity.json")).unwrap()
-    };
-    assert_eq!(json(&again)["max_load"], json(&out)["max_load"]);
-    assert_eq!(json(&again)["message"], json(&out)["message"]);
-    assert!(again.join("capacity.png").metadata().unwrap().len() > 1000);
-    assert!(again.join(&r.steps[0].dir).join("report.html").is_file());
-    assert!(String::from_utf8_lossy(&shown.stdout).contains("capacity of webhook (pool4)"));
+    let again = common::rerender(&out, "capacity");
+    assert_eq!(again.after["max_load"], again.before["max_load"]);
+    assert_eq!(again.after["message"], again.before["message"]);
+    assert!(again.dir.join("capacity.png").metadata().unwrap().len() > 1000);
+    assert!(again
+        .dir
+        .join(&r.steps[0].dir)
+        .join("report.html")
+        .is_file());
+    assert!(again.stdout.contains("capacity of webhook (pool4)"));
 }
 
 fn pushbench(args: &[&str], dir: &Path) -> Output {

@@ -80,31 +80,12 @@ async fn two_values_give_one_row_per_value_per_model_and_the_charts() {
     );
 
     // `pushbench report` re-renders the directory from its saved files alone.
-    let again = dir.path().join("again");
-    let shown = pushbench(
-        &[
-            "report",
-            out.to_str().unwrap(),
-            "--out",
-            again.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert_eq!(shown.status.code(), Some(0), "{shown:?}");
-    // The CSV's figures are rounded when written, so they come out byte for byte; the JSON's
-    // floats are read back to within their last digit.
-    let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
-    assert!(
-        read(&again, "sweep.csv") == read(&out, "sweep.csv"),
-        "sweep.csv comes out the same"
-    );
-    let json =
-        |d: &Path| -> serde_json::Value { serde_json::from_str(&read(d, "sweep.json")).unwrap() };
-    assert_eq!(json(&again)["rows"], json(&out)["rows"]);
+    let again = common::rerender(&out, "sweep");
+    assert_eq!(again.after["rows"], again.before["rows"]);
     for stem in sweep_chart_stems() {
-        assert!(again.join(format!("{stem}.png")).is_file(), "{stem}");
+        assert!(again.dir.join(format!("{stem}.png")).is_file(), "{stem}");
     }
-    assert!(again.join(&r.rows[0].dir).join("report.html").is_file());
+    assert!(again.dir.join(&r.rows[0].dir).join("report.html").is_file());
 }
 
 fn pushbench(args: &[&str], dir: &Path) -> Output {

@@ -73,17 +73,10 @@ impl Collector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Counter, MEASURED};
+    use crate::record::Counter;
 
     fn report(worker: u64, interval: u64, delivered: u64, last: bool) -> WorkerReport {
-        let mut stats = IntervalStats::default();
-        stats.phases[MEASURED].bump(Counter::Delivered, delivered);
-        WorkerReport {
-            worker,
-            interval,
-            stats,
-            last,
-        }
+        WorkerReport::delivering(worker, interval, delivered, last)
     }
 
     #[test]

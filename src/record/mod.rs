@@ -267,6 +267,22 @@ pub struct WorkerReport {
     pub last: bool,
 }
 
+#[cfg(test)]
+impl WorkerReport {
+    /// A report of `delivered` deliveries offered and delivered in one interval (tests).
+    pub fn delivering(worker: u64, interval: u64, delivered: u64, last: bool) -> Self {
+        let mut stats = IntervalStats::default();
+        stats.phases[MEASURED].bump(Counter::Offered, delivered);
+        stats.phases[MEASURED].bump(Counter::Delivered, delivered);
+        Self {
+            worker,
+            interval,
+            stats,
+            last,
+        }
+    }
+}
+
 /// Records a latency in microseconds from two monotonic instants in nanoseconds.
 #[inline]
 pub fn record_ns(h: &mut Histogram<u64>, from_ns: u64, to_ns: u64) {

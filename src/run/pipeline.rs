@@ -432,15 +432,7 @@ mod tests {
     }
 
     fn report(worker: u64, interval: u64, delivered: u64, last: bool) -> WorkerReport {
-        let mut stats = IntervalStats::default();
-        stats.phases[MEASURED].bump(Counter::Offered, delivered);
-        stats.phases[MEASURED].bump(Counter::Delivered, delivered);
-        WorkerReport {
-            worker,
-            interval,
-            stats,
-            last,
-        }
+        WorkerReport::delivering(worker, interval, delivered, last)
     }
 
     async fn collect(reports: Vec<WorkerReport>) -> (RunContext, Recording, Vec<TimeseriesRow>) {

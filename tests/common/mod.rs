@@ -57,3 +57,44 @@ pub fn copy_results(from: &std::path::Path, to: &std::path::Path) {
         std::fs::copy(from.join(name), to.join(name)).unwrap();
     }
 }
+
+/// What `pushbench report OUT --out AGAIN` made of a capacity or sweep directory `out` whose
+/// files are `<stem>.json` and `<stem>.csv`: the new directory, the JSON before and after, and
+/// what the command printed. Asserts it succeeded and that the CSV (its figures rounded when
+/// written) came out byte for byte; the JSON's floats read back to within their last digit, so
+/// callers compare the fields that matter.
+pub struct Rerendered {
+    pub dir: std::path::PathBuf,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    pub stdout: String,
+}
+
+pub fn rerender(out: &std::path::Path, stem: &str) -> Rerendered {
+    let again = out.with_file_name("again");
+    let shown = std::process::Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args([
+            "report",
+            out.to_str().unwrap(),
+            "--out",
+            again.to_str().unwrap(),
+        ])
+        .output()
+        .expect("binary runs");
+    assert_eq!(shown.status.code(), Some(0), "{shown:?}");
+    let read = |d: &std::path::Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    let csv = format!("{stem}.csv");
+    assert!(
+        read(&again, &csv) == read(out, &csv),
+        "{csv} comes out the same"
+    );
+    let json = |d: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&read(d, &format!("{stem}.json"))).unwrap()
+    };
+    Rerendered {
+        before: json(out),
+        after: json(&again),
+        dir: again,
+        stdout: String::from_utf8_lossy(&shown.stdout).into_owned(),
+    }
+}
