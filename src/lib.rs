@@ -4,7 +4,8 @@
 //! Map (lower layers first; a module imports only from those above it in this list, never a
 //! driver from a layer it serves):
 //! - [`clock`]: monotonic time and the microsecond timer the pacer sleeps on; [`units`]:
-//!   durations, counts and rates in words; [`model_kind`]: the models by name
+//!   durations, counts and rates in words; [`model_kind`]: the models by name;
+//!   [`url_template`]: target URLs with a `{subscriber}` placeholder
 //! - [`scenario`]: TOML scenario files -> validated [`scenario::Scenario`] (every problem, with
 //!   lines); [`schedule`]: pure pacing, event i -> intended time, subscriber; [`backoff`]:
 //!   exponential backoff with jitter
@@ -47,5 +48,6 @@ pub mod slo;
 pub mod sweep;
 pub mod thresholds;
 pub mod units;
+pub mod url_template;
 pub mod webhook;
 pub mod websocket;

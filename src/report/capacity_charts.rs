@@ -20,7 +20,7 @@ use crate::sweep::result::{fmt_x, SweepResult};
 /// A model's line: name, colour, points.
 type Line<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 /// A latency figure of a step.
-type StepFigure = fn(&crate::capacity::StepRecord) -> u64;
+type StepFigure = fn(&crate::capacity::result::StepRecord) -> u64;
 
 /// `capacity.svg` and `capacity.png`: p50, p99 and p99.9 against offered load (log-log), the
 /// objective's latency limit and the highest passing load (the knee) marked.
@@ -147,7 +147,7 @@ type SweepMetric = (
     &'static str,
     &'static str,
     bool,
-    fn(&crate::sweep::SweepRow) -> f64,
+    fn(&crate::sweep::result::SweepRow) -> f64,
 );
 
 const SWEEP_CHARTS: [SweepMetric; 4] = [

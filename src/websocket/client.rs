@@ -15,7 +15,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use crate::record::ErrorKind;
 
 /// `ws://host:port/path` with an optional `{subscriber}` placeholder (same shape as webhook URLs).
-pub type WsUrl = crate::scenario::UrlTemplate;
+pub type WsUrl = crate::url_template::UrlTemplate;
 
 const IP_BIND_ADDRESS_NO_PORT: libc::c_int = 24;
 

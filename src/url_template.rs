@@ -1,0 +1,58 @@
+//! Target URLs as scenarios write them: `http://host:port/path` or `ws://...`, with an optional
+//! `{subscriber}` placeholder in the path, filled per delivery or connection.
+
+/// An `http://host:port/path` URL with an optional `{subscriber}` placeholder in the path.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UrlTemplate {
+    /// The URL as written.
+    pub raw: String,
+    /// Host as written (name or address), used for the Host header.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Path before the placeholder (or the whole path).
+    pub path_prefix: String,
+    /// Path after the placeholder; `None` when there is no placeholder.
+    pub path_suffix: Option<String>,
+}
+
+impl UrlTemplate {
+    /// The built-in receiver's URL on a given port.
+    pub fn builtin(port: u16) -> Self {
+        Self {
+            raw: format!("http://127.0.0.1:{port}/hooks/{{subscriber}}"),
+            host: "127.0.0.1".into(),
+            port,
+            path_prefix: "/hooks/".into(),
+            path_suffix: Some(String::new()),
+        }
+    }
+
+    /// The built-in WebSocket server's URL on a given port.
+    pub fn builtin_ws(port: u16) -> Self {
+        Self {
+            raw: format!("ws://127.0.0.1:{port}/ws/{{subscriber}}"),
+            host: "127.0.0.1".into(),
+            port,
+            path_prefix: "/ws/".into(),
+            path_suffix: Some(String::new()),
+        }
+    }
+
+    /// The request path for a subscriber.
+    pub fn path(&self, subscriber: u64) -> String {
+        match &self.path_suffix {
+            Some(suffix) => format!("{}{subscriber}{suffix}", self.path_prefix),
+            None => self.path_prefix.clone(),
+        }
+    }
+
+    /// `host:port`, for connecting and for the Host header.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
