@@ -12,7 +12,7 @@ use std::fmt;
 
 use crate::record::results::ModelSummary;
 use crate::scenario::parse_duration_ns;
-use crate::thresholds::{field_value, Condition, Op};
+use crate::thresholds::{Condition, Op};
 
 /// Why an `--slo` text is not an objective.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -206,7 +206,7 @@ impl Clause {
                     base.0 as f64 * 100.0 / base.1 as f64
                 })
             }
-            Metric::Field(path) => field_value(m, path),
+            Metric::Field(path) => m.field(path),
         }
     }
 }

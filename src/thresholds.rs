@@ -143,16 +143,10 @@ pub struct Threshold {
 }
 
 /// Looks a dotted metric (`webhook.latency_us.p99`) up in the models' summaries: the model's
-/// entry, then [`field_value`]. `None` when that model did not run or the field is not a number.
+/// entry, then [`ModelSummary::field`]. `None` when that model did not run or the field is not a number.
 pub fn metric_value(models: &[ModelSummary], metric: &str) -> Option<f64> {
     let (model, path) = metric.split_once('.')?;
     let m = models.iter().find(|m| m.model.name() == model)?;
-    field_value(m, path)
-}
-
-/// A dotted numeric field (`latency_us.p99`, `failed`) of one model's summary entry, read through
-/// its JSON form so every field `summary.json` shows can be named without a list to keep.
-pub fn field_value(m: &ModelSummary, path: &str) -> Option<f64> {
     m.field(path)
 }
 

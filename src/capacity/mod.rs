@@ -24,6 +24,7 @@ use crate::slo::{Slo, Verdict};
 pub use result::{fmt_load, CapacityResult, StepRecord};
 
 use crate::report::capacity as report;
+use crate::report::ReportError;
 
 use bottleneck::{classify, Bottleneck, Diagnosis, StepLoad};
 use search::{Search, SearchPlan, Stop};
@@ -55,7 +56,7 @@ pub enum CapacityError {
     },
     /// Writing `capacity.*` or a step's report failed (exit 3).
     #[error("{0}")]
-    Report(#[from] crate::report::ReportError),
+    Report(#[from] ReportError),
 }
 
 /// How `capacity` searches.
@@ -491,22 +492,13 @@ fn measured_cpu(dir: &Path, m: &ModelSummary, step: &Scenario) -> (f64, Option<f
 
 /// Re-renders a `capacity` directory from its saved `capacity.json` into `out`: the JSON, the
 /// CSV and the chart, and each step's run report (`report` on a capacity directory).
-pub fn rerender(dir: &Path, out: &Path) -> Result<CapacityResult, CapacityError> {
-    let json = dir.join("capacity.json");
-    let unreadable = |reason: String| CapacityError::Usage(format!("{}: {reason}", json.display()));
-    let text = std::fs::read_to_string(&json).map_err(|e| unreadable(e.to_string()))?;
-    let r: CapacityResult = serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
-    let slo = crate::slo::parse(&r.slo).map_err(|e| unreadable(format!("slo {:?}: {e}", r.slo)))?;
-    std::fs::create_dir_all(out).map_err(|e| CapacityError::OutDir {
-        path: out.to_path_buf(),
-        reason: e.to_string(),
+pub fn rerender(dir: &Path, out: &Path) -> Result<CapacityResult, ReportError> {
+    let r: CapacityResult = crate::report::read_saved(dir, "capacity.json", out)?;
+    let slo = crate::slo::parse(&r.slo).map_err(|e| ReportError::Parse {
+        path: dir.join("capacity.json"),
+        reason: format!("slo {:?}: {e}", r.slo),
     })?;
-    for step in &r.steps {
-        let run = dir.join(&step.dir);
-        if run.join("summary.json").is_file() {
-            crate::report::render(std::slice::from_ref(&run), &out.join(&step.dir))?;
-        }
-    }
+    crate::report::render_runs(dir, out, r.steps.iter().map(|s| s.dir.as_str()))?;
     report::write_files(out, &r, &slo)?;
     Ok(r)
 }

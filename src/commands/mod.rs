@@ -56,27 +56,18 @@ pub fn execute(command: Command) -> Outcome {
                     run::default_results_root().join(format!("report-{stamp}"))
                 }
             });
-            if let [one] = dirs.as_slice() {
-                if one.join("capacity.json").is_file() {
-                    return rerender(
-                        crate::capacity::rerender(one, &out).map(|r| {
-                            print!("{}", crate::capacity::render_table(&r));
-                        }),
-                        &out,
-                    );
+            let done = match dirs.as_slice() {
+                [one] if one.join("capacity.json").is_file() => {
+                    crate::capacity::rerender(one, &out)
+                        .map(|r| print!("{}", crate::capacity::render_table(&r)))
                 }
-                if one.join("sweep.json").is_file() {
-                    return rerender(
-                        crate::sweep::rerender(one, &out).map(|r| {
-                            print!("{}", crate::sweep::render_table(&r));
-                        }),
-                        &out,
-                    );
-                }
-            }
-            match crate::report::render(&dirs, &out) {
-                Ok(page) => {
-                    println!("report: {}", page.display());
+                [one] if one.join("sweep.json").is_file() => crate::sweep::rerender(one, &out)
+                    .map(|r| print!("{}", crate::sweep::render_table(&r))),
+                _ => crate::report::render(&dirs, &out)
+                    .map(|page| println!("report: {}", page.display())),
+            };
+            match done {
+                Ok(()) => {
                     println!("results: {}", out.display());
                     Outcome::Ok
                 }
@@ -197,20 +188,6 @@ pub fn execute(command: Command) -> Outcome {
         Command::Serve {
             target: ServeTarget::Sink { listen, threads },
         } => serve_with(threads, listen, crate::serve::serve_sink(listen)),
-    }
-}
-
-/// The end of `report` on a capacity or sweep directory.
-fn rerender<E: std::fmt::Display>(done: Result<(), E>, out: &std::path::Path) -> Outcome {
-    match done {
-        Ok(()) => {
-            println!("results: {}", out.display());
-            Outcome::Ok
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Outcome::Failed
-        }
     }
 }
 
@@ -385,7 +362,7 @@ fn sweep_command(
             Outcome::Usage
         }
         Err(e @ SweepError::OutDir { .. }) => usage_error(e),
-        Err(e @ (SweepError::Write { .. } | SweepError::Run { .. })) => {
+        Err(e @ (SweepError::Report(_) | SweepError::Run { .. })) => {
             eprintln!("error: {e}");
             Outcome::Failed
         }

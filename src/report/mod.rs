@@ -33,6 +33,45 @@ const TAGS: [&str; 5] = [
     "pong_rtt",
 ];
 
+/// Reads a command's saved result (`capacity.json`, `sweep.json`) from `dir`, and prepares
+/// `out` to render it into.
+pub fn read_saved<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    file: &str,
+    out: &Path,
+) -> Result<T, ReportError> {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).map_err(|e| ReportError::Read {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let saved = serde_json::from_str(&text).map_err(|e| ReportError::Parse {
+        path,
+        reason: e.to_string(),
+    })?;
+    std::fs::create_dir_all(out).map_err(|e| ReportError::Write {
+        path: out.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(saved)
+}
+
+/// Renders each run a capacity search or a sweep made (`dir/<name>` into `out/<name>`), where
+/// its results are there.
+pub fn render_runs<'a>(
+    dir: &Path,
+    out: &Path,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), ReportError> {
+    for name in names {
+        let run = dir.join(name);
+        if run.join("summary.json").is_file() {
+            render(std::slice::from_ref(&run), &out.join(name))?;
+        }
+    }
+    Ok(())
+}
+
 /// Renders the CSVs, every chart and `report.html` of the results in `dirs` into `out`; several
 /// directories are overlaid, each run labelled by its scenario name and start time. Returns the
 /// path of `report.html`.

@@ -185,7 +185,6 @@ impl Recording {
 
 /// The pipeline of one model's run, between its start and its workers' start.
 pub struct Pipeline {
-    spec_model: ModelKind,
     gen_meter: RoleMeter,
     target_meter: RoleMeter,
     host_meter: HostMeter,
@@ -200,7 +199,6 @@ impl Pipeline {
         let (_, gen_rss) = gen_meter.tick(0.0);
         let (_, target_rss) = target_meter.tick(0.0);
         Self {
-            spec_model: spec.model,
             gen_meter,
             target_meter,
             host_meter: HostMeter::start(),
@@ -231,14 +229,12 @@ impl Pipeline {
         stop: &AtomicBool,
         driver: &mut impl Driver,
     ) -> Result<Recording, RunError> {
-        debug_assert_eq!(self.spec_model, spec.model);
         let model = spec.model;
         let Pipeline {
             mut gen_meter,
             mut target_meter,
             host_meter,
             rss_before,
-            ..
         } = self;
         // Unbuffered: what was logged is on disk even if the process is killed.
         let mut hlog_file =

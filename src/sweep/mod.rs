@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::model_kind::ModelKind;
 use crate::overrides::{self, Assignment};
 use crate::record::results::{utc_stamps, ModelSummary};
+use crate::report::ReportError;
 use crate::run::{self, RunError, RunOptions};
 use crate::scenario::{Scenario, ScenarioError};
 
@@ -42,13 +43,8 @@ pub enum SweepError {
         error: RunError,
     },
     /// Writing `sweep.*` failed (exit 3).
-    #[error("writing {path}: {reason}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
+    #[error("{0}")]
+    Report(#[from] ReportError),
 }
 
 /// What `sweep` hands back to `main`.
@@ -401,37 +397,17 @@ pub fn render_table(r: &SweepResult) -> String {
 
 /// Re-renders a `sweep` directory from its saved `sweep.json` into `out`: the JSON, the CSV,
 /// the charts and each value's run report (`report` on a sweep directory).
-pub fn rerender(dir: &Path, out: &Path) -> Result<SweepResult, SweepError> {
-    let json = dir.join("sweep.json");
-    let unreadable = |reason: String| SweepError::OutDir {
-        path: json.clone(),
-        reason,
-    };
-    let text = std::fs::read_to_string(&json).map_err(|e| unreadable(e.to_string()))?;
-    let r: SweepResult = serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
-    std::fs::create_dir_all(out).map_err(|e| SweepError::OutDir {
-        path: out.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+pub fn rerender(dir: &Path, out: &Path) -> Result<SweepResult, ReportError> {
+    let r: SweepResult = crate::report::read_saved(dir, "sweep.json", out)?;
     let mut runs: Vec<&str> = r.rows.iter().map(|row| row.dir.as_str()).collect();
     runs.dedup();
-    for name in runs {
-        let run = dir.join(name);
-        if run.join("summary.json").is_file() {
-            crate::report::render(std::slice::from_ref(&run), &out.join(name)).map_err(|e| {
-                SweepError::Write {
-                    path: out.join(name),
-                    reason: e.to_string(),
-                }
-            })?;
-        }
-    }
+    crate::report::render_runs(dir, out, runs)?;
     write_files(out, &r)?;
     Ok(r)
 }
 
-fn write_files(dir: &Path, r: &SweepResult) -> Result<(), SweepError> {
-    let fail = |path: PathBuf, e: &dyn std::fmt::Display| SweepError::Write {
+fn write_files(dir: &Path, r: &SweepResult) -> Result<(), ReportError> {
+    let fail = |path: PathBuf, e: &dyn std::fmt::Display| ReportError::Write {
         path,
         reason: e.to_string(),
     };

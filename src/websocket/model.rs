@@ -367,7 +367,6 @@ async fn drive(
             }
         });
     let rec = rec?;
-    let totals = &driver;
 
     let g = &rec.measured;
     let all = &rec.all;
@@ -386,23 +385,23 @@ async fn drive(
         g.get(Counter::Offered)
     };
     let delivered = g.get(Counter::Delivered).min(events);
-    let ramp_s = if totals.ramps_done >= workers {
-        totals.ramp_done_mono.saturating_sub(ramp_start_mono) as f64 / 1e9
+    let ramp_s = if driver.ramps_done >= workers {
+        driver.ramp_done_mono.saturating_sub(ramp_start_mono) as f64 / 1e9
     } else {
         0.0
     };
     let per_conn = |rss: u64, before: u64| {
-        if totals.peak_connections == 0 {
+        if driver.peak_connections == 0 {
             0.0
         } else {
-            rss.saturating_sub(before) as f64 / totals.peak_connections as f64
+            rss.saturating_sub(before) as f64 / driver.peak_connections as f64
         }
     };
     let mut errors = std::collections::BTreeMap::new();
     for kind in ErrorKind::ALL {
         errors.insert(kind.name().to_string(), all.errors(kind));
     }
-    let storm = &totals.storm;
+    let storm = &driver.storm;
     let recovery_s = match (storm.first_loss_mono, storm.down_at_close) {
         (0, _) => 0.0,
         // Never all back: the outage lasted at least until the run closed the connections.
@@ -421,7 +420,7 @@ async fn drive(
                 } else {
                     "idle"
                 },
-                totals.peak_connections,
+                driver.peak_connections,
                 subs
             ),
             ..Saturation::default()
@@ -450,7 +449,7 @@ async fn drive(
         achieved_rate: rec.window.rate().unwrap_or(
             delivered as f64
                 / duration_s.max(
-                    totals
+                    driver
                         .last_delivery_mono
                         .saturating_sub(events_start_mono + w.warmup_ns) as f64
                         / 1e9,
@@ -521,10 +520,10 @@ async fn drive(
             },
             memory_per_connection_bytes: PerConnection {
                 generator: per_conn(
-                    totals.gen_rss_at_peak,
-                    gen_rss_before + totals.worker_rss_baseline,
+                    driver.gen_rss_at_peak,
+                    gen_rss_before + driver.worker_rss_baseline,
                 ),
-                target: per_conn(totals.target_rss_at_peak, target_rss_before),
+                target: per_conn(driver.target_rss_at_peak, target_rss_before),
             },
             fleet_workers: workers,
             server_processes: servers.map_or(0, |s| s.controls.len() as u64),
