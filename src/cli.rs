@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::scenario::{parse_duration_ns, Outage, OutageMode, SignatureScheme, Throttle};
+
 /// pushbench: measure webhook and WebSocket event delivery side by side.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
@@ -195,33 +197,33 @@ pub struct WebhookServeArgs {
     /// Address to listen on (loopback unless you name another address).
     #[arg(long, default_value = "127.0.0.1:8080", value_parser = address)]
     pub listen: SocketAddr,
-    /// Signature scheme to verify: standard, github, stripe or none.
-    #[arg(long, default_value = "standard")]
-    pub signature: String,
+    /// Signature scheme to verify.
+    #[arg(long, value_enum, default_value_t = SignatureScheme::Standard)]
+    pub signature: SignatureScheme,
     /// Environment variable holding the secret (never pass secrets as arguments).
     #[arg(long)]
     pub secret_env: Option<String>,
     /// Delay added to every answer, e.g. 5ms.
-    #[arg(long, default_value = "0s")]
-    pub delay: String,
+    #[arg(long, default_value = "0s", value_parser = duration_ns)]
+    pub delay: u64,
     /// Fraction of requests answered 503, 0..1.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = fraction)]
     pub fail_rate: f64,
     /// Start of a one-off stall, measured from the first request, e.g. 2s.
-    #[arg(long, requires = "stall_for")]
-    pub stall_at: Option<String>,
+    #[arg(long, requires = "stall_for", value_parser = duration_ns)]
+    pub stall_at: Option<u64>,
     /// Length of the stall, e.g. 1s.
-    #[arg(long, requires = "stall_at")]
-    pub stall_for: Option<String>,
+    #[arg(long, requires = "stall_at", value_parser = duration_ns)]
+    pub stall_for: Option<u64>,
     /// An outage window AT:FOR or AT:FOR:MODE, from the first request: MODE 503 (default, or 503:2s to
     /// send Retry-After: 2) or drop (close connections unanswered). Repeatable.
-    #[arg(long)]
-    pub outage: Vec<String>,
+    #[arg(long, value_parser = outage_arg)]
+    pub outage: Vec<Outage>,
     /// Answer a fraction of requests 429 with Retry-After: RATE:RETRY_AFTER, e.g. 0.1:1s.
-    #[arg(long)]
-    pub throttle: Option<String>,
+    #[arg(long, value_parser = throttle_arg)]
+    pub throttle: Option<Throttle>,
     /// Fraction of endpoints (/hooks/{subscriber}) that always answer 410 Gone, 0..1.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = fraction)]
     pub gone: f64,
     /// Bodies larger than this get 413.
     #[arg(long, default_value_t = 1 << 20)]
@@ -265,6 +267,63 @@ fn tolerance(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A fraction between 0 and 1.
+fn fraction(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|f| (0.0..=1.0).contains(f))
+        .ok_or_else(|| format!("\"{text}\" is not a fraction between 0 and 1"))
+}
+
+/// Whole seconds of a `Retry-After` value such as `2s`.
+fn seconds_arg(text: &str) -> Result<u32, String> {
+    let ns = parse_duration_ns(text)?;
+    if ns % 1_000_000_000 != 0 || ns / 1_000_000_000 > u64::from(u32::MAX) {
+        return Err(format!("Retry-After carries whole seconds, not \"{text}\""));
+    }
+    Ok((ns / 1_000_000_000) as u32)
+}
+
+/// `AT:FOR[:503[:RETRY_AFTER]|:drop]`, e.g. `2s:1s:drop` or `2s:1s:503:5s`.
+fn outage_arg(text: &str) -> Result<Outage, String> {
+    let mut parts = text.split(':');
+    let (Some(at), Some(len)) = (parts.next(), parts.next()) else {
+        return Err("expected AT:FOR[:MODE], e.g. 2s:1s:drop".into());
+    };
+    let mode = match (parts.next(), parts.next()) {
+        (None | Some("503"), None) => OutageMode::Unavailable {
+            retry_after_s: None,
+        },
+        (Some("503"), Some(ra)) => OutageMode::Unavailable {
+            retry_after_s: Some(seconds_arg(ra)?),
+        },
+        (Some("drop"), None) => OutageMode::Drop,
+        _ => return Err("the mode is 503, 503:RETRY_AFTER or drop".into()),
+    };
+    Ok(Outage {
+        at_ns: parse_duration_ns(at)?,
+        for_ns: parse_duration_ns(len)?,
+        mode,
+    })
+}
+
+/// `RATE:RETRY_AFTER`, e.g. `0.1:1s`.
+fn throttle_arg(text: &str) -> Result<Throttle, String> {
+    let (rate, ra) = text
+        .split_once(':')
+        .ok_or("expected RATE:RETRY_AFTER, e.g. 0.1:1s")?;
+    let rate: f64 = rate
+        .parse()
+        .ok()
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or("the rate is a fraction between 0 and 1")?;
+    Ok(Throttle {
+        rate,
+        retry_after_s: seconds_arg(ra)?,
+    })
+}
+
 /// A socket address like `127.0.0.1:8080`.
 fn address(text: &str) -> Result<SocketAddr, String> {
     text.parse()
@@ -293,5 +352,29 @@ mod tests {
         assert!(positive_duration_ns("0s").is_err());
         assert_eq!(duration_ns("0s"), Ok(0));
         assert!(duration_ns("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn bad_fault_flags_say_what_is_expected() {
+        assert!(outage_arg("2s").unwrap_err().contains("AT:FOR"));
+        assert!(outage_arg("2s:1s:down").unwrap_err().contains("drop"));
+        assert!(throttle_arg("0.1")
+            .unwrap_err()
+            .contains("RATE:RETRY_AFTER"));
+        assert!(throttle_arg("0.1:500ms")
+            .unwrap_err()
+            .contains("whole seconds"));
+        assert!(throttle_arg("2:1s")
+            .unwrap_err()
+            .contains("between 0 and 1"));
+        let e = Cli::try_parse_from(["pushbench", "serve", "webhook", "--fail-rate", "1.5"])
+            .unwrap_err();
+        assert!(e.to_string().contains("between 0 and 1"), "{e}");
+        let e = Cli::try_parse_from(["pushbench", "serve", "webhook", "--signature", "hmac"])
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("standard, github, stripe, none"),
+            "{e}"
+        );
     }
 }

@@ -5,15 +5,16 @@
 //! driver from a layer it serves):
 //! - [`clock`]: monotonic time and the microsecond timer the pacer sleeps on; [`units`]:
 //!   durations, counts and rates in words; [`model_kind`]: the models by name;
-//!   [`url_template`]: target URLs with a `{subscriber}` placeholder
+//!   [`url_template`]: target URLs with a `{subscriber}` placeholder; [`envelope`]: the fixed
+//!   part of each model's event (webhook JSON envelope, WebSocket event header)
 //! - [`scenario`]: TOML scenario files -> validated [`scenario::Scenario`] (every problem, with
-//!   lines); [`schedule`]: pure pacing, event i -> intended time, subscriber; [`backoff`]:
+//!   lines; the signing schemes and their secrets by name); [`schedule`]: pure pacing, event i -> intended time, subscriber; [`backoff`]:
 //!   exponential backoff with jitter
 //! - [`record`]: per-worker histograms and counters (and the error kinds they count), interval
 //!   merge, results files, and who saturated (generator or target)
 //! - [`run`]: one run end to end: its context, progress, signals, and the recording
 //!   [`run::pipeline`] every model is a driver of
-//! - the drivers: [`webhook`] (payload, signing schemes, HTTP client, delivery workers,
+//! - the drivers: [`webhook`] (payload, signing and verifying, HTTP client, delivery workers,
 //!   retries) and [`websocket`] (framing, client, fleet workers in threads or processes,
 //!   controller, sequence bookkeeping)
 //! - [`servers`]: the built-in servers (webhook receiver, WebSocket server, sink) and how runs
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod compare;
+pub mod envelope;
 pub mod local;
 pub mod model_kind;
 pub mod overrides;

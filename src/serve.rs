@@ -5,19 +5,12 @@
 use std::net::SocketAddr;
 
 use crate::cli::WebhookServeArgs;
-use crate::scenario::{parse_duration_ns, Outage, OutageMode, ReceiverConfig, Stall, Throttle};
+use crate::scenario::{ReceiverConfig, SignatureScheme, Stall};
 use crate::servers::receiver::{self, ReceiverOptions};
-use crate::webhook::sign::SignatureScheme;
 
 /// Turns the command line into receiver options; errors are usage errors (exit 2).
 pub fn webhook_options(args: &WebhookServeArgs) -> Result<(SocketAddr, ReceiverOptions), String> {
-    let addr = args.listen;
-    let scheme = SignatureScheme::from_name(&args.signature).ok_or_else(|| {
-        format!(
-            "--signature: unknown scheme \"{}\" (standard, github, stripe, none)",
-            args.signature
-        )
-    })?;
+    let scheme = args.signature;
     let secret = match &args.secret_env {
         Some(var) => Some(
             std::env::var(var)
@@ -31,41 +24,16 @@ pub fn webhook_options(args: &WebhookServeArgs) -> Result<(SocketAddr, ReceiverO
             scheme.name()
         ));
     }
-    let dur = |flag: &str, v: &str| parse_duration_ns(v).map_err(|e| format!("{flag}: {e}"));
-    if !(0.0..=1.0).contains(&args.fail_rate) {
-        return Err(format!(
-            "--fail-rate must be between 0 and 1 (got {})",
-            args.fail_rate
-        ));
-    }
-    let stall = match (&args.stall_at, &args.stall_for) {
-        (Some(at), Some(len)) => Some(Stall {
-            at_ns: dur("--stall-at", at)?,
-            for_ns: dur("--stall-for", len)?,
-        }),
+    let stall = match (args.stall_at, args.stall_for) {
+        (Some(at_ns), Some(for_ns)) => Some(Stall { at_ns, for_ns }),
         _ => None,
     };
-    let outages = args
-        .outage
-        .iter()
-        .map(|text| outage_arg(text).map_err(|e| format!("--outage {text}: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let throttle = match &args.throttle {
-        Some(text) => Some(throttle_arg(text).map_err(|e| format!("--throttle {text}: {e}"))?),
-        None => None,
-    };
-    if !(0.0..=1.0).contains(&args.gone) {
-        return Err(format!(
-            "--gone must be between 0 and 1 (got {})",
-            args.gone
-        ));
-    }
     let config = ReceiverConfig {
-        delay_ns: dur("--delay", &args.delay)?,
+        delay_ns: args.delay,
         fail_rate: args.fail_rate,
         stall,
-        outages,
-        throttle,
+        outages: args.outage.clone(),
+        throttle: args.throttle,
         gone_fraction: args.gone,
         max_body_bytes: args.max_body_bytes,
         verify: !args.no_verify,
@@ -76,61 +44,13 @@ pub fn webhook_options(args: &WebhookServeArgs) -> Result<(SocketAddr, ReceiverO
         receiver::key_for(scheme, secret.as_deref())?
     };
     Ok((
-        addr,
+        args.listen,
         ReceiverOptions {
             config,
             key,
             seed: args.seed,
         },
     ))
-}
-
-/// Whole seconds of a `Retry-After` value such as `2s`.
-fn seconds_arg(text: &str) -> Result<u32, String> {
-    let ns = parse_duration_ns(text)?;
-    if ns % 1_000_000_000 != 0 || ns / 1_000_000_000 > u64::from(u32::MAX) {
-        return Err(format!("Retry-After carries whole seconds, not \"{text}\""));
-    }
-    Ok((ns / 1_000_000_000) as u32)
-}
-
-/// `AT:FOR[:503[:RETRY_AFTER]|:drop]`, e.g. `2s:1s:drop` or `2s:1s:503:5s`.
-fn outage_arg(text: &str) -> Result<Outage, String> {
-    let mut parts = text.split(':');
-    let (Some(at), Some(len)) = (parts.next(), parts.next()) else {
-        return Err("expected AT:FOR[:MODE], e.g. 2s:1s:drop".into());
-    };
-    let mode = match (parts.next(), parts.next()) {
-        (None | Some("503"), None) => OutageMode::Unavailable {
-            retry_after_s: None,
-        },
-        (Some("503"), Some(ra)) => OutageMode::Unavailable {
-            retry_after_s: Some(seconds_arg(ra)?),
-        },
-        (Some("drop"), None) => OutageMode::Drop,
-        _ => return Err("the mode is 503, 503:RETRY_AFTER or drop".into()),
-    };
-    Ok(Outage {
-        at_ns: parse_duration_ns(at)?,
-        for_ns: parse_duration_ns(len)?,
-        mode,
-    })
-}
-
-/// `RATE:RETRY_AFTER`, e.g. `0.1:1s`.
-fn throttle_arg(text: &str) -> Result<Throttle, String> {
-    let (rate, ra) = text
-        .split_once(':')
-        .ok_or("expected RATE:RETRY_AFTER, e.g. 0.1:1s")?;
-    let rate: f64 = rate
-        .parse()
-        .ok()
-        .filter(|r| (0.0..=1.0).contains(r))
-        .ok_or("the rate is a fraction between 0 and 1")?;
-    Ok(Throttle {
-        rate,
-        retry_after_s: seconds_arg(ra)?,
-    })
 }
 
 /// Serves until SIGINT or SIGTERM. Prints `listening on http://ADDR` first (the harness reads it).
@@ -254,6 +174,7 @@ mod tests {
 
     use super::*;
     use crate::cli::{Cli, Command, ServeTarget};
+    use crate::scenario::{Outage, OutageMode, Throttle};
     use crate::servers::launch::receiver_args;
 
     #[test]
@@ -307,21 +228,6 @@ mod tests {
         let (_, opts) = webhook_options(&serve).unwrap();
         assert_eq!(opts.config, config);
         assert_eq!(opts.seed, 7);
-    }
-
-    #[test]
-    fn bad_fault_flags_say_what_is_expected() {
-        assert!(outage_arg("2s").unwrap_err().contains("AT:FOR"));
-        assert!(outage_arg("2s:1s:down").unwrap_err().contains("drop"));
-        assert!(throttle_arg("0.1")
-            .unwrap_err()
-            .contains("RATE:RETRY_AFTER"));
-        assert!(throttle_arg("0.1:500ms")
-            .unwrap_err()
-            .contains("whole seconds"));
-        assert!(throttle_arg("2:1s")
-            .unwrap_err()
-            .contains("between 0 and 1"));
     }
 
     #[test]

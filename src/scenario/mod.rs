@@ -7,6 +7,7 @@
 
 mod duration;
 mod parse;
+mod signature;
 mod syntax;
 
 pub use crate::url_template::UrlTemplate;
@@ -17,9 +18,9 @@ use std::path::Path;
 pub use crate::thresholds::Threshold;
 pub use duration::parse_duration_ns;
 pub use parse::parse;
+pub use signature::SignatureScheme;
 
 use crate::schedule::{Schedule, Shape};
-use crate::webhook::sign::SignatureScheme;
 
 /// The default scenario, compiled in so `pushbench run` works with no files at all.
 pub const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/quick.toml");

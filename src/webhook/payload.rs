@@ -9,24 +9,12 @@
 //! owns: no formatting, no allocation. `data` pads the body to exactly `payload_bytes`. The id is
 //! unique per run and the same across retries, so receivers can de-duplicate on it.
 
-const HEAD: &str = "{\"id\":\"";
-const ID_LEN: usize = 28; // "evt_" + 8 + 16 hex digits
-const AFTER_ID: &str = "\",\"type\":\"pushbench.event\",\"created_at\":";
-const CREATED_LEN: usize = 16;
-const AFTER_CREATED: &str = ",\"subscriber\":\"";
-const SUB_LEN: usize = 10;
-const AFTER_SUB: &str = "\",\"data\":\"";
-const TAIL: &str = "\"}";
+use crate::envelope::{
+    AFTER_CREATED, AFTER_ID, AFTER_SUB, CREATED_LEN, HEAD, ID_LEN, SUB_LEN, TAIL,
+};
 
 /// The smallest body the envelope fits in.
-pub const MIN_PAYLOAD_BYTES: usize = HEAD.len()
-    + ID_LEN
-    + AFTER_ID.len()
-    + CREATED_LEN
-    + AFTER_CREATED.len()
-    + SUB_LEN
-    + AFTER_SUB.len()
-    + TAIL.len();
+pub use crate::envelope::WEBHOOK_MIN_BYTES as MIN_PAYLOAD_BYTES;
 
 const ID_AT: usize = HEAD.len();
 const CREATED_AT: usize = ID_AT + ID_LEN + AFTER_ID.len();

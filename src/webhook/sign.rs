@@ -15,37 +15,7 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Which signing scheme deliveries carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureScheme {
-    /// Standard Webhooks (webhook-id / webhook-timestamp / webhook-signature).
-    Standard,
-    /// GitHub's X-Hub-Signature-256.
-    Github,
-    /// Stripe's Stripe-Signature.
-    Stripe,
-    /// Unsigned.
-    None,
-}
-
-impl SignatureScheme {
-    /// Name as written in scenario files and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Standard => "standard",
-            Self::Github => "github",
-            Self::Stripe => "stripe",
-            Self::None => "none",
-        }
-    }
-
-    /// Inverse of [`name`](Self::name).
-    pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Standard, Self::Github, Self::Stripe, Self::None]
-            .into_iter()
-            .find(|s| s.name() == name)
-    }
-}
+pub use crate::scenario::SignatureScheme;
 
 /// Why a signature was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,25 +49,10 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// Derives the key from the secret as the scheme defines it. The error never quotes the secret.
     pub fn new(scheme: SignatureScheme, secret: &str) -> Result<Self, String> {
-        let key: Vec<u8> = match scheme {
-            SignatureScheme::None => return Ok(Self { scheme, mac: None }),
-            SignatureScheme::Standard => {
-                let b64 = secret.strip_prefix("whsec_").unwrap_or(secret);
-                let key = B64.decode(b64).map_err(|_| {
-                    "a Standard Webhooks secret is \"whsec_\" followed by base64 (the secret is not shown)".to_string()
-                })?;
-                if key.is_empty() {
-                    return Err("the Standard Webhooks secret decodes to an empty key".into());
-                }
-                key
-            }
-            SignatureScheme::Github | SignatureScheme::Stripe => {
-                if secret.is_empty() {
-                    return Err("the secret is empty".into());
-                }
-                secret.as_bytes().to_vec()
-            }
-        };
+        if scheme == SignatureScheme::None {
+            return Ok(Self { scheme, mac: None });
+        }
+        let key = scheme.key_bytes(secret)?;
         let mac = HmacSha256::new_from_slice(&key).expect("HMAC takes keys of any length");
         Ok(Self {
             scheme,

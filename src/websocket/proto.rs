@@ -16,7 +16,7 @@
 //! each subscriber's events to.
 
 /// Smallest event payload.
-pub const EVENT_HEADER: usize = 28;
+pub use crate::envelope::WS_EVENT_BYTES as EVENT_HEADER;
 
 /// The fields of an event payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

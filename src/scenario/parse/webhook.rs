@@ -4,9 +4,9 @@
 
 use super::{faults, max_wait, url::target_url, Cx, Section};
 use crate::scenario::{
-    ConnectionMode, ReceiverConfig, RetryPolicy, Secret, WebhookConfig, WebhookTarget,
+    ConnectionMode, ReceiverConfig, RetryPolicy, Secret, SignatureScheme, WebhookConfig,
+    WebhookTarget,
 };
-use crate::webhook::sign::{SignatureScheme, SigningKey};
 
 pub(super) fn webhook(
     cx: &mut Cx<'_>,
@@ -28,16 +28,7 @@ pub(super) fn webhook(
         .unwrap_or(ConnectionMode::KeepAlive);
     let pool = cx.integer(s, "pool", 1, 10_000).unwrap_or(64) as usize;
     let signature = cx
-        .choice(
-            s,
-            "signature",
-            &[
-                ("standard", SignatureScheme::Standard),
-                ("github", SignatureScheme::Github),
-                ("stripe", SignatureScheme::Stripe),
-                ("none", SignatureScheme::None),
-            ],
-        )
+        .choice(s, "signature", &SignatureScheme::ALL.map(|s| (s.name(), s)))
         .unwrap_or(SignatureScheme::Standard);
 
     let mut secret = None;
@@ -58,7 +49,7 @@ pub(super) fn webhook(
         };
         if let Some(v) = value {
             // Say what is wrong with the secret without ever printing it.
-            if let Err(msg) = SigningKey::new(signature, &v) {
+            if let Err(msg) = signature.key_bytes(&v) {
                 cx.problem(f.line, "webhook.secret", msg);
             }
             secret = Some(Secret(v));

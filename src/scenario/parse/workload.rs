@@ -3,9 +3,9 @@
 
 use super::reader::number_of;
 use super::{Cx, Field, Section};
+use crate::envelope::{WEBHOOK_MIN_BYTES, WS_EVENT_BYTES};
 use crate::scenario::{parse_duration_ns, Workload};
 use crate::schedule::{Shape, Step};
-use crate::webhook::payload::MIN_PAYLOAD_BYTES;
 
 pub(super) fn workload(
     cx: &mut Cx<'_>,
@@ -29,9 +29,9 @@ pub(super) fn workload(
     // The smallest body depends on the models: the webhook JSON envelope, or the WebSocket
     // event header.
     let min_payload = if has_webhook {
-        MIN_PAYLOAD_BYTES
+        WEBHOOK_MIN_BYTES
     } else {
-        crate::websocket::proto::EVENT_HEADER
+        WS_EVENT_BYTES
     };
     let payload_bytes = match cx.integer(s, "payload_bytes", 0, 16 << 20) {
         Some(v) if (v as usize) < min_payload => {
@@ -42,8 +42,8 @@ pub(super) fn workload(
             cx.problem(
                 line,
                 "workload.payload_bytes",
-                if min_payload == MIN_PAYLOAD_BYTES {
-                    format!("must be at least {MIN_PAYLOAD_BYTES}: the webhook event envelope (id, type, created_at, subscriber) takes that much (got {v})")
+                if min_payload == WEBHOOK_MIN_BYTES {
+                    format!("must be at least {WEBHOOK_MIN_BYTES}: the webhook event envelope (id, type, created_at, subscriber) takes that much (got {v})")
                 } else {
                     format!("must be at least {min_payload}: the event header (sequence, timestamps, subscriber) takes that much (got {v})")
                 },
