@@ -162,3 +162,61 @@ fn a_scenario_with_both_models_needs_model_named() {
     );
     assert!(!dir.path().join("results").exists(), "nothing ran");
 }
+
+#[test]
+fn sigterm_after_a_step_stops_the_search_with_130_and_writes_the_steps_so_far() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "name = \"cap\"\n[workload]\nevents_per_second = 100\nduration = \"1s\"\n[webhook]\npool = 4\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args([
+            "capacity",
+            "c.toml",
+            "--slo",
+            "p99 < 5s",
+            "--step-duration",
+            "1s",
+            "--step-warmup",
+            "0s",
+            "--max-steps",
+            "6",
+            "--out",
+            "cap",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first step's verdict: the signal lands between steps (or as the second one starts,
+    // where that run's own handler takes it); both must stop the search.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("-> pass") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "capacity ended before its first step's verdict"
+        );
+    }
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("search stopped: interrupted"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("results: cap"), "{stdout}");
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("cap/capacity.json")).unwrap())
+            .unwrap();
+    let steps = saved["steps"].as_array().expect("steps").len();
+    assert!(
+        (1..=2).contains(&steps),
+        "the search stopped: {steps} steps"
+    );
+    assert!(!dir.path().join("cap/step-03-400").exists());
+}

@@ -452,3 +452,114 @@ fn serve_ws_runs_several_processes_on_one_port_that_echo_and_stop_on_sigterm() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The PIDs of `parent`'s children whose command line holds `words` in order.
+fn children_running(parent: u32, words: &[&str]) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The parent is the second field after the parenthesised command name.
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let runs = args
+            .windows(words.len())
+            .any(|w| w.iter().zip(words).all(|(a, b)| *a == b.as_bytes()));
+        if ppid == Some(parent) && runs {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn a_fleet_worker_process_that_dies_ends_the_run_with_exit_3_and_the_results_so_far() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "dies.toml",
+        "[workload]\nevents_per_second = 300\nsubscribers = 300\nwarmup = \"0s\"\nduration = \"20s\"\n[websocket]\nmode = \"push\"\nconnections_per_worker = 100\n",
+    );
+    let out_dir = dir.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args([
+            "run",
+            &file,
+            "--progress",
+            "plain",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill one worker process once the progress shows deliveries (the way the OOM killer
+    // would), then read the rest.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("websocket:") || line.trim_end().ends_with(" 0 ok") {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
+            "the run ended before a progress line showed deliveries"
+        );
+    }
+    let workers = children_running(child.id(), &["worker", "websocket"]);
+    assert_eq!(
+        workers.len(),
+        3,
+        "three fleet worker processes: {workers:?}"
+    );
+    // SAFETY: killing a process the run under test started, by its PID.
+    unsafe { libc::kill(workers[1], libc::SIGKILL) };
+    let started = std::time::Instant::now();
+    let rest = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    });
+    let out = child.wait_with_output().unwrap();
+    let stderr = rest.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "never a silent success:\n{stdout}\n{stderr}"
+    );
+    // Three fleet processes and the publisher report; the run stops when one goes silent.
+    assert!(
+        stderr.contains("1 of 4 websocket workers stopped reporting")
+            && stderr.contains("the run stopped there"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "the run stops, not at its 20 s end"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        summary["incomplete"]
+            .as_str()
+            .is_some_and(|why| why.contains("stopped reporting")),
+        "summary.json says its figures are incomplete: {}",
+        summary["incomplete"]
+    );
+    let m = &summary["models"][0];
+    let delivered = m["delivered"].as_u64().unwrap();
+    assert!(
+        delivered > 0 && delivered < 20 * 300,
+        "the survivors' deliveries are kept, the dead worker's are missing: {delivered}"
+    );
+    assert!(out_dir.join("timeseries.csv").exists() && out_dir.join("report.html").exists());
+}

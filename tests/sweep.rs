@@ -126,3 +126,44 @@ fn a_bad_key_or_value_is_a_scenario_error_naming_the_key_before_anything_runs() 
         assert!(!dir.path().join("results").exists(), "{set}: nothing ran");
     }
 }
+
+#[test]
+fn a_run_that_cannot_proceed_stops_the_sweep_with_exit_3_naming_the_run_and_keeps_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 9 (discard) on loopback: nothing listens there here.
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "name = \"down\"\n[workload]\nevents_per_second = 10\nduration = \"1s\"\n[webhook]\nurl = \"http://127.0.0.1:9/hooks/{subscriber}\"\nsignature = \"none\"\n",
+    )
+    .unwrap();
+    let out = pushbench(
+        &[
+            "sweep",
+            "s.toml",
+            "--set",
+            "workload.events_per_second=10,20",
+            "--out",
+            "sw",
+            "--progress",
+            "off",
+        ],
+        dir.path(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("the run with workload.events_per_second=10 failed: target")
+            && err.contains("is unreachable"),
+        "says which run failed and why: {err}"
+    );
+    assert!(!err.contains("cannot write"), "not a write error: {err}");
+    assert!(
+        !err.contains("run 2/2"),
+        "the sweep stopped at the first run: {err}"
+    );
+    let sw = dir.path().join("sw");
+    assert!(sw.join("sweep.json").is_file() && sw.join("run-01-10").is_dir());
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .trim_end()
+        .ends_with(&format!("results: {}", Path::new("sw").display())));
+}

@@ -11,6 +11,7 @@ pub struct Collector {
     pending: BTreeMap<u64, IntervalStats>,
     reported_upto: Vec<Option<u64>>,
     finished: Vec<bool>,
+    died: Vec<bool>,
     emitted_upto: Option<u64>,
 }
 
@@ -21,6 +22,7 @@ impl Collector {
             pending: BTreeMap::new(),
             reported_upto: vec![None; workers],
             finished: vec![false; workers],
+            died: vec![false; workers],
             emitted_upto: None,
         }
     }
@@ -28,6 +30,12 @@ impl Collector {
     /// Adds a report; returns the intervals it completed, in order.
     pub fn push(&mut self, report: WorkerReport) -> Vec<(u64, IntervalStats)> {
         let w = report.worker as usize;
+        if report.died {
+            // It will never report again: the intervals it held open close without it.
+            self.died[w] = true;
+            self.finished[w] = true;
+            return self.complete();
+        }
         self.reported_upto[w] = Some(report.interval);
         self.finished[w] |= report.last;
         // A report for an interval already handed out joins the next one, never re-opens it.
@@ -36,6 +44,11 @@ impl Collector {
             _ => report.interval,
         };
         self.pending.entry(k).or_default().add(&report.stats);
+        self.complete()
+    }
+
+    /// The intervals every worker has now reported (or finished), in order.
+    fn complete(&mut self) -> Vec<(u64, IntervalStats)> {
         let mut done = Vec::new();
         while let Some((&k, _)) = self.pending.first_key_value() {
             let complete = (0..self.finished.len())
@@ -59,9 +72,11 @@ impl Collector {
         done
     }
 
-    /// Workers that have not sent their last report.
+    /// Workers that did not send their last report: they died, or have not finished yet.
     pub fn unfinished(&self) -> usize {
-        self.finished.iter().filter(|f| !**f).count()
+        (0..self.finished.len())
+            .filter(|&i| self.died[i] || !self.finished[i])
+            .count()
     }
 
     /// True once every worker has sent its last report and everything was handed out.
@@ -112,5 +127,56 @@ mod tests {
         let done = c.push(report(0, 2, 1, true));
         assert_eq!(done.iter().map(|d| d.0).collect::<Vec<_>>(), vec![2]);
         assert!(c.all_done());
+    }
+
+    #[test]
+    fn a_worker_thread_that_panics_is_reported_dead_and_its_intervals_close_without_it() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let healthy = crate::record::Reporter::new(tx.clone(), 0);
+        let doomed = crate::record::Reporter::new(tx, 1);
+        assert!(healthy.send(report(0, 0, 5, false)));
+        assert!(doomed.send(report(1, 0, 3, false)));
+        // The panic unwinds through the thread that owns the reporter.
+        let panicked = std::thread::spawn(move || {
+            let _owned = doomed;
+            panic!("timerfd: too many open files");
+        })
+        .join();
+        assert!(panicked.is_err());
+        assert!(healthy.send(report(0, 1, 6, false)));
+        let mut c = Collector::new(2);
+        let mut closed = Vec::new();
+        let mut died = 0;
+        while let Ok(r) = rx.try_recv() {
+            died += usize::from(r.died);
+            closed.extend(c.push(r));
+        }
+        assert_eq!(died, 1, "one report says the worker died");
+        let delivered: Vec<_> = closed
+            .iter()
+            .map(|(k, s)| (*k, s.total(Counter::Delivered)))
+            .collect();
+        assert_eq!(
+            delivered,
+            vec![(0, 8), (1, 6)],
+            "interval 1 no longer waits for it"
+        );
+        assert_eq!(
+            c.unfinished(),
+            2,
+            "the dead worker and the one still running"
+        );
+        // The healthy worker's last report ends the run; the dead one is still counted.
+        assert!(healthy.send(report(0, 2, 1, true)));
+        drop(healthy);
+        let r = rx.try_recv().unwrap();
+        assert!(!r.died);
+        c.push(r);
+        assert!(
+            rx.try_recv().is_err(),
+            "a reporter that finished sends nothing on drop"
+        );
+        assert!(c.all_done());
+        assert_eq!(c.unfinished(), 1);
     }
 }

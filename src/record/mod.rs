@@ -265,6 +265,50 @@ pub struct WorkerReport {
     pub stats: IntervalStats,
     /// True for the worker's final report.
     pub last: bool,
+    /// True when the worker ended without its final report (sent by [`Reporter`]'s drop).
+    pub died: bool,
+}
+
+/// One worker's end of the report channel. Dropped before the worker's final report (a thread
+/// unwinding from a panic, a worker process's reader at end of file, a controller that failed),
+/// it tells the collector the worker is gone, so the run ends at once, incomplete (exit 3),
+/// instead of waiting for a report that never comes.
+#[derive(Debug)]
+pub struct Reporter {
+    tx: tokio::sync::mpsc::UnboundedSender<WorkerReport>,
+    worker: u64,
+    finished: std::cell::Cell<bool>,
+}
+
+impl Reporter {
+    /// The sending end for worker number `worker`.
+    pub fn new(tx: tokio::sync::mpsc::UnboundedSender<WorkerReport>, worker: u64) -> Self {
+        Self {
+            tx,
+            worker,
+            finished: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Sends one report; false when the collector has gone (the run was aborted).
+    pub fn send(&self, report: WorkerReport) -> bool {
+        self.finished.set(self.finished.get() | report.last);
+        self.tx.send(report).is_ok()
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        if !self.finished.get() {
+            let _ = self.tx.send(WorkerReport {
+                worker: self.worker,
+                interval: 0,
+                stats: IntervalStats::default(),
+                last: true,
+                died: true,
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -279,6 +323,7 @@ impl WorkerReport {
             interval,
             stats,
             last,
+            died: false,
         }
     }
 }

@@ -92,6 +92,7 @@ pub fn from_line(line: &str) -> Result<WorkerReport, String> {
         worker: w.worker,
         interval: w.interval,
         last: w.last,
+        died: false,
         stats: IntervalStats {
             phases: [phase_from(&w.phases[0])?, phase_from(&w.phases[1])?],
             open_connections: w.open_connections,
@@ -127,6 +128,7 @@ mod tests {
             interval: 9,
             stats,
             last: true,
+            died: false,
         };
         let back = from_line(&to_line(&r)).unwrap();
         assert_eq!((back.worker, back.interval, back.last), (3, 9, true));

@@ -112,12 +112,17 @@ pub struct RunContext {
 }
 
 impl RunContext {
-    /// Records that the figures miss part of the run, and why (the first reason stays).
+    /// Records that the figures miss part of the run, and why (the first reason stays; the
+    /// run's error says it at the end).
     pub fn mark_incomplete(&mut self, why: String) {
         if self.incomplete.is_none() {
-            eprintln!("error: {why}");
             self.incomplete = Some(why);
         }
+    }
+
+    /// True when the run ended before its schedule did (Ctrl-C, SIGTERM, a worker died).
+    pub fn cut_short(&self) -> bool {
+        self.interrupted.load(std::sync::atomic::Ordering::Relaxed) || self.incomplete.is_some()
     }
 
     /// Records a warning once and prints it.

@@ -262,11 +262,21 @@ impl Pipeline {
         let mut progress = Progress::new(ctx.progress, spec.total_s, model);
         let mut interrupts = Interrupts::default();
         let elapsed_s = || mono_ns().saturating_sub(spec.base_mono) as f64 / 1e9;
+        let mut died_at_s = None;
         loop {
             let report = interrupts.next_report(rx, ctx, stop, &progress).await;
             let gone = report.is_none();
             let closed = match report {
-                Some(report) => collector.push(report),
+                Some(report) => {
+                    if report.died && !stop.swap(true, Ordering::Relaxed) {
+                        // The rest wind down as on Ctrl-C; the run ends incomplete.
+                        died_at_s.get_or_insert(elapsed_s());
+                        progress.note(&format!(
+                            "a {model} worker died: stopping, writing results so far"
+                        ));
+                    }
+                    collector.push(report)
+                }
                 // Every worker is gone: what the missing ones never closed closes now.
                 None => collector.drain(),
             };
@@ -350,10 +360,11 @@ impl Pipeline {
         }
         let silent = collector.unfinished();
         if silent > 0 && !ctx.interrupted.load(Ordering::Relaxed) {
+            let when = died_at_s.map_or(String::new(), |s| format!(" at {s:.1}s"));
             ctx.mark_incomplete(format!(
-                "{silent} of {} {model} workers stopped reporting before the run ended (a \
-                 worker died); the figures cover what was reported until then",
-                sources
+                "{silent} of {sources} {model} workers stopped reporting before the run \
+                 ended (a worker died{when}); the run stopped there and the figures cover \
+                 what was reported until then"
             ));
         }
         Ok(Recording {

@@ -56,8 +56,9 @@ pub struct SweepOutcome {
     pub result: SweepResult,
     /// Ctrl-C stopped it.
     pub interrupted: bool,
-    /// The run error that stopped it (exit 3), results so far written.
-    pub error: Option<RunError>,
+    /// The run error that stopped it, naming the run (a [`SweepError::Run`], exit 3); the
+    /// results so far are written.
+    pub error: Option<SweepError>,
     /// Runs whose scenario thresholds failed (exit 1).
     pub thresholds_failed: Vec<String>,
 }
@@ -208,7 +209,10 @@ pub async fn run_sweep(
             break;
         }
         if let Some(e) = report.error {
-            error = Some(e);
+            error = Some(SweepError::Run {
+                run: format!("{}={value}", assignment.key),
+                error: e,
+            });
             break;
         }
     }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use hdrhistogram::Histogram;
@@ -14,7 +14,7 @@ use crate::model_kind::ModelKind;
 use crate::record::results::{Connections, ModelSummary, ReceiverCounters};
 use crate::record::saturation::{self, Pool, SendFigures};
 use crate::record::ErrorKind;
-use crate::record::{decode_hist, new_hist, Counter, Percentiles, MEASURED, WARMUP};
+use crate::record::{decode_hist, new_hist, Counter, Percentiles, Reporter, MEASURED, WARMUP};
 use crate::run::context::{probe_url, RunContext, RunError};
 use crate::run::pipeline::{
     write_percentiles, Closed, Driver, IntervalFigures, Pipeline, PipelineSpec,
@@ -215,7 +215,7 @@ async fn drive(
             wall,
             spec: spec.clone(),
             stop: stop.clone(),
-            tx: tx.clone(),
+            tx: Reporter::new(tx.clone(), worker),
         };
         handles.push(
             spawn_worker(plan)
@@ -245,7 +245,7 @@ async fn drive(
     // Summary.
     let g = &rec.measured;
     let all = &rec.all;
-    let measured_s = if ctx.interrupted.load(Ordering::Relaxed) {
+    let measured_s = if ctx.cut_short() {
         ((mono_ns().saturating_sub(start_mono)) as f64 / 1e9 - warmup_s)
             .clamp(1e-9, w.duration_ns as f64 / 1e9)
     } else {

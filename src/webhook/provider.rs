@@ -28,14 +28,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc::UnboundedSender, Notify};
+use tokio::sync::Notify;
 use tokio::time::Sleep;
 
 use crate::clock::{mono_ns, PreciseTimer, WallMap, MIN_WAKE_GAP_NS};
-use crate::record::ErrorKind;
 use crate::record::{
     record_ns, Counter, IntervalStats, WorkerReport, ATTEMPT_SLOTS, LATE_NS, MEASURED, WARMUP,
 };
+use crate::record::{ErrorKind, Reporter};
 use crate::scenario::{ConnectionMode, RetryPolicy, UrlTemplate};
 use crate::schedule::{Schedule, Shape, SplitMix64};
 use crate::webhook::http::{Conn, Failure, Response};
@@ -99,7 +99,7 @@ pub struct WorkerPlan {
     /// Set on Ctrl-C: stop scheduling, finish briefly, report.
     pub stop: Arc<AtomicBool>,
     /// Where interval records go.
-    pub tx: UnboundedSender<WorkerReport>,
+    pub tx: Reporter,
 }
 
 /// How long in-flight work may finish after Ctrl-C.
@@ -412,11 +412,12 @@ fn flush(local: &Local, plan: &WorkerPlan, interval: u64, last: bool) {
         + local.retries.borrow().len()) as u64
         + local.in_flight.iter().map(Cell::get).sum::<u64>();
     // The collector may have gone (run aborted); then there is no one to tell.
-    let _ = plan.tx.send(WorkerReport {
+    plan.tx.send(WorkerReport {
         worker: plan.worker,
         interval,
         stats,
         last,
+        died: false,
     });
 }
 

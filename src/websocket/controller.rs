@@ -12,11 +12,12 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::clock::{mono_ns, PreciseTimer, WallMap, MIN_WAKE_GAP_NS};
 use crate::record::results::ServerStats;
-use crate::record::{record_ns, Counter, IntervalStats, WorkerReport, LATE_NS, MEASURED, WARMUP};
+use crate::record::{
+    record_ns, Counter, IntervalStats, Reporter, WorkerReport, LATE_NS, MEASURED, WARMUP,
+};
 use crate::scenario::{DropFault, Stall};
 use crate::schedule::Schedule;
 use crate::websocket::proto::{tag, Control, CONTROL_RECORD};
@@ -62,7 +63,7 @@ pub struct ControllerPlan {
     /// Set on Ctrl-C.
     pub stop: Arc<AtomicBool>,
     /// Where interval records go.
-    pub tx: UnboundedSender<WorkerReport>,
+    pub tx: Reporter,
 }
 
 /// Runs the controller on its own thread; the result is the servers' summed counters.
@@ -179,11 +180,12 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
     loop {
         let now = mono_ns();
         while now >= next_flush {
-            let _ = plan.tx.send(WorkerReport {
+            plan.tx.send(WorkerReport {
                 worker: plan.worker_id,
                 interval,
                 stats: std::mem::take(&mut stats),
                 last: false,
+                died: false,
             });
             interval += 1;
             next_flush += plan.interval_ns;
@@ -350,11 +352,12 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
     while shared.replies.borrow().iter().any(Option::is_none) && mono_ns() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let _ = plan.tx.send(WorkerReport {
+    plan.tx.send(WorkerReport {
         worker: plan.worker_id,
         interval,
         stats,
         last: true,
+        died: false,
     });
     let mut total = ServerStats::default();
     for s in shared.replies.borrow().iter().flatten() {

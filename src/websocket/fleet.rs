@@ -12,12 +12,11 @@ use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::Interest;
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::backoff::backoff_ns;
 use crate::clock::{mono_ns, real_ns, WallMap};
 use crate::record::ErrorKind;
-use crate::record::{record_ns, Counter, IntervalStats, WorkerReport, MEASURED, WARMUP};
+use crate::record::{record_ns, Counter, IntervalStats, Reporter, WorkerReport, MEASURED, WARMUP};
 use crate::scenario::{ReconnectPolicy, WsMode};
 use crate::schedule::{Schedule, SplitMix64};
 use crate::websocket::client::{handshake, tcp_connect, ClientConn, WsUrl};
@@ -110,7 +109,7 @@ fn close_counter(code: u16) -> Counter {
 struct Fleet {
     plan: FleetSpec,
     stop: Arc<AtomicBool>,
-    tx: UnboundedSender<WorkerReport>,
+    tx: Reporter,
     conns: RefCell<Vec<Option<Rc<ClientConn>>>>,
     sequences: RefCell<Sequences>,
     echo_seq: RefCell<Vec<u64>>,
@@ -593,11 +592,12 @@ impl Fleet {
     fn flush(&self, interval: u64, last: bool) {
         let mut stats = std::mem::take(&mut *self.stats.borrow_mut());
         stats.open_connections = self.open.get();
-        let _ = self.tx.send(WorkerReport {
+        self.tx.send(WorkerReport {
             worker: self.plan.worker,
             interval,
             stats,
             last,
+            died: false,
         });
     }
 }
@@ -610,7 +610,7 @@ thread_local! {
 pub fn spawn_fleet_worker(
     spec: FleetSpec,
     stop: Arc<AtomicBool>,
-    tx: UnboundedSender<WorkerReport>,
+    tx: Reporter,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     crate::local::spawn_local_thread(format!("ws-fleet-{}", spec.worker), move || {
         run_fleet(spec, stop, tx)
@@ -618,7 +618,7 @@ pub fn spawn_fleet_worker(
 }
 
 /// The worker's main loop: ramp, heartbeats, interval hand-overs, closing.
-pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: UnboundedSender<WorkerReport>) {
+pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: Reporter) {
     let mine = plan
         .subscribers
         .saturating_sub(plan.worker)

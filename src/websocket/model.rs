@@ -3,7 +3,7 @@
 //! interval records and measures what holding the connections costs on each side.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::clock::{mono_ns, WallMap};
@@ -11,7 +11,7 @@ use crate::model_kind::ModelKind;
 use crate::record::results::{Connections, ModelSummary, PerConnection, WsSummary};
 use crate::record::saturation::{self, Saturation, SendFigures};
 use crate::record::ErrorKind;
-use crate::record::{Counter, IntervalStats, Percentiles, PhaseStats, MEASURED};
+use crate::record::{Counter, IntervalStats, Percentiles, PhaseStats, Reporter, MEASURED};
 use crate::run::context::{probe_url, RunContext, RunError};
 use crate::run::pipeline::{
     write_percentiles, Closed, Driver, IntervalFigures, Pipeline, PipelineSpec,
@@ -302,12 +302,19 @@ async fn drive(
                 )?,
             ),
             None => handles.push(
-                spawn_fleet_worker(spec, stop.clone(), tx.clone())
+                spawn_fleet_worker(spec, stop.clone(), Reporter::new(tx.clone(), worker))
                     .map_err(|e| RunError::Setup(format!("cannot start a fleet worker: {e}")))?,
             ),
         }
     }
     pipeline.add_generator_pids(worker_procs.iter().map(|p| p.pid().to_string()));
+    let procs_done = Arc::new(AtomicBool::new(false));
+    let forwarder = crate::websocket::workers::forward_stop(
+        worker_procs.iter().map(|p| p.pid()).collect(),
+        stop.clone(),
+        procs_done.clone(),
+    )
+    .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
     let controller = match servers {
         Some(s) => Some(
             spawn_controller(ControllerPlan {
@@ -327,7 +334,7 @@ async fn drive(
                 worker_id: workers,
                 subscribers: subs,
                 stop: stop.clone(),
-                tx: tx.clone(),
+                tx: Reporter::new(tx.clone(), workers),
             })
             .map_err(|e| RunError::Setup(format!("cannot start the controller: {e}")))?,
         ),
@@ -349,6 +356,8 @@ async fn drive(
     let rec = pipeline
         .collect(&spec_p, ctx, sources, &mut rx, &stop, &mut driver)
         .await;
+    procs_done.store(true, Ordering::Relaxed);
+    let _ = forwarder.join();
     for h in handles {
         if h.join().is_err() {
             ctx.mark_incomplete("a WebSocket fleet worker panicked".into());

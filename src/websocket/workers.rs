@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::record::wire::{from_line, to_line};
-use crate::record::WorkerReport;
+use crate::record::{Reporter, WorkerReport};
 use crate::websocket::fleet::{run_fleet, FleetSpec};
 
 /// A running worker process and the thread reading its reports.
@@ -72,11 +72,13 @@ pub fn spawn_worker_process(
     let reader = std::thread::Builder::new()
         .name(format!("ws-worker-{worker}-reader"))
         .spawn(move || {
+            // At end of file without the last report (the process died), its drop says so.
+            let tx = Reporter::new(tx, worker);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { return };
                 match from_line(&line) {
                     Ok(report) => {
-                        if tx.send(report).is_err() {
+                        if !tx.send(report) {
                             return;
                         }
                     }
@@ -87,6 +89,31 @@ pub fn spawn_worker_process(
             }
         })?;
     Ok(WorkerProcess { child, reader })
+}
+
+/// Passes the run's stop flag (Ctrl-C, SIGTERM to the harness alone, a worker that died) on
+/// to the worker processes as SIGTERM, on which they finish briefly and send their last report,
+/// as the thread workers do when they see the flag. Ends when `stop` or `done` is set; set
+/// `done` and join it before the processes are reaped, so a signal never reaches a reused PID.
+pub fn forward_stop(
+    pids: Vec<u32>,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("ws-worker-stop".into())
+        .spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if stop.load(Ordering::Relaxed) {
+                    for &pid in &pids {
+                        // SAFETY: signalling a child of ours that has not been reaped yet.
+                        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+                    }
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -111,8 +138,9 @@ pub fn run_worker_process() -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let fleet_stop = stop.clone();
+    let worker = spec.worker;
     let fleet = crate::local::spawn_local_thread("ws-fleet".into(), move || {
-        run_fleet(spec, fleet_stop, tx)
+        run_fleet(spec, fleet_stop, Reporter::new(tx, worker))
     })
     .map_err(|e| e.to_string())?;
     let out = std::io::stdout();
@@ -121,6 +149,8 @@ pub fn run_worker_process() -> Result<(), String> {
             stop.store(true, Ordering::Relaxed);
         }
         match rx.try_recv() {
+            // A fleet that died ends without its last line: the harness's reader tells.
+            Ok(report) if report.died => break,
             Ok(report) => {
                 let mut out = out.lock();
                 let _ = writeln!(out, "{}", to_line(&report));
