@@ -165,15 +165,14 @@ fn a_scenario_with_both_models_needs_model_named() {
 
 #[test]
 fn sigterm_after_a_step_stops_the_search_with_130_and_writes_the_steps_so_far() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("c.toml"),
         "name = \"cap\"\n[workload]\nevents_per_second = 100\nduration = \"1s\"\n[webhook]\npool = 4\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
-        .args([
+    let mut child = common::spawn_pushbench(
+        &[
             "capacity",
             "c.toml",
             "--slo",
@@ -186,26 +185,19 @@ fn sigterm_after_a_step_stops_the_search_with_130_and_writes_the_steps_so_far() 
             "6",
             "--out",
             "cap",
-        ])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        dir.path(),
+    );
     // The first step's verdict: the signal lands between steps (or as the second one starts,
     // where that run's own handler takes it); both must stop the search.
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("-> pass") {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "capacity ended before its first step's verdict"
-        );
-    }
+    let (_, stderr) = common::stderr_until(
+        &mut child,
+        |l| l.contains("-> pass"),
+        "its first step's verdict",
+    );
     // SAFETY: signalling the child this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let out = child.wait_with_output().unwrap();
+    let (out, _) = common::finish(child, stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{stdout}");
     assert!(stdout.contains("search stopped: interrupted"), "{stdout}");

@@ -1,5 +1,7 @@
 //! The command line as a user meets it: exit codes, messages, the results directory.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -245,30 +247,24 @@ fn interrupted_run_writes_results(signal: i32) {
         "name = \"long\"\n[workload]\nevents_per_second = 200\nduration = \"60s\"\n[webhook]\n",
     );
     let out_dir = dir.path().join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
-        .args([
+    let mut child = common::spawn_pushbench(
+        &[
             "run",
             &long,
             "--progress",
             "plain",
             "--out",
             out_dir.to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        dir.path(),
+    );
     // Signal once the run shows its first interval: it is under way, whatever the machine's
     // speed. The progress line says how many deliveries were measured so far.
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    while !first.contains("webhook:") {
-        first.clear();
-        assert!(
-            std::io::BufRead::read_line(&mut stderr, &mut first).unwrap() > 0,
-            "the run ended before its first progress line"
-        );
-    }
+    let (first, stderr) = common::stderr_until(
+        &mut child,
+        |l| l.contains("webhook:"),
+        "its first progress line",
+    );
     // A run without errors shows none (the line once summed the attempts-per-event slots).
     assert!(
         first.contains("  0 err") && first.contains("latency p99"),
@@ -283,13 +279,7 @@ fn interrupted_run_writes_results(signal: i32) {
     // SAFETY: signalling the child this test started.
     unsafe { libc::kill(child.id() as i32, signal) };
     let started = std::time::Instant::now();
-    let rest = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
-        text
-    });
-    let out = child.wait_with_output().unwrap();
-    let stderr = rest.join().unwrap();
+    let (out, stderr) = common::finish(child, stderr);
     assert!(started.elapsed().as_secs() < 10, "stops promptly");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
@@ -490,30 +480,24 @@ fn a_fleet_worker_process_that_dies_ends_the_run_with_exit_3_and_the_results_so_
         "[workload]\nevents_per_second = 300\nsubscribers = 300\nwarmup = \"0s\"\nduration = \"20s\"\n[websocket]\nmode = \"push\"\nconnections_per_worker = 100\n",
     );
     let out_dir = dir.path().join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
-        .args([
+    let mut child = common::spawn_pushbench(
+        &[
             "run",
             &file,
             "--progress",
             "plain",
             "--out",
             out_dir.to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        dir.path(),
+    );
     // Kill one worker process once the progress shows deliveries (the way the OOM killer
     // would), then read the rest.
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("websocket:") || line.trim_end().ends_with(" 0 ok") {
-        line.clear();
-        assert!(
-            std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
-            "the run ended before a progress line showed deliveries"
-        );
-    }
+    let (_, stderr) = common::stderr_until(
+        &mut child,
+        |l| l.contains("websocket:") && !l.trim_end().ends_with(" 0 ok"),
+        "a progress line showed deliveries",
+    );
     let workers = children_running(child.id(), &["worker", "websocket"]);
     assert_eq!(
         workers.len(),
@@ -523,13 +507,7 @@ fn a_fleet_worker_process_that_dies_ends_the_run_with_exit_3_and_the_results_so_
     // SAFETY: killing a process the run under test started, by its PID.
     unsafe { libc::kill(workers[1], libc::SIGKILL) };
     let started = std::time::Instant::now();
-    let rest = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
-        text
-    });
-    let out = child.wait_with_output().unwrap();
-    let stderr = rest.join().unwrap();
+    let (out, stderr) = common::finish(child, stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),

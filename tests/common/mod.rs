@@ -98,3 +98,48 @@ pub fn rerender(out: &std::path::Path, stem: &str) -> Rerendered {
         stdout: String::from_utf8_lossy(&shown.stdout).into_owned(),
     }
 }
+
+/// The binary under test started in `dir` with its stdout and stderr piped.
+pub fn spawn_pushbench(args: &[&str], dir: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary starts")
+}
+
+/// Reads `child`'s stderr up to the first line `wanted` accepts and returns that line and the
+/// reader (to hand to [`finish`]); panics, saying `what`, if the stream ends first.
+pub fn stderr_until(
+    child: &mut std::process::Child,
+    wanted: impl Fn(&str) -> bool,
+    what: &str,
+) -> (String, std::io::BufReader<std::process::ChildStderr>) {
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr piped"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        assert!(n > 0, "the command ended before {what}");
+        if wanted(&line) {
+            return (line, stderr);
+        }
+    }
+}
+
+/// Waits for `child` and returns its output with the rest of its stderr (read alongside, so a
+/// full pipe never blocks it).
+pub fn finish(
+    child: std::process::Child,
+    mut stderr: std::io::BufReader<std::process::ChildStderr>,
+) -> (std::process::Output, String) {
+    let rest = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    });
+    let out = child.wait_with_output().unwrap();
+    (out, rest.join().unwrap())
+}
