@@ -428,6 +428,43 @@ mod tests {
         assert_eq!(r.err(), Some(Failure::Connect(ErrorKind::Refused)));
     }
 
+    #[tokio::test]
+    async fn a_request_larger_than_the_send_buffer_waits_for_room_and_goes_out_whole() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let body = vec![b'x'; 8 << 20];
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let expect = [head.as_bytes(), &body[..]].concat();
+        let len = expect.len();
+        // The server reads slowly at first, so the client's writes fill the buffers.
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let mut got = Vec::with_capacity(len);
+            let mut buf = vec![0u8; 64 << 10];
+            while got.len() < len {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request ended early at {}", got.len());
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .await
+                .unwrap();
+            got
+        });
+        let mut conn = Conn::start(addr, None).unwrap();
+        let r = conn.exchange(&expect).await;
+        assert_eq!(r.map(|r| r.status), Ok(204));
+        assert_eq!(conn.bytes_out, len as u64);
+        assert!(
+            server.await.unwrap() == expect,
+            "head and body arrived in order, whole"
+        );
+    }
+
     #[test]
     fn exhausted_ports_and_descriptors_have_their_own_kinds() {
         let err = |code| io::Error::from_raw_os_error(code);
