@@ -231,6 +231,15 @@ pub struct WebhookServeArgs {
     /// Accept any signature (raw-speed benchmarks).
     #[arg(long)]
     pub no_verify: bool,
+    /// Serve TLS with this PEM certificate chain (with --tls-key).
+    #[arg(long, requires = "tls_key", conflicts_with = "tls_self_signed")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS with a certificate made now; prints the path of the CA to trust.
+    #[arg(long)]
+    pub tls_self_signed: bool,
     /// Seed for injected failures.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -49,6 +49,7 @@ pub mod servers;
 pub mod slo;
 pub mod sweep;
 pub mod thresholds;
+pub mod tls;
 pub mod units;
 pub mod url_template;
 pub mod webhook;

@@ -38,6 +38,25 @@ pub fn webhook_options(args: &WebhookServeArgs) -> Result<(SocketAddr, ReceiverO
         max_body_bytes: args.max_body_bytes,
         verify: !args.no_verify,
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            crate::tls::Identity::from_files(cert, key)
+                .and_then(|id| id.server_config())
+                .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?,
+        ),
+        _ if args.tls_self_signed => {
+            let id = crate::tls::Identity::generate()?;
+            let ca = std::env::temp_dir().join(format!("pushbench-ca-{}.pem", std::process::id()));
+            std::fs::write(&ca, id.ca_pem.as_deref().unwrap_or_default())
+                .map_err(|e| format!("cannot write {}: {e}", ca.display()))?;
+            eprintln!(
+                "TLS with a certificate for localhost and 127.0.0.1 made now; trust its CA: {}",
+                ca.display()
+            );
+            Some(id.server_config()?)
+        }
+        _ => None,
+    };
     let key = if args.no_verify {
         None
     } else {
@@ -49,6 +68,7 @@ pub fn webhook_options(args: &WebhookServeArgs) -> Result<(SocketAddr, ReceiverO
             config,
             key,
             seed: args.seed,
+            tls,
         },
     ))
 }
@@ -58,7 +78,8 @@ pub async fn serve_webhook(addr: SocketAddr, opts: ReceiverOptions) -> std::io::
     let listener = bind(addr)?;
     let local = listener.local_addr()?;
     warn_if_exposed(local);
-    println!("pushbench webhook receiver listening on http://{local}");
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
+    println!("pushbench webhook receiver listening on {scheme}://{local}");
     use std::io::Write;
     std::io::stdout().flush()?;
     receiver::serve(listener, opts, shutdown_signal()).await

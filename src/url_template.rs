@@ -10,6 +10,8 @@ pub struct UrlTemplate {
     pub host: String,
     /// TCP port.
     pub port: u16,
+    /// `https://` or `wss://`: the connection speaks TLS.
+    pub secure: bool,
     /// Path before the placeholder (or the whole path).
     pub path_prefix: String,
     /// Path after the placeholder; `None` when there is no placeholder.
@@ -17,12 +19,14 @@ pub struct UrlTemplate {
 }
 
 impl UrlTemplate {
-    /// The built-in receiver's URL on a given port.
-    pub fn builtin(port: u16) -> Self {
+    /// The built-in receiver's URL on a given port (`https` when it serves TLS).
+    pub fn builtin(port: u16, secure: bool) -> Self {
+        let scheme = if secure { "https" } else { "http" };
         Self {
-            raw: format!("http://127.0.0.1:{port}/hooks/{{subscriber}}"),
+            raw: format!("{scheme}://127.0.0.1:{port}/hooks/{{subscriber}}"),
             host: "127.0.0.1".into(),
             port,
+            secure,
             path_prefix: "/hooks/".into(),
             path_suffix: Some(String::new()),
         }
@@ -34,6 +38,7 @@ impl UrlTemplate {
             raw: format!("ws://127.0.0.1:{port}/ws/{{subscriber}}"),
             host: "127.0.0.1".into(),
             port,
+            secure: false,
             path_prefix: "/ws/".into(),
             path_suffix: Some(String::new()),
         }

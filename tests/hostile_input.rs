@@ -41,6 +41,7 @@ async fn start_receiver(scheme: SignatureScheme) -> (SocketAddr, tokio::sync::on
         },
         key: Some(SigningKey::new(scheme, SECRET).unwrap()),
         seed: 1,
+        tls: None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(receiver::serve_with_limits(

@@ -23,6 +23,7 @@ async fn start(max_body_bytes: usize) -> (SocketAddr, tokio::sync::oneshot::Send
         },
         key: Some(SigningKey::new(SignatureScheme::Standard, SECRET).unwrap()),
         seed: 1,
+        tls: None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(serve(listener, opts, async {

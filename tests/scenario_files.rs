@@ -206,9 +206,21 @@ fn webhook_keys_are_checked() {
         format!("[workload]\nevents_per_second = 10\nduration = \"1s\"\n[webhook]\n{extra}\n")
     };
     let p = problems(&base(
-        "url = \"https://example.test/hooks\"\nsecret = \"s\"",
+        "url = \"https://example.test/hooks\"\nsecret = \"s\"\ntls = { ca_file = \"no-such.pem\", verify = \"yes\" }",
     ));
-    assert!(has(&p, "webhook.url", 5, "https"), "{p:?}");
+    assert!(has(&p, "webhook.tls.ca_file", 7, "no such file"), "{p:?}");
+    assert!(has(&p, "webhook.tls.verify", 7, "true or false"), "{p:?}");
+    let p = problems(&base(
+        "url = \"http://example.test/hooks\"\nsecret = \"s\"\ntls = true",
+    ));
+    assert!(has(&p, "webhook.tls", 7, "plaintext"), "{p:?}");
+    let p = problems(&base("tls = { ca_file = \"ca.pem\" }"));
+    assert!(
+        has(&p, "webhook.tls.ca_file", 5, "made for the run"),
+        "{p:?}"
+    );
+    let p = problems(&base("url = \"wss://example.test/hooks\"\nsecret = \"s\""));
+    assert!(has(&p, "webhook.url", 5, "unsupported scheme"), "{p:?}");
     let p = problems(&base("pool = 0"));
     assert!(has(&p, "webhook.pool", 5, "at least 1"), "{p:?}");
     let p = problems(&base("connection = \"sometimes\""));

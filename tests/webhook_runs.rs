@@ -186,6 +186,7 @@ async fn a_wrong_secret_is_refused_and_counted_by_the_receiver() {
         SignatureScheme::Standard,
         Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
         1,
+        None,
     )
     .unwrap();
     let s = scenario(&format!(

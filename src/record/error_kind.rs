@@ -31,11 +31,13 @@ pub enum ErrorKind {
     NoPorts,
     /// No file descriptor left (EMFILE/ENFILE): the open-files limit is reached.
     NoFiles,
+    /// The TLS handshake failed (certificate, protocol, or the peer hung up in it).
+    Tls,
 }
 
 impl ErrorKind {
     /// All kinds, in counter order.
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         Self::Refused,
         Self::Reset,
         Self::Timeout,
@@ -48,6 +50,7 @@ impl ErrorKind {
         Self::Status410,
         Self::NoPorts,
         Self::NoFiles,
+        Self::Tls,
     ];
 
     /// Name used in results.
@@ -65,6 +68,7 @@ impl ErrorKind {
             Self::Status410 => "status_410",
             Self::NoPorts => "no_ports",
             Self::NoFiles => "no_files",
+            Self::Tls => "tls",
         }
     }
 

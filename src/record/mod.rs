@@ -87,6 +87,10 @@ pub enum Counter {
     /// WebSocket push: nanoseconds the controller waited for the server to take its stream
     /// (the target pushing back).
     PublishBlockedNs,
+    /// TLS handshakes that ran in full.
+    TlsFull,
+    /// TLS handshakes that resumed an earlier session.
+    TlsResumed,
     /// First error-kind slot; `ErrorBase + kind as usize`.
     ErrorBase,
 }
@@ -113,6 +117,8 @@ pub struct PhaseStats {
     pub ack_uncorrected: Histogram<u64>,
     /// TCP connect time of each new connection.
     pub connect: Histogram<u64>,
+    /// TLS handshake time of each new connection (after its TCP connect).
+    pub tls_handshake: Histogram<u64>,
     /// Intended time -> first attempt started (the pacer's and the pool's lag).
     pub lag: Histogram<u64>,
     /// WebSocket ping -> pong round trips.
@@ -131,6 +137,7 @@ impl PhaseStats {
             ack: new_hist(),
             ack_uncorrected: new_hist(),
             connect: new_hist(),
+            tls_handshake: new_hist(),
             lag: new_hist(),
             rtt: new_hist(),
             backlog: new_hist(),
@@ -145,6 +152,9 @@ impl PhaseStats {
             .add(&other.ack_uncorrected)
             .expect("same bounds");
         self.connect.add(&other.connect).expect("same bounds");
+        self.tls_handshake
+            .add(&other.tls_handshake)
+            .expect("same bounds");
         self.lag.add(&other.lag).expect("same bounds");
         self.rtt.add(&other.rtt).expect("same bounds");
         self.backlog.add(&other.backlog).expect("same bounds");

@@ -138,8 +138,14 @@ pub struct ModelSummary {
     pub time_to_delivery_us: Percentiles,
     /// Actual send -> response received.
     pub ack_uncorrected_latency_us: Percentiles,
-    /// New connection set-up time.
+    /// New connection set-up time (the TCP connect).
     pub connect_us: Percentiles,
+    /// TLS handshake time of each new connection, after its TCP connect (empty in plaintext).
+    #[serde(default)]
+    pub tls_handshake_us: Percentiles,
+    /// TLS: handshakes in full and resumed, protocol version and cipher (absent in plaintext).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSummary>,
     /// Intended time -> first attempt started.
     pub schedule_lag_us: Percentiles,
     /// Connection counts.
@@ -250,6 +256,22 @@ pub struct Summary {
     pub models: Vec<ModelSummary>,
     /// Threshold verdicts.
     pub thresholds: Vec<ThresholdResult>,
+}
+
+/// A model's TLS handshakes and what they negotiated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsSummary {
+    /// Handshakes with a certificate exchange.
+    pub full: u64,
+    /// Handshakes that resumed an earlier session.
+    pub resumed: u64,
+    /// Negotiated protocol, e.g. `TLSv1.3` (from the probe before the run).
+    pub version: String,
+    /// Negotiated cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: String,
+    /// Whether sessions were resumed when possible (`tls.resume`).
+    pub resume: bool,
 }
 
 /// The built-in webhook receiver's cumulative counters, as its `/stats` reports them and the

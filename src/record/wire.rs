@@ -10,6 +10,7 @@ struct PhaseWire {
     ack: String,
     ack_uncorrected: String,
     connect: String,
+    tls_handshake: String,
     lag: String,
     rtt: String,
     backlog: String,
@@ -39,6 +40,7 @@ fn phase_to(p: &PhaseStats) -> PhaseWire {
         ack: encode_hist(&p.ack),
         ack_uncorrected: encode_hist(&p.ack_uncorrected),
         connect: encode_hist(&p.connect),
+        tls_handshake: encode_hist(&p.tls_handshake),
         lag: encode_hist(&p.lag),
         rtt: encode_hist(&p.rtt),
         backlog: encode_hist(&p.backlog),
@@ -51,6 +53,7 @@ fn phase_from(w: &PhaseWire) -> Result<PhaseStats, String> {
     p.ack = decode_hist(&w.ack)?;
     p.ack_uncorrected = decode_hist(&w.ack_uncorrected)?;
     p.connect = decode_hist(&w.connect)?;
+    p.tls_handshake = decode_hist(&w.tls_handshake)?;
     p.lag = decode_hist(&w.lag)?;
     p.rtt = decode_hist(&w.rtt)?;
     p.backlog = decode_hist(&w.backlog)?;

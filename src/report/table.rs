@@ -148,6 +148,19 @@ fn rows(m: &ModelSummary) -> Vec<Row> {
             m.schedule_lag_us.count,
         ),
         latency("connect p99", m.connect_us.p99, m.connect_us.count),
+        latency(
+            "TLS handshake p99",
+            m.tls_handshake_us.p99,
+            m.tls_handshake_us.count,
+        ),
+        row(
+            "TLS handshakes full / resumed",
+            m.tls.as_ref().map_or_else(dash, |t| {
+                format!("{} / {} ({})", t.full, t.resumed, t.version)
+            }),
+            None,
+            Neither,
+        ),
         row(
             "connections peak / opened",
             format!("{} / {}", m.connections.peak, m.connections.opened),

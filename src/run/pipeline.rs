@@ -138,6 +138,7 @@ impl Recording {
             time_to_delivery_us: Percentiles::of(&g.ack),
             ack_uncorrected_latency_us: Percentiles::of(&g.ack_uncorrected),
             connect_us: Percentiles::of(&all.connect),
+            tls_handshake_us: Percentiles::of(&all.tls_handshake),
             schedule_lag_us: Percentiles::of(&g.lag),
             connections: Connections {
                 peak: self.peak_connections,

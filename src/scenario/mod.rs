@@ -243,6 +243,32 @@ pub enum WebhookTarget {
     External(UrlTemplate),
 }
 
+/// TLS of a model's connections: `tls = { ca_file, verify, server_name, resume }` with an
+/// `https://` url, or `tls = true` (or the table) with `url = "builtin"`, which then serves TLS
+/// with a certificate made for the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// PEM certificates to trust beside the platform's roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Check the server's certificate (false: test targets only).
+    pub verify: bool,
+    /// The name the certificate must be valid for, when not the url's host.
+    pub server_name: Option<String>,
+    /// Resume sessions on new connections (false: a full handshake every time).
+    pub resume: bool,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            verify: true,
+            server_name: None,
+            resume: true,
+        }
+    }
+}
+
 /// The webhook model's settings.
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
@@ -270,6 +296,8 @@ pub struct WebhookConfig {
     /// dropped: past capacity, the generator sends what is recent instead of a backlog it can
     /// never catch up on.
     pub max_wait_ns: u64,
+    /// TLS, when the url is `https://` or the built-in receiver is asked to serve it.
+    pub tls: Option<TlsSettings>,
 }
 
 /// What the WebSocket fleet does with its connections.

@@ -149,19 +149,32 @@ pub fn receiver_args(cfg: &ReceiverConfig, scheme: SignatureScheme, seed: u64) -
     args
 }
 
-/// Starts a receiver and waits until it accepts connections.
+/// Starts a receiver and waits until it accepts connections; with `tls`, it serves TLS with
+/// that identity.
 pub fn launch_receiver(
     launch: &TargetLaunch,
     cfg: &ReceiverConfig,
     scheme: SignatureScheme,
     secret: Option<&str>,
     seed: u64,
+    tls: Option<&crate::tls::Identity>,
 ) -> Result<RunningTarget, String> {
     match launch {
         TargetLaunch::Child(exe) => {
             let mut cmd = Command::new(exe);
-            cmd.args(receiver_args(cfg, scheme, seed))
-                .stdin(Stdio::null())
+            cmd.args(receiver_args(cfg, scheme, seed));
+            // The child reads its certificate and key before it says it listens; they are
+            // removed then (the key never outlives the start-up in a file).
+            let tls_files = match tls {
+                Some(id) => {
+                    let files = TlsFiles::write(id)?;
+                    cmd.arg("--tls-cert").arg(&files.cert);
+                    cmd.arg("--tls-key").arg(&files.key);
+                    Some(files)
+                }
+                None => None,
+            };
+            cmd.stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit());
             if let Some(s) = secret {
@@ -185,10 +198,11 @@ pub fn launch_receiver(
             })?;
             let stdout = child.stdout.take().expect("piped");
             let read = startup_line(stdout, STARTUP_TIMEOUT);
+            drop(tls_files);
             let addr = read
                 .as_deref()
                 .unwrap_or_default()
-                .split_once("http://")
+                .split_once("://")
                 .and_then(|(_, rest)| rest.trim().parse::<SocketAddr>().ok());
             match (&read, addr) {
                 (Ok(_), Some(addr)) => Ok(RunningTarget {
@@ -218,6 +232,7 @@ pub fn launch_receiver(
                 config: cfg.clone(),
                 key,
                 seed,
+                tls: tls.map(|id| id.server_config()).transpose()?,
             };
             let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
             let thread = std::thread::Builder::new()
@@ -244,6 +259,42 @@ pub fn launch_receiver(
                 handle: Handle::InProcess { shutdown, thread },
             })
         }
+    }
+}
+
+/// A child target's certificate and key, in a directory only this user can read, removed on
+/// drop.
+struct TlsFiles {
+    dir: std::path::PathBuf,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+impl TlsFiles {
+    fn write(id: &crate::tls::Identity) -> Result<Self, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("pushbench-tls-{}-{n}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let files = Self {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            dir,
+        };
+        std::fs::write(&files.cert, &id.chain_pem)
+            .and_then(|()| std::fs::write(&files.key, &id.key_pem))
+            .map_err(|e| format!("cannot write the target's certificate: {e}"))?;
+        Ok(files)
+    }
+}
+
+impl Drop for TlsFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

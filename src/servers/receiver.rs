@@ -44,6 +44,9 @@ pub struct ReceiverOptions {
     pub key: Option<SigningKey>,
     /// Seed for injected failures.
     pub seed: u64,
+    /// Serve TLS with this configuration. Plaintext is still answered on the same port (the
+    /// first byte tells them apart), for the harness's `/stats` pulls.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The `/stats` answer.
@@ -499,9 +502,26 @@ pub async fn serve_with_limits(
         first_request_mono: OnceLock::new(),
         rng_seq: AtomicU64::new(0),
     });
+    let acceptor = state.opts.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     super::accept_loop(listener, shutdown, move |stream| {
         let state = state.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            // A TLS client speaks first with a handshake record (0x16); anything else is
+            // plaintext HTTP. Bounded like a request head, so a silent client is dropped.
+            let tls = match &acceptor {
+                Some(acceptor) => {
+                    let mut first = [0u8; 1];
+                    let peek =
+                        tokio::time::timeout(state.limits.head_timeout, stream.peek(&mut first));
+                    match peek.await {
+                        Ok(Ok(1)) if first[0] == 0x16 => Some(acceptor.clone()),
+                        Ok(Ok(1)) => None,
+                        _ => return,
+                    }
+                }
+                None => None,
+            };
             let (stream, conn_state) = Guarded::new(stream, &state.limits);
             let conn = conn_state.clone();
             let counted = Arc::new(AtomicBool::new(false));
@@ -515,11 +535,29 @@ pub async fn serve_with_limits(
                     r
                 }
             });
-            let result = state
-                .limits
-                .http1()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let result = match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => {
+                        state
+                            .limits
+                            .http1()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                    }
+                    // A failed handshake is a connection that did not speak the protocol.
+                    Err(_) => {
+                        state.bump(C::Malformed, 1);
+                        return;
+                    }
+                },
+                None => {
+                    state
+                        .limits
+                        .http1()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                }
+            };
             match Ending::of(&result, &conn_state) {
                 Ending::Normal => {}
                 Ending::Malformed => state.bump(C::Malformed, 1),

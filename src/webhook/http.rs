@@ -4,14 +4,20 @@
 //! allocate per event writes the request head into a buffer it reuses and parses the response
 //! head in place with `httparse`. Bodies are framed by Content-Length, chunked encoding, or the
 //! connection closing, and are discarded: only the status matters to a webhook provider.
+//!
+//! Over TLS (rustls, through tokio-rustls) the TCP connect is awaited first, then the handshake
+//! is timed on its own; the byte counts are those on the wire (records and handshake included).
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::record::ErrorKind;
+use crate::tls::ClientTls;
 
 /// What came back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,9 +30,75 @@ pub struct Response {
     pub retry_after_s: Option<u32>,
 }
 
+/// The socket under a connection.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<Counted>>),
+    /// Between the TCP connect and the end of the TLS handshake (or after it failed).
+    Opening,
+}
+
+/// A TCP stream that counts the bytes it carries (under TLS, the plaintext sizes say nothing
+/// of the wire).
+struct Counted {
+    inner: TcpStream,
+    read: u64,
+    written: u64,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.read += (buf.filled().len() - before) as u64;
+        r
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.written += n as u64;
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// One TLS handshake: when it started and ended (monotonic ns), and whether it resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handshake {
+    /// Started (the TCP connection was up).
+    pub from: u64,
+    /// Done.
+    pub to: u64,
+    /// An earlier session was resumed (no certificate exchange).
+    pub resumed: bool,
+}
+
 /// One client connection with its read buffer.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
+    /// Set by [`Conn::start_tls`] until the handshake runs (at the first exchange).
+    pending_tls: Option<ClientTls>,
+    /// The handshake, until [`Conn::take_handshake`] takes it.
+    handshake: Option<Handshake>,
     buf: Box<[u8]>,
     filled: usize,
     /// Set by [`Conn::start`] until the first write shows the connection is up: when it
@@ -70,7 +142,7 @@ impl Conn {
         stream
             .set_nodelay(true)
             .map_err(|e| ErrorKind::from_io(&e))?;
-        Ok(Self::with(stream, None, Setup::Done))
+        Ok(Self::with(Stream::Plain(stream), None, Setup::Done))
     }
 
     /// Starts a TCP connection (Nagle off) without waiting for it: the first write of
@@ -95,12 +167,30 @@ impl Conn {
             Err(e) => return Err(io(e)),
         }
         let stream = TcpStream::from_std(socket.into()).map_err(io)?;
-        Ok(Self::with(stream, buf, Setup::Started(started)))
+        Ok(Self::with(
+            Stream::Plain(stream),
+            buf,
+            Setup::Started(started),
+        ))
     }
 
-    fn with(stream: TcpStream, buf: Option<Box<[u8]>>, setup: Setup) -> Self {
+    /// [`start`](Self::start) for a TLS connection: the first exchange waits for the TCP
+    /// connection, then runs the handshake (timed apart, see [`take_handshake`](Self::take_handshake)).
+    pub fn start_tls(
+        addr: SocketAddr,
+        buf: Option<Box<[u8]>>,
+        tls: &ClientTls,
+    ) -> Result<Self, ErrorKind> {
+        let mut conn = Self::start(addr, buf)?;
+        conn.pending_tls = Some(tls.clone());
+        Ok(conn)
+    }
+
+    fn with(stream: Stream, buf: Option<Box<[u8]>>, setup: Setup) -> Self {
         Self {
             stream,
+            pending_tls: None,
+            handshake: None,
             buf: buf.unwrap_or_else(|| vec![0u8; READ_BUF].into_boxed_slice()),
             filled: 0,
             setup,
@@ -126,6 +216,55 @@ impl Conn {
         }
     }
 
+    /// The TLS handshake, once, after the exchange that ran it.
+    pub fn take_handshake(&mut self) -> Option<Handshake> {
+        self.handshake.take()
+    }
+
+    /// Waits for the TCP connection, then runs the TLS handshake; failures are the
+    /// connection's.
+    async fn open_tls(&mut self, tls: ClientTls) -> Result<(), Failure> {
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Opening) else {
+            return Err(Failure::Connect(ErrorKind::Tls));
+        };
+        let connect_failed = |e: &io::Error| Failure::Connect(ErrorKind::from_io(e));
+        if let Setup::Started(from) = self.setup {
+            tcp.writable().await.map_err(|e| connect_failed(&e))?;
+            if let Some(e) = tcp.take_error().map_err(|e| connect_failed(&e))? {
+                return Err(connect_failed(&e));
+            }
+            self.setup = Setup::Up(from, crate::clock::mono_ns());
+        }
+        let from = crate::clock::mono_ns();
+        let counted = Counted {
+            inner: tcp,
+            read: 0,
+            written: 0,
+        };
+        let stream = tls
+            .connector
+            .connect(tls.server_name.clone(), counted)
+            .await
+            .map_err(|e| Failure::Connect(tls_error_kind(&e)))?;
+        let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        self.handshake = Some(Handshake {
+            from,
+            to: crate::clock::mono_ns(),
+            resumed,
+        });
+        self.stream = Stream::Tls(Box::new(stream));
+        Ok(())
+    }
+
+    /// Takes the byte counts from the wire, for a TLS connection.
+    fn count_wire(&mut self) {
+        if let Stream::Tls(s) = &self.stream {
+            let counted = s.get_ref().0;
+            self.bytes_out = counted.written;
+            self.bytes_in = counted.read;
+        }
+    }
+
     /// Writes a complete request and reads the whole response.
     pub async fn round_trip(&mut self, request: &[u8]) -> Result<Response, ErrorKind> {
         self.exchange(request).await.map_err(|f| match f {
@@ -135,12 +274,32 @@ impl Conn {
 
     /// [`round_trip`](Self::round_trip), telling a connection that never came up apart.
     pub async fn exchange(&mut self, request: &[u8]) -> Result<Response, Failure> {
+        if let Some(tls) = self.pending_tls.take() {
+            let opened = self.open_tls(tls).await;
+            self.count_wire();
+            opened?;
+        }
+        let result = self.exchange_open(request).await;
+        self.count_wire();
+        result
+    }
+
+    async fn exchange_open(&mut self, request: &[u8]) -> Result<Response, Failure> {
         self.write_request(request).await?;
         self.bytes_out += request.len() as u64;
         self.read_response().await.map_err(Failure::Exchange)
     }
 
     async fn write_request(&mut self, request: &[u8]) -> Result<(), Failure> {
+        let tcp = match &mut self.stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => {
+                let failed = |e: io::Error| Failure::Exchange(ErrorKind::from_io(&e));
+                tls.write_all(request).await.map_err(failed)?;
+                return tls.flush().await.map_err(failed);
+            }
+            Stream::Opening => return Err(Failure::Exchange(ErrorKind::Closed)),
+        };
         let mut at = 0;
         while at < request.len() {
             // A socket error before the first byte went out means the handshake failed.
@@ -148,7 +307,7 @@ impl Conn {
                 Setup::Started(_) => Failure::Connect(ErrorKind::from_io(e)),
                 _ => Failure::Exchange(ErrorKind::from_io(e)),
             };
-            match self.stream.try_write(&request[at..]) {
+            match tcp.try_write(&request[at..]) {
                 Ok(n) => {
                     if let Setup::Started(from) = self.setup {
                         self.setup = Setup::Up(from, crate::clock::mono_ns());
@@ -157,7 +316,7 @@ impl Conn {
                 }
                 // Still in the handshake, or the send buffer is full: wait for room.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Err(e) = self.stream.writable().await {
+                    if let Err(e) = tcp.writable().await {
                         return Err(fail(&e));
                     }
                 }
@@ -171,11 +330,13 @@ impl Conn {
         if self.filled == self.buf.len() {
             return Err(ErrorKind::BadResponse);
         }
-        let n = self
-            .stream
-            .read(&mut self.buf[self.filled..])
-            .await
-            .map_err(|e| ErrorKind::from_io(&e))?;
+        let into = &mut self.buf[self.filled..];
+        let n = match &mut self.stream {
+            Stream::Plain(tcp) => tcp.read(into).await,
+            Stream::Tls(tls) => tls.read(into).await,
+            Stream::Opening => return Err(ErrorKind::Closed),
+        }
+        .map_err(|e| ErrorKind::from_io(&e))?;
         self.filled += n;
         self.bytes_in += n as u64;
         Ok(n)
@@ -320,6 +481,14 @@ enum Framing {
     Length(u64),
     Chunked,
     UntilClose,
+}
+
+/// A failed handshake: the socket's kind when the socket failed, else `Tls`.
+fn tls_error_kind(e: &io::Error) -> ErrorKind {
+    match ErrorKind::from_io(e) {
+        ErrorKind::Io => ErrorKind::Tls,
+        kind => kind,
+    }
 }
 
 fn find_crlf(buf: &[u8]) -> Option<usize> {

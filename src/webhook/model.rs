@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 
 use crate::clock::{mono_ns, WallMap};
 use crate::model_kind::ModelKind;
-use crate::record::results::{Connections, ModelSummary, ReceiverCounters};
+use crate::record::results::{Connections, ModelSummary, ReceiverCounters, TlsSummary};
 use crate::record::saturation::{self, Pool, SendFigures};
 use crate::record::ErrorKind;
 use crate::record::{decode_hist, new_hist, Counter, Percentiles, Reporter, MEASURED, WARMUP};
@@ -36,6 +36,8 @@ struct WebhookDriver {
     counters: Option<ReceiverCounters>,
     last_measured_completion_s: f64,
     warmup_s: f64,
+    /// Connections speak TLS: the handshake histogram is logged too.
+    tls: bool,
 }
 
 impl Driver for WebhookDriver {
@@ -99,7 +101,13 @@ impl Driver for WebhookDriver {
                 // Connects belong to no event, so like the summary's connect_us they cover
                 // both phases.
                 ("connect", stats.merged(|p| &p.connect)),
-            ],
+            ]
+            .into_iter()
+            .chain(
+                self.tls
+                    .then(|| ("tls_handshake", stats.merged(|p| &p.tls_handshake))),
+            )
+            .collect(),
         }
     }
 }
@@ -116,17 +124,50 @@ pub async fn run_webhook(
     };
     let key = SigningKey::new(cfg.signature, &secret).map_err(RunError::Setup)?;
 
+    // The built-in receiver serves TLS with a certificate made for this run, which the
+    // client (and only it) trusts.
+    let identity = match (&cfg.target, &cfg.tls) {
+        (WebhookTarget::Builtin(_), Some(_)) => {
+            Some(crate::tls::Identity::generate().map_err(RunError::Setup)?)
+        }
+        _ => None,
+    };
     let (target, url) = match &cfg.target {
         WebhookTarget::Builtin(rcfg) => {
             let secret = (cfg.signature != SignatureScheme::None).then_some(secret.as_str());
-            let t = launch_receiver(&ctx.launch, rcfg, cfg.signature, secret, scenario.seed)
-                .map_err(RunError::Setup)?;
-            let url = UrlTemplate::builtin(t.addr.port());
+            let t = launch_receiver(
+                &ctx.launch,
+                rcfg,
+                cfg.signature,
+                secret,
+                scenario.seed,
+                identity.as_ref(),
+            )
+            .map_err(RunError::Setup)?;
+            let url = UrlTemplate::builtin(t.addr.port(), cfg.tls.is_some());
             (Some(t), url)
         }
         WebhookTarget::External(url) => (None, url.clone()),
     };
-    let result = drive(scenario, cfg, ctx, key, target.as_ref(), url).await;
+    if cfg.tls.as_ref().is_some_and(|t| !t.verify) {
+        ctx.warn(
+            "webhook.tls.verify = false: the server's certificate is not checked (use it \
+             against test targets only)"
+                .into(),
+        );
+    }
+    let tls = match &cfg.tls {
+        Some(settings) => Some(
+            crate::tls::client(
+                settings,
+                &url.host,
+                identity.as_ref().and_then(|i| i.ca_pem.as_deref()),
+            )
+            .map_err(RunError::Setup)?,
+        ),
+        None => None,
+    };
+    let result = drive(scenario, cfg, ctx, key, target.as_ref(), url, tls).await;
     if let Some(t) = target {
         t.stop();
     }
@@ -153,11 +194,22 @@ async fn drive(
     key: SigningKey,
     target: Option<&RunningTarget>,
     url: UrlTemplate,
+    tls: Option<crate::tls::ClientTls>,
 ) -> Result<ModelSummary, RunError> {
     let addr = match target {
         Some(t) => t.addr,
         None => probe_url(&url)?,
     };
+    let negotiated =
+        match &tls {
+            Some(tls) => Some(crate::tls::probe(addr, tls).await.map_err(|reason| {
+                RunError::Unreachable {
+                    url: url.raw.clone(),
+                    reason,
+                }
+            })?),
+            None => None,
+        };
     let w = &scenario.workload;
     let workers = delivery_workers(w, cfg);
     let slots_per_worker = cfg.pool.div_ceil(workers);
@@ -178,6 +230,7 @@ async fn drive(
         payload_bytes: w.payload_bytes,
         run_id,
         seed: scenario.seed,
+        tls,
     });
     let schedule = Arc::new(w.schedule(scenario.seed));
     let interval_ns = ctx.interval_ns;
@@ -231,6 +284,7 @@ async fn drive(
         counters: None,
         last_measured_completion_s: 0.0,
         warmup_s,
+        tls: negotiated.is_some(),
     };
     let rec = pipeline
         .collect(&spec_p, ctx, workers, &mut rx, &stop, &mut driver)
@@ -305,6 +359,13 @@ async fn drive(
         receiver: driver.counters,
         ..common
     };
+    summary.tls = negotiated.map(|n| TlsSummary {
+        full: all.get(Counter::TlsFull),
+        resumed: all.get(Counter::TlsResumed),
+        version: n.version,
+        cipher: n.cipher,
+        resume: cfg.tls.as_ref().is_some_and(|t| t.resume),
+    });
     let attempts_per_s = g.get(Counter::Attempts) as f64 / measured_s.max(1e-9);
     let answer = &summary.ack_uncorrected_latency_us;
     summary.saturation = saturation::judge(&SendFigures {
@@ -321,16 +382,16 @@ async fn drive(
             target.is_some_and(|t| !t.pids.is_empty()),
         )
     });
-    write_percentiles(
-        ctx,
-        ModelKind::Webhook,
-        &[
-            ("latency", latency),
-            ("uncorrected_latency", uncorrected),
-            ("ack_latency", &g.ack),
-            ("connect", &all.connect),
-        ],
-    )?;
+    let mut metrics = vec![
+        ("latency", latency),
+        ("uncorrected_latency", uncorrected),
+        ("ack_latency", &g.ack),
+        ("connect", &all.connect),
+    ];
+    if summary.tls.is_some() {
+        metrics.push(("tls_handshake", &all.tls_handshake));
+    }
+    write_percentiles(ctx, ModelKind::Webhook, &metrics)?;
     Ok(summary)
 }
 

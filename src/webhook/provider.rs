@@ -76,6 +76,8 @@ pub struct DeliverySpec {
     pub run_id: u32,
     /// Seed for retry jitter.
     pub seed: u64,
+    /// TLS, for an `https` target.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 /// One worker's marching orders.
@@ -557,7 +559,12 @@ async fn exchange(
     phase: usize,
 ) -> Result<Response, ErrorKind> {
     if link.conn.is_none() {
-        match Conn::start(local.spec.addr, link.spare_buf.take()) {
+        let buf = link.spare_buf.take();
+        let started = match &local.spec.tls {
+            Some(tls) => Conn::start_tls(local.spec.addr, buf, tls),
+            None => Conn::start(local.spec.addr, buf),
+        };
+        match started {
             Ok(c) => {
                 local.open_conns.set(local.open_conns.get() + 1);
                 link.conn = Some(c);
@@ -629,10 +636,24 @@ async fn attempt(
     };
     let done_ns = mono_ns();
     // Also when the answer then timed out: the connection itself came up.
-    if let Some((from, to)) = link.conn.as_mut().and_then(Conn::take_connected) {
+    if let Some(c) = link.conn.as_mut() {
         let mut stats = local.stats.borrow_mut();
-        record_ns(&mut stats.phases[phase].connect, from, to);
-        stats.phases[phase].bump(Counter::Connects, 1);
+        let p = &mut stats.phases[phase];
+        if let Some((from, to)) = c.take_connected() {
+            record_ns(&mut p.connect, from, to);
+            p.bump(Counter::Connects, 1);
+        }
+        if let Some(h) = c.take_handshake() {
+            record_ns(&mut p.tls_handshake, h.from, h.to);
+            p.bump(
+                if h.resumed {
+                    Counter::TlsResumed
+                } else {
+                    Counter::TlsFull
+                },
+                1,
+            );
+        }
     }
 
     let keep =

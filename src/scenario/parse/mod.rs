@@ -10,6 +10,7 @@ use toml_edit::Document;
 mod faults;
 mod reader;
 mod thresholds;
+mod tls;
 mod url;
 mod webhook;
 mod websocket;

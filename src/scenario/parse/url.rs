@@ -1,5 +1,5 @@
-//! A model table's `url`: `"builtin"` or an external `http://` / `ws://` url, split into host,
-//! port and a path with an optional `{subscriber}` placeholder.
+//! A model table's `url`: `"builtin"` or an external `http(s)://` / `ws://` url, split into
+//! host, port and a path with an optional `{subscriber}` placeholder.
 
 use super::{Cx, Section};
 use crate::scenario::UrlTemplate;
@@ -26,7 +26,14 @@ pub(super) fn target_url(
 
 fn parse_url_with(text: &str, scheme: &str) -> Result<UrlTemplate, String> {
     let secure = if scheme == "http" { "https" } else { "wss" };
-    let Some(rest) = text.strip_prefix(&format!("{scheme}://")) else {
+    // https is spoken; wss comes with the WebSocket client's TLS.
+    let tls = scheme == "http" && text.starts_with("https://");
+    let rest = if tls {
+        text.strip_prefix("https://")
+    } else {
+        text.strip_prefix(&format!("{scheme}://"))
+    };
+    let Some(rest) = rest else {
         if text.starts_with(&format!("{secure}://")) {
             return Err(format!("{secure} is not supported yet; point at a plain {scheme}:// endpoint (or a local TLS-terminating proxy)"));
         }
@@ -39,6 +46,7 @@ fn parse_url_with(text: &str, scheme: &str) -> Result<UrlTemplate, String> {
             "\"{text}\" has no scheme; write \"{scheme}://{text}\" or \"builtin\""
         ));
     };
+    let default_port = if tls { "443" } else { "80" };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -47,12 +55,12 @@ fn parse_url_with(text: &str, scheme: &str) -> Result<UrlTemplate, String> {
         let end = v6
             .find(']')
             .ok_or_else(|| format!("unclosed [ in \"{text}\""))?;
-        let port = v6[end + 1..].strip_prefix(':').unwrap_or("80");
+        let port = v6[end + 1..].strip_prefix(':').unwrap_or(default_port);
         (&v6[..end], port)
     } else {
         match authority.rsplit_once(':') {
             Some((h, p)) => (h, p),
-            None => (authority, "80"),
+            None => (authority, default_port),
         }
     };
     if host.is_empty() {
@@ -81,6 +89,7 @@ fn parse_url_with(text: &str, scheme: &str) -> Result<UrlTemplate, String> {
         raw: text.to_string(),
         host: host.to_string(),
         port,
+        secure: tls,
         path_prefix,
         path_suffix,
     })

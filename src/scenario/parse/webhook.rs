@@ -2,7 +2,7 @@
 //! and secret, timeout, drain, workers, backlog); its `retry` and `receiver` tables are read by
 //! [`super::faults`].
 
-use super::{faults, max_wait, url::target_url, Cx, Section};
+use super::{faults, max_wait, tls::tls, url::target_url, Cx, Section};
 use crate::scenario::{
     ConnectionMode, ReceiverConfig, RetryPolicy, Secret, SignatureScheme, WebhookConfig,
     WebhookTarget,
@@ -16,6 +16,8 @@ pub(super) fn webhook(
 ) -> Option<WebhookConfig> {
     let before = cx.problems.len();
     let (external, is_builtin) = target_url(cx, s, "http");
+    let secure = external.as_ref().is_some_and(|u| u.secure);
+    let tls = tls(cx, s, is_builtin, secure);
     let connection = cx
         .choice(
             s,
@@ -119,5 +121,6 @@ pub(super) fn webhook(
         workers,
         max_backlog,
         max_wait_ns,
+        tls,
     })
 }

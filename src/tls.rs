@@ -1,0 +1,332 @@
+//! TLS for the models' connections and the built-in targets: rustls with the ring provider.
+//!
+//! Clients trust the platform's roots plus an optional CA file (and, against the built-in
+//! targets, the CA generated for the run), offer ALPN `http/1.1`, and resume sessions unless
+//! told not to (`resume = false`: every fresh connection pays a full handshake, as for a
+//! provider that keeps no session cache). `verify = false` accepts any certificate (test
+//! targets only) but still checks the handshake's signatures. Servers take a PEM certificate
+//! chain and key, or an identity generated here with rcgen: a CA and a leaf for `localhost`
+//! and `127.0.0.1`, the CA being what the harness trusts. Handshake errors are explained in
+//! words that name the scenario key to change.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::Resumption;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+
+use crate::scenario::TlsSettings;
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// What a model's connections need to speak TLS to one target.
+#[derive(Clone)]
+pub struct ClientTls {
+    /// Starts handshakes.
+    pub connector: tokio_rustls::TlsConnector,
+    /// The name the certificate must be valid for (and sent as SNI).
+    pub server_name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientTls({:?})", self.server_name)
+    }
+}
+
+/// The client side for a target at `host`: `settings` from the scenario, `extra_ca_pem` the
+/// built-in target's CA. Errors name the key to change.
+pub fn client(
+    settings: &TlsSettings,
+    host: &str,
+    extra_ca_pem: Option<&str>,
+) -> Result<ClientTls, String> {
+    let name = settings.server_name.as_deref().unwrap_or(host);
+    let server_name = ServerName::try_from(name.to_string())
+        .map_err(|_| format!("tls.server_name: \"{name}\" is not a host name or address"))?;
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let mut config = if settings.verify {
+        let mut roots = RootCertStore::empty();
+        // The platform's roots; a machine without any still trusts the CA files given.
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+        if let Some(path) = &settings.ca_file {
+            let added = add_pem_file(&mut roots, path)?;
+            if added == 0 {
+                return Err(format!(
+                    "tls.ca_file: {} holds no certificate",
+                    path.display()
+                ));
+            }
+        }
+        if let Some(pem) = extra_ca_pem {
+            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let cert = cert.map_err(|e| format!("the run's CA: {e}"))?;
+                roots.add(cert).map_err(|e| format!("the run's CA: {e}"))?;
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
+            .with_no_client_auth()
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.resumption = if settings.resume {
+        Resumption::in_memory_sessions(1024)
+    } else {
+        Resumption::disabled()
+    };
+    Ok(ClientTls {
+        connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        server_name,
+    })
+}
+
+fn add_pem_file(roots: &mut RootCertStore, path: &Path) -> Result<usize, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("tls.ca_file: cannot read {}: {e}", path.display()))?;
+    let mut added = 0;
+    for cert in certs {
+        let cert = cert.map_err(|e| format!("tls.ca_file: {}: {e}", path.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("tls.ca_file: {}: {e}", path.display()))?;
+        added += 1;
+    }
+    Ok(added)
+}
+
+/// `verify = false`: any certificate, but the handshake's signatures are still checked.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A certificate chain and key for a server, in PEM.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The leaf, then the CA.
+    pub chain_pem: String,
+    /// The leaf's private key.
+    pub key_pem: String,
+    /// The CA clients trust (generated identities only).
+    pub ca_pem: Option<String>,
+}
+
+impl Identity {
+    /// A CA and a leaf for `localhost` and `127.0.0.1`, made for this run.
+    pub fn generate() -> Result<Self, String> {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let err = |e: rcgen::Error| format!("generating the run's certificate: {e}");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "pushbench run CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(err)?)
+            .map_err(err)?;
+        let leaf_key = KeyPair::generate().map_err(err)?;
+        let mut leaf_params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .map_err(err)?;
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, "pushbench built-in target");
+        let leaf = leaf_params.signed_by(&leaf_key, &ca).map_err(err)?;
+        Ok(Self {
+            chain_pem: format!("{}{}", leaf.pem(), ca.pem()),
+            key_pem: leaf_key.serialize_pem(),
+            ca_pem: Some(ca.pem()),
+        })
+    }
+
+    /// Reads a chain and key from PEM files (`serve --tls-cert --tls-key`).
+    pub fn from_files(cert: &Path, key: &Path) -> Result<Self, String> {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        };
+        Ok(Self {
+            chain_pem: read(cert)?,
+            key_pem: read(key)?,
+            ca_pem: None,
+        })
+    }
+
+    /// The server side: ALPN `http/1.1`, stateless session tickets so any number of clients
+    /// can resume.
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>, String> {
+        let chain = CertificateDer::pem_slice_iter(self.chain_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the certificate: {e}"))?;
+        if chain.is_empty() {
+            return Err("the certificate file holds no certificate".into());
+        }
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .map_err(|e| format!("the key: {e}"))?;
+        let mut config = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| format!("the certificate and key: {e}"))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.ticketer =
+            rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS tickets: {e}"))?;
+        Ok(Arc::new(config))
+    }
+}
+
+/// What a handshake negotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: String,
+    /// The cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: String,
+}
+
+/// One handshake with the target before the run, so that a certificate or protocol problem
+/// stops it with a message naming the key to change, instead of failing every delivery.
+pub async fn probe(addr: std::net::SocketAddr, tls: &ClientTls) -> Result<Negotiated, String> {
+    use std::time::Duration;
+    let tcp = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| format!("no TCP connection to {addr} within 3 s"))?
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        tls.connector.connect(tls.server_name.clone(), tcp),
+    )
+    .await
+    .map_err(|_| "no TLS handshake within 5 s: is this port serving TLS?".to_string())?
+    .map_err(|e| explain(&e))?;
+    let conn = stream.get_ref().1;
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+        other => format!("{other:?}"),
+    };
+    let cipher = conn
+        .negotiated_cipher_suite()
+        .map_or_else(String::new, |s| format!("{:?}", s.suite()));
+    Ok(Negotiated { version, cipher })
+}
+
+/// A failed handshake in words, naming the scenario key that changes the outcome.
+pub fn explain(e: &io::Error) -> String {
+    use rustls::{CertificateError, Error as TlsError};
+    let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<TlsError>())
+    else {
+        return match e.kind() {
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => format!(
+                "the server closed the connection during the TLS handshake ({e}): is it \
+                 serving TLS on this port?"
+            ),
+            _ => format!("TLS handshake failed: {e}"),
+        };
+    };
+    match tls {
+        TlsError::InvalidCertificate(CertificateError::UnknownIssuer)
+        | TlsError::InvalidCertificate(CertificateError::BadSignature) => {
+            "the server's certificate is not signed by a trusted CA: give the CA with \
+             tls.ca_file (or set tls.verify = false against a test target)"
+                .into()
+        }
+        TlsError::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => "the server's certificate is not valid for this host name: set tls.server_name to \
+              a name it is valid for"
+            .into(),
+        TlsError::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => "the server's certificate has expired (renew it, or set tls.verify = false \
+              against a test target)"
+            .into(),
+        TlsError::InvalidMessage(_) => {
+            "the server did not answer in TLS: is it a plaintext server on an https:// url? \
+             (use http://, or point at its TLS port)"
+                .into()
+        }
+        other => format!("TLS handshake failed: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_identity_serves_and_is_trusted_through_its_ca_only() {
+        let id = Identity::generate().unwrap();
+        assert!(id.server_config().is_ok());
+        let settings = TlsSettings::default();
+        assert!(client(&settings, "127.0.0.1", id.ca_pem.as_deref()).is_ok());
+        let bad = TlsSettings {
+            server_name: Some("not a name!".into()),
+            ..TlsSettings::default()
+        };
+        let e = client(&bad, "127.0.0.1", None).unwrap_err();
+        assert!(e.starts_with("tls.server_name"), "{e}");
+        let missing = TlsSettings {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..TlsSettings::default()
+        };
+        let e = client(&missing, "127.0.0.1", None).unwrap_err();
+        assert!(e.starts_with("tls.ca_file: cannot read"), "{e}");
+    }
+}

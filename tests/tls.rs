@@ -1,0 +1,237 @@
+//! Webhooks over TLS: the built-in receiver serving a certificate made for the run, every
+//! handshake timed and counted (full or resumed), and a probe that stops a run whose target
+//! cannot be trusted with a message naming the key to change.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use common::{run_in_process, scenario, webhook};
+
+fn tls_run(extra: &str) -> String {
+    format!(
+        "[workload]\nevents_per_second = 200\nsubscribers = 50\nduration = \"1s\"\n[webhook]\npool = 4\n{extra}\n"
+    )
+}
+
+#[tokio::test]
+async fn fresh_connections_over_tls_resume_and_every_handshake_is_timed_and_counted() {
+    let (report, _dir) =
+        run_in_process(&scenario(&tls_run("connection = \"fresh\"\ntls = true"))).await;
+    let m = webhook(&report);
+    assert_eq!((m.delivered, m.failed), (200, 0), "{:?}", m.errors);
+    let tls = m.tls.as_ref().expect("a tls block");
+    assert_eq!(tls.version, "TLSv1.3");
+    assert!(tls.cipher.starts_with("TLS13_"), "{}", tls.cipher);
+    let opened = m.connections.opened;
+    assert_eq!(opened, 200, "a connection per delivery");
+    assert_eq!(
+        tls.full + tls.resumed,
+        opened,
+        "one handshake per connection"
+    );
+    assert_eq!(m.tls_handshake_us.count, opened, "each one timed");
+    assert_eq!(m.connect_us.count, opened, "the TCP connect timed apart");
+    assert!(
+        tls.resumed > tls.full,
+        "sessions are resumed once one exists: {tls:?}"
+    );
+
+    // A provider that keeps no sessions pays the full handshake every time, and its bytes.
+    let (again, _dir) = run_in_process(&scenario(&tls_run(
+        "connection = \"fresh\"\ntls = { resume = false }",
+    )))
+    .await;
+    let full = webhook(&again);
+    let t = full.tls.as_ref().unwrap();
+    assert_eq!((t.full, t.resumed, t.resume), (200, 0, false));
+    assert!(
+        full.bytes_per_event > m.bytes_per_event + 300.0,
+        "a full handshake carries the certificate: {} vs {} bytes per event",
+        full.bytes_per_event,
+        m.bytes_per_event
+    );
+}
+
+#[tokio::test]
+async fn keep_alive_over_tls_handshakes_once_per_connection_and_counts_tls_bytes() {
+    let (report, _dir) = run_in_process(&scenario(&tls_run("tls = true"))).await;
+    let m = webhook(&report);
+    assert_eq!((m.delivered, m.failed), (200, 0), "{:?}", m.errors);
+    let tls = m.tls.as_ref().unwrap();
+    assert_eq!(tls.full + tls.resumed, m.connections.opened);
+    assert_eq!(m.connections.opened, 4, "the pool's connections only");
+    let (plain, _dir) = run_in_process(&scenario(&tls_run(""))).await;
+    let plain = webhook(&plain);
+    assert!(plain.tls.is_none() && plain.tls_handshake_us.count == 0);
+    assert!(
+        m.bytes_per_event > plain.bytes_per_event,
+        "records and handshakes are on the wire: {} vs {}",
+        m.bytes_per_event,
+        plain.bytes_per_event
+    );
+}
+
+/// `pushbench serve webhook` with `args`; returns the child and the address it listens on.
+fn serve(args: &[&str]) -> (Child, String, Option<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args(["serve", "webhook", "--listen", "127.0.0.1:0", "--no-verify"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A self-signed server says where its CA is before it listens.
+    let ca = args.contains(&"--tls-self-signed").then(|| {
+        let mut line = String::new();
+        BufReader::new(child.stderr.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line.rsplit("trust its CA: ")
+            .next()
+            .unwrap()
+            .trim()
+            .to_string()
+    });
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.rsplit("://").next().unwrap().trim().to_string();
+    (child, addr, ca)
+}
+
+fn run_against(dir: &Path, url: &str, tls: &str) -> Output {
+    let file = dir.join("s.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[workload]\nevents_per_second = 50\nduration = \"1s\"\n[webhook]\nurl = \"{url}\"\nsignature = \"none\"\npool = 2\n{tls}\n"
+        ),
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args(["run", file.to_str().unwrap(), "--progress", "off", "--out"])
+        .arg(dir.join(format!("out-{}", tls.len())))
+        .output()
+        .unwrap()
+}
+
+fn stop(mut child: Child) {
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+}
+
+#[test]
+fn an_untrusted_or_misnamed_certificate_stops_the_run_naming_the_key_to_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, addr, ca) = serve(&["--tls-self-signed"]);
+    let ca = ca.expect("the CA's path");
+    let url = format!("https://{addr}/hooks/{{subscriber}}");
+
+    let out = run_against(dir.path(), &url, "");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("not signed by a trusted CA") && err.contains("tls.ca_file"),
+        "{err}"
+    );
+
+    let trusted = format!("tls = {{ ca_file = \"{ca}\" }}");
+    let out = run_against(dir.path(), &url, &trusted);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let misnamed = format!("tls = {{ ca_file = \"{ca}\", server_name = \"api.example.com\" }}");
+    let out = run_against(dir.path(), &url, &misnamed);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("not valid for this host name") && err.contains("tls.server_name"),
+        "{err}"
+    );
+
+    let unchecked = run_against(dir.path(), &url, "tls = { verify = false }");
+    let err = String::from_utf8_lossy(&unchecked.stderr);
+    assert_eq!(unchecked.status.code(), Some(0), "{err}");
+    assert_eq!(
+        err.matches("tls.verify = false").count(),
+        1,
+        "one warning: {err}"
+    );
+    stop(server);
+}
+
+#[test]
+fn a_plaintext_server_on_an_https_url_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, addr, _) = serve(&[]);
+    let out = run_against(
+        dir.path(),
+        &format!("https://{addr}/hooks/{{subscriber}}"),
+        "",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("did not answer in TLS"), "{err}");
+    stop(server);
+}
+
+#[test]
+fn an_expired_certificate_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let (server, addr, _) = serve(&[
+        "--tls-cert",
+        cert_file.to_str().unwrap(),
+        "--tls-key",
+        key_file.to_str().unwrap(),
+    ]);
+    let tls = format!("tls = {{ ca_file = \"{}\" }}", cert_file.display());
+    let out = run_against(
+        dir.path(),
+        &format!("https://{addr}/hooks/{{subscriber}}"),
+        &tls,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("has expired"), "{err}");
+    stop(server);
+}
+
+#[test]
+fn a_missing_ca_file_is_a_scenario_error_with_its_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(
+        &file,
+        "[workload]\nevents_per_second = 5\nduration = \"1s\"\n[webhook]\nurl = \"https://127.0.0.1:9/hooks\"\nsignature = \"none\"\ntls = { ca_file = \"no-such-ca.pem\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args(["validate", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("webhook.tls.ca_file")
+            && err.contains("line 7")
+            && err.contains("no such file"),
+        "{err}"
+    );
+}
