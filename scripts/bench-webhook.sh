@@ -18,6 +18,11 @@
 #              delivering at its closed-loop rate and count the rest (wrk runs closed loop
 #              beside it, as the yardstick)
 #   overload-fresh  the same with a fresh connection per request
+#   tls-keepalive, tls-fresh  keepalive and fresh over TLS (nginx target only: TLS 1.2/1.3,
+#              session tickets on, a CA and leaf made here with openssl); both tools resume
+#              sessions (checked with nginx's $ssl_session_reused: wrk's are resumed too)
+#   tls-fresh-full  pushbench with `resume = false`, a full handshake every time (wrk has no
+#              such switch: reported beside the resumed figures, without a peer)
 # pushbench runs with full recording on (corrected + uncorrected histograms, counters, 1 s
 # intervals) and signature "none", with BODY_BYTES JSON bodies like the peers' POST bodies.
 #
@@ -51,7 +56,16 @@ OHA=${OHA:-$(command -v oha || true)}
 
 WORK=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+TLS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 if [ "$TARGET" = nginx ]; then
+  # A CA and a leaf for 127.0.0.1 (rustls refuses a CA certificate as the server's own).
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+    -subj "/CN=bench CA" -keyout "$WORK/ca.key" -out "$WORK/ca.crt" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$WORK/leaf.key" -out "$WORK/leaf.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > "$WORK/leaf.ext"
+  openssl x509 -req -in "$WORK/leaf.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" \
+    -CAcreateserial -days 7 -extfile "$WORK/leaf.ext" -out "$WORK/leaf.crt" 2>/dev/null
   cat > "$WORK/nginx.conf" <<NGINX
 worker_processes 1;
 daemon off;
@@ -63,6 +77,14 @@ http {
   keepalive_requests 100000000;
   client_body_temp_path $WORK/body;
   server { listen 127.0.0.1:$PORT backlog=8192; location / { return 204; } }
+  ssl_session_tickets on;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  server {
+    listen 127.0.0.1:$TLS_PORT ssl backlog=8192;
+    ssl_certificate $WORK/leaf.crt;
+    ssl_certificate_key $WORK/leaf.key;
+    location / { return 204; }
+  }
 }
 NGINX
   "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" > "$WORK/sink.log" 2>&1 &
@@ -78,6 +100,8 @@ for _ in $(seq 50); do
 done
 echo "target: $TARGET on 127.0.0.1:$PORT, $BODY_BYTES-byte bodies" >&2
 URL="http://127.0.0.1:$PORT/hooks/1"
+TLS_URL="https://127.0.0.1:$TLS_PORT/hooks/1"
+case "$MODES" in *tls*) [ "$TARGET" = nginx ] || { echo "the tls modes need the nginx target" >&2; exit 2; } ;; esac
 BODY=$(head -c "$BODY_BYTES" /dev/zero | tr '\0' x)
 
 cat > "$WORK/keepalive.lua" <<LUA
@@ -89,6 +113,8 @@ cp "$WORK/keepalive.lua" "$WORK/fresh.lua"
 echo 'wrk.headers["Connection"] = "close"' >> "$WORK/fresh.lua"
 cp "$WORK/keepalive.lua" "$WORK/overload.lua"
 cp "$WORK/fresh.lua" "$WORK/overload-fresh.lua"
+cp "$WORK/keepalive.lua" "$WORK/tls-keepalive.lua"
+cp "$WORK/fresh.lua" "$WORK/tls-fresh.lua"
 
 scenario() { # mode -> scenario file
   local shape='shape = "max"' connection=keepalive
@@ -96,7 +122,14 @@ scenario() { # mode -> scenario file
     fixed) shape="events_per_second = $FIXED_RATE" ;;
     overload*) shape="events_per_second = $OVERLOAD_RATE" ;;
   esac
-  case "$1" in *fresh) connection=fresh ;; esac
+  case "$1" in *fresh*) connection=fresh ;; esac
+  local url="http://127.0.0.1:$PORT/hooks/{subscriber}" tls=""
+  case "$1" in
+    tls-fresh-full) url="https://127.0.0.1:$TLS_PORT/hooks/{subscriber}"
+      tls="tls = { ca_file = \"$WORK/ca.crt\", resume = false }" ;;
+    tls-*) url="https://127.0.0.1:$TLS_PORT/hooks/{subscriber}"
+      tls="tls = { ca_file = \"$WORK/ca.crt\" }" ;;
+  esac
   cat > "$WORK/$1.toml" <<TOML
 name = "bench-$1"
 [workload]
@@ -106,7 +139,8 @@ payload_bytes = $BODY_BYTES
 duration = "${SECONDS_PER_RUN}s"
 warmup = "1s"
 [webhook]
-url = "http://127.0.0.1:$PORT/hooks/{subscriber}"
+url = "$url"
+$tls
 signature = "none"
 connection = "$connection"
 pool = $CONNS
@@ -146,7 +180,9 @@ PY
 run_wrk() {
   [ -z "$WRK" ] && return 0
   local out rate
-  out=$("${TIMED[@]}" "$WRK" -t2 -c"$CONNS" -d"${SECONDS_PER_RUN}s" -s "$WORK/$1.lua" "$URL")
+  local url=$URL
+  case "$1" in tls-*) url=$TLS_URL ;; esac
+  out=$("${TIMED[@]}" "$WRK" -t2 -c"$CONNS" -d"${SECONDS_PER_RUN}s" -s "$WORK/$1.lua" "$url")
   rate=$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
   requests=$(echo "$out" | awk '/requests in/ {print $1}')
   record "$1" wrk "$rate" "" "" "$(python3 -c "print(f'{$(cpu_s) / $requests * 1e6:.2f}')")"
@@ -170,8 +206,9 @@ PY
 }
 
 run_peers() {
-  [ "$1" != fixed ] && run_wrk "$1"
-  case "$1" in overload*) ;; *) run_oha "$1" ;; esac
+  # wrk cannot turn resumption off: tls-fresh-full has no peer run.
+  case "$1" in fixed|tls-fresh-full) ;; *) run_wrk "$1" ;; esac
+  case "$1" in overload*|tls-*) ;; *) run_oha "$1" ;; esac
 }
 # Odd rounds run pushbench first, even rounds last (ABBA): rates drift over a run here (the
 # kernel's TIME_WAIT table fills, caches warm), and a fixed order would hand the drift to
@@ -207,12 +244,15 @@ print(f"{'mode':<10} {'tool':<10} {'req/s':>9} {'p50 us':>8} {'p99 us':>8} {'cpu
 for (mode, tool), e in sorted(by.items()):
     print(f"{mode:<10} {tool:<10} {mean(e['rate']):>9.0f} {mean(e['p50']):>8.0f} {mean(e['p99']):>8.0f} {mean(e['cpu']):>10.2f}  {' '.join(f'{r:.0f}' for r in e['rate'])}")
 print("\nratios pushbench / peer (req/s):")
-for mode in ["keepalive", "fresh", "fixed", "overload", "overload-fresh"]:
+for mode in ["keepalive", "fresh", "fixed", "overload", "overload-fresh", "tls-keepalive", "tls-fresh"]:
     pb = by.get((mode, "pushbench"))
     for peer in ["wrk", "oha"]:
         p = by.get((mode, peer))
         if pb and p:
             print(f"  {mode:<10} vs {peer:<4} {mean(pb['rate']) / mean(p['rate']):.3f}")
+full, res = by.get(("tls-fresh-full", "pushbench")), by.get(("tls-fresh", "pushbench"))
+if full and res:
+    print(f"  pushbench tls-fresh-full (resume = false) vs its tls-fresh (resumed): {mean(full['rate']) / mean(res['rate']):.3f}")
 for mode, closed in [("overload", "keepalive"), ("overload-fresh", "fresh")]:
     o, c = by.get((mode, "pushbench")), by.get((closed, "pushbench"))
     if o and c:
