@@ -221,6 +221,34 @@ fn webhook_keys_are_checked() {
     );
     let p = problems(&base("url = \"wss://example.test/hooks\"\nsecret = \"s\""));
     assert!(has(&p, "webhook.url", 5, "unsupported scheme"), "{p:?}");
+    let p = problems(&base(
+        "[webhook.headers]\n\"Bad Name\" = \"x\"\n\"Content-Length\" = \"5\"\n\"X-Token\" = \"env:PB_UNSET_VAR\"\n\"X-Two\" = \"{subscriber}{subscriber}\"\n\"X-Num\" = 5",
+    ));
+    assert!(
+        has(&p, "webhook.headers.\"Bad Name\"", 6, "not a header name"),
+        "{p:?}"
+    );
+    assert!(
+        has(
+            &p,
+            "webhook.headers.\"Content-Length\"",
+            7,
+            "writes this header itself"
+        ),
+        "{p:?}"
+    );
+    assert!(
+        has(&p, "webhook.headers.\"X-Token\"", 8, "PB_UNSET_VAR"),
+        "{p:?}"
+    );
+    assert!(
+        has(&p, "webhook.headers.\"X-Two\"", 9, "only once"),
+        "{p:?}"
+    );
+    assert!(
+        has(&p, "webhook.headers.\"X-Num\"", 10, "expected a string"),
+        "{p:?}"
+    );
     let p = problems(&base("pool = 0"));
     assert!(has(&p, "webhook.pool", 5, "at least 1"), "{p:?}");
     let p = problems(&base("connection = \"sometimes\""));

@@ -340,3 +340,85 @@ delay = "300ms"
     assert_eq!(r.duplicates, 40, "and each retry was a duplicate");
     assert_eq!(m.duplicates, 40);
 }
+
+#[tokio::test]
+async fn scenario_headers_reach_the_receiver_per_subscriber_and_secrets_stay_out_of_the_results() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A receiver that keeps every request head and answers 204.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (heads_tx, mut heads_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let tx = heads_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let n = match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    // One request at a time: head, then Content-Length bytes of body.
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("Content-Length: "))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buf.len() < end + 4 + len {
+                            break;
+                        }
+                        buf.drain(..end + 4 + len);
+                        let _ = tx.send(head);
+                        s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                            .await
+                            .unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let src = format!(
+        "[workload]\nevents_per_second = 100\nsubscribers = 10\nduration = \"1s\"\n[webhook]\nurl = \"http://127.0.0.1:{port}/hooks/{{subscriber}}\"\nsignature = \"none\"\npool = 2\nheaders = {{ \"Authorization\" = \"Bearer tok-{{subscriber}}-x\", \"X-Tenant\" = \"env:PB_TENANT\" }}\n"
+    );
+    let s = pushbench::scenario::parse(&src, "hdr", &|name| {
+        (name == "PB_TENANT").then(|| "acme-secret-tenant".to_string())
+    })
+    .unwrap();
+    let (report, dir) = run_in_process(&s).await;
+    assert_eq!(webhook(&report).delivered, 100);
+    let mut heads = Vec::new();
+    while let Ok(h) = heads_rx.try_recv() {
+        heads.push(h);
+    }
+    assert_eq!(heads.len(), 100);
+    for head in &heads {
+        let path_sub = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.strip_prefix("/hooks/"))
+            .unwrap();
+        assert!(
+            head.contains(&format!("\r\nAuthorization: Bearer tok-{path_sub}-x\r\n")),
+            "each request names its own subscriber: {head}"
+        );
+        assert!(head.contains("\r\nX-Tenant: acme-secret-tenant"), "{head}");
+    }
+    // The results keep the variable's name and hide the literal credential.
+    let saved = std::fs::read_to_string(dir.path().join("out/scenario.toml")).unwrap();
+    assert!(
+        saved.contains("\"X-Tenant\" = \"env:PB_TENANT\""),
+        "{saved}"
+    );
+    assert!(
+        saved.contains("\"Authorization\" = \"<redacted>\""),
+        "{saved}"
+    );
+    assert!(!saved.contains("acme-secret-tenant") && !saved.contains("tok-"));
+    let summary = std::fs::read_to_string(dir.path().join("out/summary.json")).unwrap();
+    assert!(!summary.contains("acme-secret-tenant"));
+}

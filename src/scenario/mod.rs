@@ -269,6 +269,45 @@ impl Default for TlsSettings {
     }
 }
 
+/// A header value with an optional `{subscriber}` placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HeaderTemplate {
+    /// Before the placeholder (or the whole value).
+    pub prefix: String,
+    /// After the placeholder; `None` when there is none.
+    pub suffix: Option<String>,
+}
+
+/// One request header a scenario adds (`headers = { ... }`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ExtraHeader {
+    /// As written.
+    pub name: String,
+    /// The value, perhaps per subscriber.
+    pub value: HeaderTemplate,
+    /// Read from the environment (`env:NAME`): never shown.
+    pub secret: bool,
+}
+
+impl fmt::Debug for ExtraHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.secret {
+            write!(f, "{}: <redacted>", self.name)
+        } else {
+            write!(
+                f,
+                "{}: {}{}",
+                self.name,
+                self.value.prefix,
+                self.value
+                    .suffix
+                    .as_ref()
+                    .map_or(String::new(), |s| format!("{{subscriber}}{s}"))
+            )
+        }
+    }
+}
+
 /// The webhook model's settings.
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
@@ -298,6 +337,8 @@ pub struct WebhookConfig {
     pub max_wait_ns: u64,
     /// TLS, when the url is `https://` or the built-in receiver is asked to serve it.
     pub tls: Option<TlsSettings>,
+    /// Extra request headers, in file order.
+    pub headers: Vec<ExtraHeader>,
 }
 
 /// What the WebSocket fleet does with its connections.
@@ -501,7 +542,9 @@ pub fn from_bytes(
 
 impl Scenario {
     /// The scenario text with any secret written literally replaced, for `scenario.toml` in the
-    /// results (an `env:NAME` reference is kept: it names the variable, not the secret).
+    /// results (an `env:NAME` reference is kept: it names the variable, not the secret): the
+    /// webhook secret, and header values that carry credentials (`Authorization`, `Cookie`, or
+    /// a name with `token`, `secret` or `key` in it).
     pub fn redacted_source(&self) -> String {
         let Ok(mut doc) = self.source.parse::<toml_edit::DocumentMut>() else {
             return "# (the scenario text could not be re-read; left out)\n".into();
@@ -513,6 +556,26 @@ impl Scenario {
             .is_some_and(|s| !s.starts_with("env:"));
         if literal {
             doc["webhook"]["secret"] = toml_edit::value("<redacted>");
+        }
+        let credential = |name: &str| {
+            let n = name.to_ascii_lowercase();
+            ["authorization", "proxy-authorization", "cookie"].contains(&n.as_str())
+                || ["token", "secret", "key"].iter().any(|w| n.contains(w))
+        };
+        for model in ["webhook", "websocket"] {
+            let Some(headers) = doc
+                .get_mut(model)
+                .and_then(|m| m.get_mut("headers"))
+                .and_then(|h| h.as_table_like_mut())
+            else {
+                continue;
+            };
+            for (name, value) in headers.iter_mut() {
+                let literal = value.as_str().is_some_and(|v| !v.starts_with("env:"));
+                if literal && credential(name.get()) {
+                    *value = toml_edit::value("<redacted>");
+                }
+            }
         }
         doc.to_string()
     }

@@ -231,6 +231,7 @@ async fn drive(
         run_id,
         seed: scenario.seed,
         tls,
+        headers: cfg.headers.clone(),
     });
     let schedule = Arc::new(w.schedule(scenario.seed));
     let interval_ns = ctx.interval_ns;

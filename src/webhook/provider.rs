@@ -78,6 +78,8 @@ pub struct DeliverySpec {
     pub seed: u64,
     /// TLS, for an `https` target.
     pub tls: Option<crate::tls::ClientTls>,
+    /// Extra headers from the scenario.
+    pub headers: Vec<crate::scenario::ExtraHeader>,
 }
 
 /// One worker's marching orders.
@@ -518,6 +520,16 @@ fn build_request(
     out.extend_from_slice(num.format(body.len()).as_bytes());
     if spec.connection == ConnectionMode::Fresh {
         out.extend_from_slice(b"\r\nConnection: close");
+    }
+    for h in &spec.headers {
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value.prefix.as_bytes());
+        if let Some(suffix) = &h.value.suffix {
+            out.extend_from_slice(num.format(job.subscriber).as_bytes());
+            out.extend_from_slice(suffix.as_bytes());
+        }
     }
     out.extend_from_slice(b"\r\nx-pushbench-t: ");
     out.extend_from_slice(num.format(wall.to_real_ns(job.intended) / 1_000).as_bytes());

@@ -8,6 +8,7 @@
 use toml_edit::Document;
 
 mod faults;
+mod headers;
 mod reader;
 mod thresholds;
 mod tls;

@@ -2,7 +2,7 @@
 //! and secret, timeout, drain, workers, backlog); its `retry` and `receiver` tables are read by
 //! [`super::faults`].
 
-use super::{faults, max_wait, tls::tls, url::target_url, Cx, Section};
+use super::{faults, headers::headers, max_wait, tls::tls, url::target_url, Cx, Section};
 use crate::scenario::{
     ConnectionMode, ReceiverConfig, RetryPolicy, Secret, SignatureScheme, WebhookConfig,
     WebhookTarget,
@@ -18,6 +18,7 @@ pub(super) fn webhook(
     let (external, is_builtin) = target_url(cx, s, "http");
     let secure = external.as_ref().is_some_and(|u| u.secure);
     let tls = tls(cx, s, is_builtin, secure);
+    let headers = headers(cx, s, env);
     let connection = cx
         .choice(
             s,
@@ -122,5 +123,6 @@ pub(super) fn webhook(
         max_backlog,
         max_wait_ns,
         tls,
+        headers,
     })
 }
