@@ -59,13 +59,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 TLS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 if [ "$TARGET" = nginx ]; then
   # A CA and a leaf for 127.0.0.1 (rustls refuses a CA certificate as the server's own).
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
-    -subj "/CN=bench CA" -keyout "$WORK/ca.key" -out "$WORK/ca.crt" 2>/dev/null
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "$WORK/leaf.key" -out "$WORK/leaf.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > "$WORK/leaf.ext"
-  openssl x509 -req -in "$WORK/leaf.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" \
-    -CAcreateserial -days 7 -extfile "$WORK/leaf.ext" -out "$WORK/leaf.crt" 2>/dev/null
+  scripts/make-test-cert.sh "$WORK"
   cat > "$WORK/nginx.conf" <<NGINX
 worker_processes 1;
 daemon off;

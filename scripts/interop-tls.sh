@@ -12,13 +12,7 @@ PY=${PYTHON:-python3}
 "$PY" -c "import aiohttp, standardwebhooks" 2>/dev/null || { echo "pip install aiohttp standardwebhooks first"; exit 2; }
 WORK=$(mktemp -d)
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-  -subj "/CN=interop CA" -keyout "$WORK/ca.key" -out "$WORK/ca.crt" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" \
-  -keyout "$WORK/leaf.key" -out "$WORK/leaf.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > "$WORK/leaf.ext"
-openssl x509 -req -in "$WORK/leaf.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" \
-  -CAcreateserial -days 1 -extfile "$WORK/leaf.ext" -out "$WORK/leaf.crt" 2>/dev/null
+scripts/make-test-cert.sh "$WORK"
 export WEBHOOK_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 "$PY" scripts/interop/tls_receiver.py "$PORT" "$WORK/leaf.crt" "$WORK/leaf.key" 60 & RECV=$!
 trap 'kill $RECV 2>/dev/null || true; rm -rf "$WORK"' EXIT
