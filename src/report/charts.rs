@@ -134,13 +134,23 @@ impl Picture for RunChart<'_> {
             .titled(self.chart.title(), (FONT, 26).into_font())
             .map_err(err)?;
         match self.chart {
-            Chart::Percentiles => percentiles(&area, runs, "latency", "uncorrected_latency"),
+            Chart::Percentiles => percentiles(
+                &area,
+                runs,
+                "latency",
+                Some(("uncorrected_latency", "uncorrected")),
+            ),
             Chart::LatencyOverTime => latency_over_time(&area, runs),
             Chart::Throughput => throughput(&area, runs),
             Chart::Connections => {
                 let (top, bottom) = area.split_vertically(area.dim_in_pixel().1 / 2);
                 connections_over_time(&top, runs)?;
-                percentiles(&bottom, runs, "connect", "")
+                percentiles(
+                    &bottom,
+                    runs,
+                    "connect",
+                    Some(("tls_handshake", "TLS handshake")),
+                )
             }
             Chart::Resources => {
                 let (top, bottom) = area.split_vertically(area.dim_in_pixel().1 / 2);
@@ -178,31 +188,28 @@ pub fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// The percentile spectrum of `tag` (solid) and, when named, `dashed_tag` (dashed) per model.
+/// The percentile spectrum of `tag` (solid) and, where the results have it, `dashed`'s tag
+/// (dashed, its label after the model's name) per model.
 fn percentiles<DB: DrawingBackend>(
     area: &Area<DB>,
     runs: &[RunData],
     tag: &str,
-    dashed_tag: &str,
+    dashed: Option<(&str, &str)>,
 ) -> DrawResult {
     let mut lines = Vec::new();
     for s in series(runs) {
         if let Some(h) = s.run.hist(s.model, tag) {
             lines.push((s.name.clone(), s.color, false, spectrum(h)));
         }
-        if let Some(h) = (!dashed_tag.is_empty())
-            .then(|| s.run.hist(s.model, dashed_tag))
-            .flatten()
+        if let Some((h, label)) =
+            dashed.and_then(|(t, label)| Some((s.run.hist(s.model, t)?, label)))
         {
-            lines.push((
-                format!("{} (uncorrected)", s.name),
-                s.color,
-                true,
-                spectrum(h),
-            ));
+            lines.push((format!("{} ({label})", s.name), s.color, true, spectrum(h)));
         }
     }
-    let caption = if tag == "connect" {
+    let caption = if tag == "connect" && lines.iter().any(|l| l.2) {
+        "connect latency (TCP + WebSocket handshake, or TCP for webhooks); dashed: TLS handshake"
+    } else if tag == "connect" {
         "connect latency (TCP + WebSocket handshake, or TCP for webhooks)"
     } else {
         "solid: from each event's intended time (corrected); dashed: from the actual send"

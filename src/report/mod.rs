@@ -25,11 +25,12 @@ use crate::record::results::{percentile_rows, percentiles_writer, summary_table}
 pub use load::ReportError;
 
 /// Tags written to `percentiles.csv`, in order.
-const TAGS: [&str; 5] = [
+const TAGS: [&str; 6] = [
     "latency",
     "uncorrected_latency",
     "ack_latency",
     "connect",
+    "tls_handshake",
     "pong_rtt",
 ];
 
