@@ -188,7 +188,24 @@ pub enum ServeTarget {
         /// Runtime worker threads (default: one per core).
         #[arg(long)]
         threads: Option<usize>,
+        /// TLS.
+        #[command(flatten)]
+        tls: TlsServeArgs,
     },
+}
+
+/// TLS options of the `serve` targets.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsServeArgs {
+    /// Serve TLS with this PEM certificate chain (with --tls-key).
+    #[arg(long, requires = "tls_key", conflicts_with = "tls_self_signed")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS with a certificate made now; prints the path of the CA to trust.
+    #[arg(long)]
+    pub tls_self_signed: bool,
 }
 
 /// Options of `serve webhook`.
@@ -231,15 +248,9 @@ pub struct WebhookServeArgs {
     /// Accept any signature (raw-speed benchmarks).
     #[arg(long)]
     pub no_verify: bool,
-    /// Serve TLS with this PEM certificate chain (with --tls-key).
-    #[arg(long, requires = "tls_key", conflicts_with = "tls_self_signed")]
-    pub tls_cert: Option<PathBuf>,
-    /// The PEM private key of --tls-cert.
-    #[arg(long, requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// Serve TLS with a certificate made now; prints the path of the CA to trust.
-    #[arg(long)]
-    pub tls_self_signed: bool,
+    /// TLS.
+    #[command(flatten)]
+    pub tls: TlsServeArgs,
     /// Seed for injected failures.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -38,25 +38,7 @@ pub fn webhook_options(args: &WebhookServeArgs) -> Result<(SocketAddr, ReceiverO
         max_body_bytes: args.max_body_bytes,
         verify: !args.no_verify,
     };
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(
-            crate::tls::Identity::from_files(cert, key)
-                .and_then(|id| id.server_config())
-                .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?,
-        ),
-        _ if args.tls_self_signed => {
-            let id = crate::tls::Identity::generate()?;
-            let ca = std::env::temp_dir().join(format!("pushbench-ca-{}.pem", std::process::id()));
-            std::fs::write(&ca, id.ca_pem.as_deref().unwrap_or_default())
-                .map_err(|e| format!("cannot write {}: {e}", ca.display()))?;
-            eprintln!(
-                "TLS with a certificate for localhost and 127.0.0.1 made now; trust its CA: {}",
-                ca.display()
-            );
-            Some(id.server_config()?)
-        }
-        _ => None,
-    };
+    let tls = server_tls(&args.tls)?;
     let key = if args.no_verify {
         None
     } else {
@@ -71,6 +53,32 @@ pub fn webhook_options(args: &WebhookServeArgs) -> Result<(SocketAddr, ReceiverO
             tls,
         },
     ))
+}
+
+/// The TLS configuration `--tls-cert/--tls-key` or `--tls-self-signed` ask for (the latter
+/// writes the CA to trust into the temporary directory and says where, on stderr).
+pub fn server_tls(
+    args: &crate::cli::TlsServeArgs,
+) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, String> {
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(
+            crate::tls::Identity::from_files(cert, key)
+                .and_then(|id| id.server_config())
+                .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?,
+        )),
+        _ if args.tls_self_signed => {
+            let id = crate::tls::Identity::generate()?;
+            let ca = std::env::temp_dir().join(format!("pushbench-ca-{}.pem", std::process::id()));
+            std::fs::write(&ca, id.ca_pem.as_deref().unwrap_or_default())
+                .map_err(|e| format!("cannot write {}: {e}", ca.display()))?;
+            eprintln!(
+                "TLS with a certificate for localhost and 127.0.0.1 made now; trust its CA: {}",
+                ca.display()
+            );
+            Ok(Some(id.server_config()?))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Serves until SIGINT or SIGTERM. Prints `listening on http://ADDR` first (the harness reads it).
@@ -136,15 +144,19 @@ pub fn serve_ws(addr: SocketAddr, processes: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Serves the 204 sink until SIGINT or SIGTERM.
-pub async fn serve_sink(addr: SocketAddr) -> std::io::Result<()> {
+/// Serves the 204 sink until SIGINT or SIGTERM, over TLS with `tls`.
+pub async fn serve_sink(
+    addr: SocketAddr,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> std::io::Result<()> {
     let listener = bind(addr)?;
     let local = listener.local_addr()?;
     warn_if_exposed(local);
-    println!("pushbench sink listening on http://{local}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("pushbench sink listening on {scheme}://{local}");
     use std::io::Write;
     std::io::stdout().flush()?;
-    crate::servers::sink::serve(listener, shutdown_signal()).await
+    crate::servers::sink::serve(listener, tls, shutdown_signal()).await
 }
 
 /// The warning for a server that other machines can reach, `None` for a loopback address.

@@ -291,7 +291,7 @@ async fn the_sink_refuses_what_would_hold_it_and_keeps_answering() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (_stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(sink::serve_with_limits(listener, limits(), async {
+    tokio::spawn(sink::serve_with_limits(listener, limits(), None, async {
         let _ = rx.await;
     }));
     let ok = b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi";

@@ -74,11 +74,18 @@ async fn keep_alive_over_tls_handshakes_once_per_connection_and_counts_tls_bytes
     );
 }
 
-/// `pushbench serve webhook` with `args`; returns the child and the address it listens on.
+/// `pushbench serve webhook` (no signature check) with `args`; returns the child, the address
+/// it listens on and the CA it says to trust.
 fn serve(args: &[&str]) -> (Child, String, Option<String>) {
+    serve_target(&[&["webhook", "--no-verify"], args].concat())
+}
+
+/// `pushbench serve TARGET...` on a free loopback port.
+fn serve_target(args: &[&str]) -> (Child, String, Option<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
-        .args(["serve", "webhook", "--listen", "127.0.0.1:0", "--no-verify"])
+        .arg("serve")
         .args(args)
+        .args(["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -165,6 +172,41 @@ fn an_untrusted_or_misnamed_certificate_stops_the_run_naming_the_key_to_change()
         err.matches("tls.verify = false").count(),
         1,
         "one warning: {err}"
+    );
+    stop(server);
+}
+
+#[test]
+fn the_sink_serves_tls_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, addr, ca) = serve_target(&["sink", "--tls-self-signed"]);
+    let tls = format!(
+        "tls = {{ ca_file = \"{}\" }}\nconnection = \"fresh\"",
+        ca.unwrap()
+    );
+    let out = run_against(
+        dir.path(),
+        &format!("https://{addr}/hooks/{{subscriber}}"),
+        &tls,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join(format!("out-{}/summary.json", tls.len()))).unwrap(),
+    )
+    .unwrap();
+    let m = &summary["models"][0];
+    assert_eq!(
+        (m["delivered"].as_u64(), m["failed"].as_u64()),
+        (Some(50), Some(0))
+    );
+    assert_eq!(
+        m["tls"]["full"].as_u64().unwrap() + m["tls"]["resumed"].as_u64().unwrap(),
+        50
     );
     stop(server);
 }

@@ -186,8 +186,16 @@ pub fn execute(command: Command) -> Outcome {
             }
         },
         Command::Serve {
-            target: ServeTarget::Sink { listen, threads },
-        } => serve_with(threads, listen, crate::serve::serve_sink(listen)),
+            target:
+                ServeTarget::Sink {
+                    listen,
+                    threads,
+                    tls,
+                },
+        } => match crate::serve::server_tls(&tls) {
+            Ok(tls) => serve_with(threads, listen, crate::serve::serve_sink(listen, tls)),
+            Err(e) => usage_error(e),
+        },
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -67,21 +68,26 @@ async fn answer(
     )
 }
 
-/// Serves until `shutdown` completes, with the default [`ConnLimits`].
+/// Serves until `shutdown` completes, with the default [`ConnLimits`]; over TLS only, with
+/// `tls`.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    serve_with_limits(listener, ConnLimits::default(), shutdown).await
+    serve_with_limits(listener, ConnLimits::default(), tls, shutdown).await
 }
 
 /// [`serve`] with chosen limits on slow and oversized requests.
 pub async fn serve_with_limits(
     listener: TcpListener,
     limits: ConnLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     super::accept_loop(listener, shutdown, move |stream| {
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let (stream, conn) = Guarded::new(stream, &limits);
             let service = service_fn(move |req| {
@@ -93,10 +99,25 @@ pub async fn serve_with_limits(
                     r
                 }
             });
-            let _ = limits
-                .http1()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match acceptor {
+                Some(acceptor) => {
+                    // The head timeout bounds a client that never finishes its handshake.
+                    let handshake =
+                        tokio::time::timeout(limits.head_timeout, acceptor.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        let _ = limits
+                            .http1()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
+                None => {
+                    let _ = limits
+                        .http1()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
+            }
         });
     })
     .await
