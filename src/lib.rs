@@ -10,6 +10,8 @@
 //! - [`scenario`]: TOML scenario files -> validated [`scenario::Scenario`] (every problem, with
 //!   lines; the signing schemes and their secrets by name); [`schedule`]: pure pacing, event i -> intended time, subscriber; [`backoff`]:
 //!   exponential backoff with jitter
+//! - [`tls`]: rustls client and server configurations from a scenario's `tls` settings,
+//!   certificates made for a run, the probe handshake and its errors in words
 //! - [`record`]: per-worker histograms and counters (and the error kinds they count), interval
 //!   merge, results files, and who saturated (generator or target)
 //! - [`run`]: one run end to end: its context, progress, signals, and the recording
