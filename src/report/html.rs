@@ -139,8 +139,17 @@ pub fn verdict(run: &RunData) -> Vec<String> {
             ),
             None => format!(", {} retries, {} duplicates", m.retries, m.duplicates),
         };
+        let tls = m.tls.as_ref().map_or(String::new(), |t| {
+            format!(
+                " Over {}: {} full and {} resumed handshakes, p50 {} each after the TCP connect.",
+                t.version,
+                t.full,
+                t.resumed,
+                crate::units::fmt_us(m.tls_handshake_us.p50)
+            )
+        });
         out.push(format!(
-            "{name}: {} of {} events delivered, {lost} not delivered{extra}; {:.0} bytes on the wire per event.",
+            "{name}: {} of {} events delivered, {lost} not delivered{extra}; {:.0} bytes on the wire per event.{tls}",
             m.delivered, m.events, m.bytes_per_event
         ));
     }
