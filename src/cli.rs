@@ -179,6 +179,10 @@ pub enum ServeTarget {
         /// Server processes sharing the port (SO_REUSEPORT), one thread each.
         #[arg(long, default_value_t = 1)]
         processes: usize,
+        /// Environment variable holding a token every upgrade must carry (Authorization:
+        /// Bearer TOKEN, or ?token=TOKEN); others get 401.
+        #[arg(long)]
+        token_env: Option<String>,
     },
     /// A bare HTTP sink that answers 204 to everything (neutral target for speed comparisons).
     Sink {

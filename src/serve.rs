@@ -94,7 +94,8 @@ pub async fn serve_webhook(addr: SocketAddr, opts: ReceiverOptions) -> std::io::
 }
 
 /// `serve ws`: one server process here, or several children sharing the port.
-pub fn serve_ws(addr: SocketAddr, processes: usize) -> Result<(), String> {
+/// With `token`, upgrades without it get 401.
+pub fn serve_ws(addr: SocketAddr, processes: usize, token: Option<String>) -> Result<(), String> {
     warn_if_exposed(addr);
     if processes <= 1 {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -115,7 +116,10 @@ pub fn serve_ws(addr: SocketAddr, processes: usize) -> Result<(), String> {
             crate::servers::ws_server::serve(
                 listener,
                 control,
-                Default::default(),
+                crate::servers::ws_server::WsServerOptions {
+                    token,
+                    ..Default::default()
+                },
                 shutdown_signal(),
             )
             .await
@@ -127,6 +131,7 @@ pub fn serve_ws(addr: SocketAddr, processes: usize) -> Result<(), String> {
         &crate::servers::launch::TargetLaunch::Child(exe),
         processes,
         addr.ip(),
+        token.as_deref(),
     )?;
     println!(
         "pushbench websocket server: {processes} processes on ws://{}",

@@ -402,7 +402,7 @@ fn serve_ws_runs_several_processes_on_one_port_that_echo_and_stop_on_sigterm() {
         for sub in 0..8u64 {
             let mut s = tcp_connect(addr, None).await.unwrap();
             let url = pushbench::scenario::UrlTemplate::builtin_ws(addr.port());
-            let early = handshake(&mut s, "t", &url, sub, [sub as u8; 16])
+            let early = handshake(&mut s, "t", &url, &[], sub, [sub as u8; 16])
                 .await
                 .unwrap();
             assert!(early.is_empty());

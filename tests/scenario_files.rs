@@ -270,6 +270,32 @@ fn webhook_keys_are_checked() {
         "{p:?}"
     );
     assert!(p.iter().any(|p| p.key == "webhook.receiver.stall"), "{p:?}");
+    let ws = "[workload]\nevents_per_second = 10\nduration = \"1s\"\n[websocket]\nheaders = { \"Host\" = \"x\" }\n[websocket.server]\ntoken = \"env:PB_UNSET_TOKEN\"\n";
+    let p = problems(ws);
+    assert!(
+        has(
+            &p,
+            "websocket.headers.\"Host\"",
+            5,
+            "writes this header itself"
+        ),
+        "{p:?}"
+    );
+    assert!(
+        has(&p, "websocket.server.token", 7, "PB_UNSET_TOKEN"),
+        "{p:?}"
+    );
+    let literal = pushbench::scenario::parse(
+        "[workload]\nevents_per_second = 10\nduration = \"1s\"\n[websocket]\n[websocket.server]\ntoken = \"hunter2\"\n",
+        "t",
+        &|_| None,
+    )
+    .unwrap();
+    let saved = literal.redacted_source();
+    assert!(
+        saved.contains("token = \"<redacted>\"") && !saved.contains("hunter2"),
+        "{saved}"
+    );
 }
 
 #[test]

@@ -429,3 +429,43 @@ mode = "echo"
     assert_eq!(m.latency_us.count, m.events);
     assert!(m.achieved_rate > 0.0);
 }
+
+fn with_env(src: &str) -> pushbench::scenario::Scenario {
+    pushbench::scenario::parse(src, "auth", &|name| match name {
+        "PB_WS_TOKEN" => Some("s3cret-token".into()),
+        "PB_WS_AUTH" => Some("Bearer s3cret-token".into()),
+        _ => None,
+    })
+    .unwrap_or_else(|p| panic!("{p:#?}"))
+}
+
+#[tokio::test]
+async fn a_server_token_admits_upgrades_that_carry_it_and_counts_the_rest_as_auth_failures() {
+    let base = |headers: &str| {
+        format!(
+            "[workload]\nevents_per_second = 100\nsubscribers = 20\nduration = \"1s\"\n[websocket]\nmode = \"push\"\nreconnect = {{ initial = \"200ms\", max = \"1s\" }}\n{headers}\n[websocket.server]\ntoken = \"env:PB_WS_TOKEN\"\n"
+        )
+    };
+    // With the header (read from the environment), every subscriber connects and gets its events.
+    let s = with_env(&base(
+        "headers = { \"Authorization\" = \"env:PB_WS_AUTH\" }",
+    ));
+    let (report, _dir) = run_in_process(&s).await;
+    let m = websocket(&report);
+    assert_eq!((m.events, m.delivered, m.failed), (100, 100, 0));
+    assert_eq!(m.connections.failed, 0);
+    let server = m.websocket.as_ref().unwrap().server.as_ref().unwrap();
+    assert_eq!((server.upgrades, server.unauthorized), (20, 0));
+
+    // Without it, every upgrade is refused with 401 and counted with reason auth.
+    let (report, _dir) = run_in_process(&with_env(&base(""))).await;
+    let m = &report.summary.models[0];
+    assert_eq!(m.connections.opened, 0);
+    assert!(m.connections.failed >= 20, "{:?}", m.connections);
+    assert_eq!(m.errors["auth"], m.connections.failed, "{:?}", m.errors);
+    let server = m.websocket.as_ref().unwrap().server.as_ref().unwrap();
+    assert_eq!(server.upgrades, 0);
+    assert!(server.unauthorized >= 20, "{server:?}");
+    let table = pushbench::report::table::render(&report.summary);
+    assert!(table.contains("(auth "), "{table}");
+}

@@ -177,8 +177,20 @@ pub fn execute(command: Command) -> Outcome {
             serve_with(args.threads, addr, crate::serve::serve_webhook(addr, opts))
         }
         Command::Serve {
-            target: ServeTarget::Ws { listen, processes },
-        } => match crate::serve::serve_ws(listen, processes) {
+            target:
+                ServeTarget::Ws {
+                    listen,
+                    processes,
+                    token_env,
+                },
+        } => match token_env
+            .map(|var| {
+                std::env::var(&var)
+                    .map_err(|_| format!("--token-env: environment variable `{var}` is not set"))
+            })
+            .transpose()
+            .and_then(|token| crate::serve::serve_ws(listen, processes, token))
+        {
             Ok(()) => Outcome::Ok,
             Err(e) => {
                 eprintln!("error: {e}");

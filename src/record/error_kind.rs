@@ -33,11 +33,13 @@ pub enum ErrorKind {
     NoFiles,
     /// The TLS handshake failed (certificate, protocol, or the peer hung up in it).
     Tls,
+    /// A WebSocket upgrade refused with 401 or 403 (missing or wrong credentials).
+    Auth,
 }
 
 impl ErrorKind {
     /// All kinds, in counter order.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         Self::Refused,
         Self::Reset,
         Self::Timeout,
@@ -51,6 +53,7 @@ impl ErrorKind {
         Self::NoPorts,
         Self::NoFiles,
         Self::Tls,
+        Self::Auth,
     ];
 
     /// Name used in results.
@@ -69,6 +72,7 @@ impl ErrorKind {
             Self::NoPorts => "no_ports",
             Self::NoFiles => "no_files",
             Self::Tls => "tls",
+            Self::Auth => "auth",
         }
     }
 

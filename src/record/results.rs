@@ -351,6 +351,10 @@ pub struct ServerStats {
     /// Events queued during a stall and pushed after it (also in `pushed`).
     #[serde(default)]
     pub held: u64,
+    /// Upgrades refused with 401: no `Authorization: Bearer <token>` (or `?token=`) matching
+    /// the server's token.
+    #[serde(default)]
+    pub unauthorized: u64,
 }
 
 impl ServerStats {
@@ -371,6 +375,7 @@ impl ServerStats {
         self.timeouts += o.timeouts;
         self.dropped += o.dropped;
         self.held += o.held;
+        self.unauthorized += o.unauthorized;
     }
 }
 

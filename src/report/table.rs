@@ -44,6 +44,21 @@ fn latency(label: &'static str, us: u64, count: u64) -> Row {
     }
 }
 
+/// Why WebSocket connects failed, e.g. ` (auth 300)`: their error kinds are all connects'.
+fn connect_reasons(m: &ModelSummary) -> String {
+    if m.websocket.is_none() || m.connections.failed == 0 {
+        return String::new();
+    }
+    let mut reasons: Vec<(&String, &u64)> = m.errors.iter().filter(|(_, n)| **n > 0).collect();
+    reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let text: Vec<String> = reasons.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", text.join(", "))
+    }
+}
+
 fn rows(m: &ModelSummary) -> Vec<Row> {
     use Better::*;
     let l = &m.latency_us;
@@ -169,7 +184,12 @@ fn rows(m: &ModelSummary) -> Vec<Row> {
         ),
         row(
             "reconnects / failed connects",
-            format!("{} / {}", m.connections.reconnects, m.connections.failed),
+            format!(
+                "{} / {}{}",
+                m.connections.reconnects,
+                m.connections.failed,
+                connect_reasons(m)
+            ),
             None,
             Neither,
         ),

@@ -270,7 +270,7 @@ impl Default for TlsSettings {
 }
 
 /// A header value with an optional `{subscriber}` placeholder.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HeaderTemplate {
     /// Before the placeholder (or the whole value).
     pub prefix: String,
@@ -278,8 +278,9 @@ pub struct HeaderTemplate {
     pub suffix: Option<String>,
 }
 
-/// One request header a scenario adds (`headers = { ... }`).
-#[derive(Clone, PartialEq, Eq)]
+/// One request header a scenario adds (`headers = { ... }`). Serialized only into the spec a
+/// fleet worker process reads on its stdin.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExtraHeader {
     /// As written.
     pub name: String,
@@ -400,10 +401,12 @@ pub struct DropFault {
 }
 
 /// The built-in WebSocket server's settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WsServerConfig {
     /// Server processes sharing the port; `None` = enough for the connection count.
     pub processes: Option<usize>,
+    /// Upgrades must carry it (`Authorization: Bearer <token>` or `?token=`); others get 401.
+    pub token: Option<Secret>,
     /// Drop connections once.
     pub drop: Option<DropFault>,
     /// Hold every push for a window once (slow consumer / backpressure); the backlog follows.
@@ -445,6 +448,8 @@ pub struct WebSocketConfig {
     pub timestamp_field: Option<String>,
     /// External push servers: JSON pointer to the per-subscriber sequence number.
     pub sequence_field: Option<String>,
+    /// Extra headers on the upgrade request, in file order.
+    pub headers: Vec<ExtraHeader>,
 }
 
 /// One thing wrong with a scenario file.
@@ -543,8 +548,8 @@ pub fn from_bytes(
 impl Scenario {
     /// The scenario text with any secret written literally replaced, for `scenario.toml` in the
     /// results (an `env:NAME` reference is kept: it names the variable, not the secret): the
-    /// webhook secret, and header values that carry credentials (`Authorization`, `Cookie`, or
-    /// a name with `token`, `secret` or `key` in it).
+    /// webhook secret, the WebSocket server's token, and header values that carry credentials
+    /// (`Authorization`, `Cookie`, or a name with `token`, `secret` or `key` in it).
     pub fn redacted_source(&self) -> String {
         let Ok(mut doc) = self.source.parse::<toml_edit::DocumentMut>() else {
             return "# (the scenario text could not be re-read; left out)\n".into();
@@ -556,6 +561,15 @@ impl Scenario {
             .is_some_and(|s| !s.starts_with("env:"));
         if literal {
             doc["webhook"]["secret"] = toml_edit::value("<redacted>");
+        }
+        let token = doc
+            .get("websocket")
+            .and_then(|w| w.get("server"))
+            .and_then(|s| s.get("token"))
+            .and_then(|t| t.as_str())
+            .is_some_and(|t| !t.starts_with("env:"));
+        if token {
+            doc["websocket"]["server"]["token"] = toml_edit::value("<redacted>");
         }
         let credential = |name: &str| {
             let n = name.to_ascii_lowercase();

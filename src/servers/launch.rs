@@ -17,6 +17,9 @@ use crate::webhook::sign::SignatureScheme;
 /// where any user could read it with `ps`).
 pub const SECRET_ENV: &str = "PUSHBENCH_RECEIVER_SECRET";
 
+/// How a child WebSocket server is given its upgrade token (never on its command line).
+pub const WS_TOKEN_ENV: &str = "PUSHBENCH_WS_TOKEN";
+
 /// How the harness runs built-in targets.
 #[derive(Debug, Clone)]
 pub enum TargetLaunch {
@@ -364,6 +367,7 @@ pub fn launch_ws_servers(
     launch: &TargetLaunch,
     processes: usize,
     ip: std::net::IpAddr,
+    token: Option<&str>,
 ) -> Result<RunningWsServers, String> {
     let mut servers = RunningWsServers {
         addr: SocketAddr::new(ip, 0),
@@ -387,6 +391,9 @@ pub fn launch_ws_servers(
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit());
+                if let Some(t) = token {
+                    cmd.env(WS_TOKEN_ENV, t).args(["--token-env", WS_TOKEN_ENV]);
+                }
                 // SAFETY: prctl and setpgid are async-signal-safe.
                 unsafe {
                     cmd.pre_exec(|| {
@@ -416,6 +423,10 @@ pub fn launch_ws_servers(
             TargetLaunch::InProcess => {
                 let (tx, rx) = std::sync::mpsc::channel();
                 let (shutdown, stop_rx) = tokio::sync::oneshot::channel::<()>();
+                let opts = super::ws_server::WsServerOptions {
+                    token: token.map(str::to_string),
+                    ..Default::default()
+                };
                 let thread = std::thread::Builder::new()
                     .name("ws-server".into())
                     .spawn(move || {
@@ -438,14 +449,9 @@ pub fn launch_ws_servers(
                                 (Ok(a), Ok(c)) => Ok((a, c)),
                                 _ => Err("no local address".into()),
                             });
-                            let _ = super::ws_server::serve(
-                                listener,
-                                control,
-                                Default::default(),
-                                async {
-                                    let _ = stop_rx.await;
-                                },
-                            )
+                            let _ = super::ws_server::serve(listener, control, opts, async {
+                                let _ = stop_rx.await;
+                            })
                             .await;
                         });
                     })

@@ -31,7 +31,7 @@ use crate::websocket::frame::{self, OpCode};
 use crate::websocket::proto::{tag, Control, Event, CONTROL_RECORD};
 
 /// Limits of one server process.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WsServerOptions {
     /// Larger messages (one frame or all fragments together) close the connection with 1009.
     pub max_message_bytes: usize,
@@ -39,6 +39,8 @@ pub struct WsServerOptions {
     pub max_pending_bytes: usize,
     /// Limits on the HTTP handshake (head size and how long it may take).
     pub handshake: ConnLimits,
+    /// Upgrades must carry `Authorization: Bearer <token>` or `?token=<token>`; others get 401.
+    pub token: Option<String>,
 }
 
 impl Default for WsServerOptions {
@@ -47,6 +49,7 @@ impl Default for WsServerOptions {
             max_message_bytes: 1 << 20,
             max_pending_bytes: 1 << 20,
             handshake: ConnLimits::default(),
+            token: None,
         }
     }
 }
@@ -425,6 +428,31 @@ fn subscriber_of(path: &str) -> Option<u32> {
         .ok()
 }
 
+/// Whether the upgrade carries the token: `Authorization: Bearer <token>` or `token=<token>` in
+/// the query. Compared in constant time.
+fn authorized(req: &Request<Incoming>, token: &str) -> bool {
+    // Every byte compared whatever the first difference (the length is no secret).
+    let same = |given: &[u8]| {
+        given.len() == token.len()
+            && given
+                .iter()
+                .zip(token.as_bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    };
+    let bearer = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .is_some_and(same);
+    let query = req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.strip_prefix("token="))
+            .any(|t| same(t.as_bytes()))
+    });
+    bearer || query
+}
+
 async fn upgrade(
     server: Rc<Server>,
     mut req: Request<Incoming>,
@@ -443,6 +471,12 @@ async fn upgrade(
     if !fastwebsockets::upgrade::is_upgrade_request(&req) {
         server.stats.borrow_mut().malformed += 1;
         return status(StatusCode::UPGRADE_REQUIRED);
+    }
+    if let Some(token) = &server.opts.token {
+        if !authorized(&req, token) {
+            server.stats.borrow_mut().unauthorized += 1;
+            return status(StatusCode::UNAUTHORIZED);
+        }
     }
     let Ok((response, fut)) = fastwebsockets::upgrade::upgrade(&mut req) else {
         server.stats.borrow_mut().malformed += 1;

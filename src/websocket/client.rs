@@ -75,8 +75,12 @@ fn check_head(buf: &[u8], key: &[u8]) -> Result<Option<usize>, ErrorKind> {
     let mut resp = httparse::Response::new(&mut headers);
     match resp.parse(buf) {
         Ok(httparse::Status::Complete(len)) => {
-            if resp.code != Some(101) {
-                return Err(ErrorKind::Status4xx);
+            match resp.code {
+                Some(101) => {}
+                // Refused for want of credentials: counted apart, the scenario's headers (or
+                // the server's token) are what to change.
+                Some(401 | 403) => return Err(ErrorKind::Auth),
+                _ => return Err(ErrorKind::Status4xx),
             }
             let expected = accept_key(key);
             let ok = resp.headers.iter().any(|h| {
@@ -103,6 +107,7 @@ pub async fn handshake(
     stream: &mut TcpStream,
     host: &str,
     url: &WsUrl,
+    headers: &[crate::scenario::ExtraHeader],
     subscriber: u64,
     key_bytes: [u8; 16],
 ) -> Result<Vec<u8>, ErrorKind> {
@@ -127,6 +132,16 @@ pub async fn handshake(
                 b.extend_from_slice(part.as_bytes());
             }
             b.extend_from_slice(&key);
+            for h in headers {
+                b.extend_from_slice(b"\r\n");
+                b.extend_from_slice(h.name.as_bytes());
+                b.extend_from_slice(b": ");
+                b.extend_from_slice(h.value.prefix.as_bytes());
+                if let Some(suffix) = &h.value.suffix {
+                    b.extend_from_slice(itoa::Buffer::new().format(subscriber).as_bytes());
+                    b.extend_from_slice(suffix.as_bytes());
+                }
+            }
             b.extend_from_slice(b"\r\n\r\n");
             match stream.try_write(&b[written..]) {
                 Ok(n) => {

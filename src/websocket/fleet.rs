@@ -76,6 +76,9 @@ pub struct FleetSpec {
     pub wall: WallMap,
     /// Text message sent after connecting (`{subscriber}` replaced).
     pub subscribe: Option<String>,
+    /// Extra headers on the upgrade request.
+    #[serde(default)]
+    pub headers: Vec<crate::scenario::ExtraHeader>,
     /// Report this process's memory before connecting (worker processes).
     pub report_rss_baseline: bool,
     /// External push servers: where time and sequence are in their JSON messages.
@@ -427,6 +430,7 @@ impl Fleet {
             &mut stream,
             &self.host_header,
             &self.plan.url,
+            &self.plan.headers,
             subscriber,
             key,
         )

@@ -94,8 +94,14 @@ pub async fn run_websocket(
                 .processes
                 .unwrap_or_else(|| subs.div_ceil(per_server_process()) as usize)
                 .max(1);
-            let s = launch_ws_servers(&ctx.launch, processes, IpAddr::V4(Ipv4Addr::LOCALHOST))
-                .map_err(RunError::Setup)?;
+            let token = server.token.as_ref().map(|t| t.0.as_str());
+            let s = launch_ws_servers(
+                &ctx.launch,
+                processes,
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                token,
+            )
+            .map_err(RunError::Setup)?;
             let url = UrlTemplate::builtin_ws(s.addr.port());
             let addr = s.addr;
             (Some(s), url, addr)
@@ -288,6 +294,7 @@ async fn drive(
             seed: scenario.seed,
             wall,
             subscribe: cfg.subscribe.clone(),
+            headers: cfg.headers.clone(),
             report_rss_baseline: exe.is_some(),
             fields: external_push.then(|| JsonFields {
                 timestamp: cfg.timestamp_field.clone(),

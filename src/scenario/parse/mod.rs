@@ -114,7 +114,7 @@ pub fn parse(
     };
     let websocket = match cx.table(&mut root, "websocket") {
         Some((mut s, _)) => {
-            let w = websocket(&mut cx, &mut s);
+            let w = websocket(&mut cx, &mut s, env);
             cx.finish(s);
             w
         }

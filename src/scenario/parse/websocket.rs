@@ -1,13 +1,18 @@
 //! `[websocket]`: the WebSocket fleet (target url, mode, connect rate, heartbeats, reconnect
 //! backoff, subscribe message, drain, JSON pointers into an external server's events) and the
-//! built-in server's `[websocket.server]` (processes, a one-off drop, a stall).
+//! built-in server's `[websocket.server]` (processes, an upgrade token, a one-off drop, a
+//! stall), and the upgrade's extra `headers`.
 
-use super::{backoff, faults, max_wait, url::target_url, Cx, Section};
+use super::{backoff, faults, headers, max_wait, url::target_url, Cx, Section};
 use crate::scenario::{
-    DropFault, Jitter, ReconnectPolicy, WebSocketConfig, WsMode, WsServerConfig, WsTarget,
+    DropFault, Jitter, ReconnectPolicy, Secret, WebSocketConfig, WsMode, WsServerConfig, WsTarget,
 };
 
-pub(super) fn websocket(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<WebSocketConfig> {
+pub(super) fn websocket(
+    cx: &mut Cx<'_>,
+    s: &mut Section<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<WebSocketConfig> {
     let before = cx.problems.len();
     let (external, is_builtin) = target_url(cx, s, "ws");
     let mode = cx
@@ -75,6 +80,7 @@ pub(super) fn websocket(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<WebSocke
     };
     let timestamp_field = pointer(cx, "timestamp_field");
     let sequence_field = pointer(cx, "sequence_field");
+    let headers = headers::headers(cx, s, env);
     let server = match cx.table(s, "server") {
         Some((mut sv, f)) => {
             if !is_builtin {
@@ -130,9 +136,31 @@ pub(super) fn websocket(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<WebSocke
                 cx.finish(d);
             }
             let stall = faults::window(cx, &mut sv, "stall");
+            let token = match cx.string(&mut sv, "token") {
+                Some((text, tf)) => match text.strip_prefix("env:") {
+                    Some(var) => match env(var) {
+                        Some(v) if !v.is_empty() => Some(Secret(v)),
+                        _ => {
+                            cx.problem(
+                                tf.line,
+                                "websocket.server.token",
+                                format!("environment variable `{var}` is not set (or is empty)"),
+                            );
+                            None
+                        }
+                    },
+                    None if text.is_empty() => {
+                        cx.problem(tf.line, "websocket.server.token", "is empty");
+                        None
+                    }
+                    None => Some(Secret(text.to_string())),
+                },
+                None => None,
+            };
             cx.finish(sv);
             WsServerConfig {
                 processes,
+                token,
                 drop,
                 stall,
             }
@@ -157,5 +185,6 @@ pub(super) fn websocket(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<WebSocke
         connections_per_worker,
         timestamp_field,
         sequence_field,
+        headers,
     })
 }
