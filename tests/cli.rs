@@ -541,3 +541,68 @@ fn a_fleet_worker_process_that_dies_ends_the_run_with_exit_3_and_the_results_so_
     );
     assert!(out_dir.join("timeseries.csv").exists() && out_dir.join("report.html").exists());
 }
+
+#[test]
+fn serve_ws_with_a_token_admits_it_in_the_query_and_refuses_a_wrong_one() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args([
+            "serve",
+            "ws",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-env",
+            "PB_TEST_WS_TOKEN",
+        ])
+        .env("PB_TEST_WS_TOKEN", "q-token")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let banner = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let addr = banner
+        .split("ws://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let run = |token: &str| {
+        let file = write(
+            dir.path(),
+            &format!("{token}.toml"),
+            &format!("[workload]\nevents_per_second = 10\nsubscribers = 5\nduration = \"1s\"\n[websocket]\nurl = \"ws://{addr}/ws/{{subscriber}}?token={token}\"\nmode = \"idle\"\nreconnect = {{ initial = \"300ms\", max = \"1s\" }}\n"),
+        );
+        let out_dir = dir.path().join(token);
+        pushbench(
+            &[
+                "run",
+                &file,
+                "--progress",
+                "off",
+                "--out",
+                out_dir.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+        summary["models"][0].clone()
+    };
+    let ok = run("q-token");
+    assert_eq!(ok["connections"]["opened"], 5, "{}", ok["connections"]);
+    assert_eq!(ok["connections"]["failed"], 0);
+    let refused = run("wrong");
+    assert_eq!(refused["connections"]["opened"], 0);
+    assert!(
+        refused["errors"]["auth"].as_u64().unwrap() >= 5,
+        "{}",
+        refused["errors"]
+    );
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+}
