@@ -3,6 +3,8 @@
 #
 #   scripts/bench-webhook.sh [SECONDS] [ROUNDS] [CONNECTIONS]     (defaults: 10 2 64)
 #   TARGET=nginx|sink  MODES="keepalive fresh ..."  BODY_BYTES=1024  OVERLOAD_RATE=400000
+#   BASELINE=/path/to/an/older/pushbench   also runs that binary each round, beside this build
+#                                          ("baseline" in the table): before/after figures
 #
 # Target (TARGET): `nginx` (the default when Debian's nginx-light is installed: one worker,
 # `return 204`, keepalive_requests 100000000, started here on a free loopback port) is faster
@@ -150,21 +152,28 @@ cpu_s() { awk '{print $1 + $2}' "$WORK/time.txt"; }
 
 run_pushbench() {
   scenario "$1"
-  "${TIMED[@]}" "$PB" run "$WORK/$1.toml" --progress off --out "$WORK/pb-$1-$2" > /dev/null
-  python3 - "$WORK/pb-$1-$2" "$1" "$(cpu_s)" >> "$RESULTS" <<'PY'
+  run_binary "$PB" pushbench "$1" "$2"
+  [ -n "${BASELINE:-}" ] && run_binary "$BASELINE" baseline "$1" "$2"
+  return 0
+}
+
+run_binary() { # binary label mode round
+  local out="$WORK/$2-$3-$4"
+  "${TIMED[@]}" "$1" run "$WORK/$3.toml" --progress off --out "$out" > /dev/null
+  python3 - "$out" "$3" "$(cpu_s)" "$2" >> "$RESULTS" <<'PY'
 import csv, json, sys
-d, mode = sys.argv[1], sys.argv[2]
+d, mode, label = sys.argv[1], sys.argv[2], sys.argv[4]
 m = json.load(open(f"{d}/summary.json"))["models"][0]
 # The generator's CPU over the run itself (the summary's meter), not the charts and report
 # that `run` renders afterwards, which /usr/bin/time would add to every request.
 cpu = m["resources"]["generator"]["cpu_s"]
 requests = sum(int(r["sent"]) for r in csv.DictReader(open(f"{d}/timeseries.csv")))
-print(f"{mode}\tpushbench\t{m['achieved_rate']:.0f}\t{m['latency_us']['p50']}\t{m['latency_us']['p99']}\t{cpu / requests * 1e6:.2f}")
+print(f"{mode}\t{label}\t{m['achieved_rate']:.0f}\t{m['latency_us']['p50']}\t{m['latency_us']['p99']}\t{cpu / requests * 1e6:.2f}")
 rows = list(csv.DictReader(open(f"{d}/timeseries.csv")))
 offered = sum(int(r["offered"]) for r in rows)
 ended = sum(int(r["delivered"]) + int(r.get("failed") or 0) + int(r.get("abandoned") or 0) for r in rows)
 sat = m.get("saturation") or {}
-print(f"  {mode}: events {m['events']} delivered {m['delivered']} failed {m['failed']} "
+print(f"  {label} {mode}: events {m['events']} delivered {m['delivered']} failed {m['failed']} "
       f"(dropped {m['dropped']}, unfinished {m['unfinished']}) abandoned {m['abandoned']}; "
       f"timeseries offered {offered} ended {ended}; generator CPU {cpu:.1f} s; "
       f"saturation: {sat.get('reason', '-')}", file=sys.stderr)
@@ -244,6 +253,11 @@ for mode in ["keepalive", "fresh", "fixed", "overload", "overload-fresh", "tls-k
         p = by.get((mode, peer))
         if pb and p:
             print(f"  {mode:<10} vs {peer:<4} {mean(pb['rate']) / mean(p['rate']):.3f}")
+for (mode, tool), base in sorted(by.items()):
+    pb = by.get((mode, "pushbench"))
+    if tool == "baseline" and pb:
+        print(f"  {mode:<10} this build vs baseline {mean(pb['rate']) / mean(base['rate']):.3f} "
+              f"(CPU {mean(pb['cpu']):.2f} vs {mean(base['cpu']):.2f} us/req)")
 full, res = by.get(("tls-fresh-full", "pushbench")), by.get(("tls-fresh", "pushbench"))
 if full and res:
     print(f"  pushbench tls-fresh-full (resume = false) vs its tls-fresh (resumed): {mean(full['rate']) / mean(res['rate']):.3f}")
