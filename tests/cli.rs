@@ -606,3 +606,44 @@ fn serve_ws_with_a_token_admits_it_in_the_query_and_refuses_a_wrong_one() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
 }
+
+#[test]
+fn an_interrupted_websocket_run_reports_its_send_rate_over_the_time_it_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "ws-long.toml",
+        "[workload]\nevents_per_second = 200\nsubscribers = 50\nwarmup = \"0s\"\nduration = \"60s\"\n[websocket]\nmode = \"push\"\n",
+    );
+    let out_dir = dir.path().join("out");
+    let mut child = common::spawn_pushbench(
+        &[
+            "run",
+            &file,
+            "--progress",
+            "plain",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let (_, stderr) = common::stderr_until(
+        &mut child,
+        |l| l.contains("websocket:") && !l.trim_end().ends_with(" 0 ok"),
+        "a progress line showed deliveries",
+    );
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let (out, stderr) = common::finish(child, stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let sent_per_s = summary["models"][0]["saturation"]["sent_per_s"]
+        .as_f64()
+        .unwrap();
+    // Over the seconds it ran, not the 60 s it was scheduled for (that would read ~10/s).
+    assert!(
+        (120.0..=260.0).contains(&sent_per_s),
+        "sent per second: {sent_per_s}"
+    );
+}

@@ -101,6 +101,9 @@ pub struct RunContext {
     pub interval_ns: u64,
     /// Set on Ctrl-C.
     pub interrupted: Arc<AtomicBool>,
+    /// When the run was told to stop early (Ctrl-C, SIGTERM, a worker that died), monotonic
+    /// ns; 0 while it runs to its end.
+    pub stopped_mono: Arc<std::sync::atomic::AtomicU64>,
     /// `timeseries.csv`.
     pub timeseries: csv::Writer<File>,
     /// `percentiles.csv`.
@@ -120,9 +123,22 @@ impl RunContext {
         }
     }
 
-    /// True when the run ended before its schedule did (Ctrl-C, SIGTERM, a worker died).
-    pub fn cut_short(&self) -> bool {
-        self.interrupted.load(std::sync::atomic::Ordering::Relaxed) || self.incomplete.is_some()
+    /// When the run ended before its schedule did (Ctrl-C, SIGTERM, a worker died): the
+    /// instant it was told to stop (monotonic ns). Rates of a run cut short are over the time
+    /// until then, not over the time it took to wind down.
+    pub fn cut_short_at(&self) -> Option<u64> {
+        let at = self.stopped_mono.load(std::sync::atomic::Ordering::Relaxed);
+        (at > 0).then_some(at)
+    }
+
+    /// Records the instant the run was told to stop early (the first one stays).
+    pub fn mark_stopped(&self) {
+        let _ = self.stopped_mono.compare_exchange(
+            0,
+            crate::clock::mono_ns(),
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Records a warning once and prints it.

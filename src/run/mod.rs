@@ -128,6 +128,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport, Ru
         progress: opts.progress,
         interval_ns: opts.interval_ns,
         interrupted: Arc::new(AtomicBool::new(false)),
+        stopped_mono: Default::default(),
         warnings: Vec::new(),
         incomplete: None,
     };

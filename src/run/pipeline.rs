@@ -270,6 +270,7 @@ impl Pipeline {
             let closed = match report {
                 Some(report) => {
                     if report.died && !stop.swap(true, Ordering::Relaxed) {
+                        ctx.mark_stopped();
                         // The rest wind down as on Ctrl-C; the run ends incomplete.
                         died_at_s.get_or_insert(elapsed_s());
                         progress.note(&format!(
@@ -432,6 +433,7 @@ mod tests {
             progress: ProgressMode::Off,
             interval_ns: 1_000_000_000,
             interrupted: Arc::new(AtomicBool::new(false)),
+            stopped_mono: Default::default(),
             timeseries: crate::record::results::timeseries_writer(dir).unwrap(),
             percentiles: crate::record::results::percentiles_writer(dir).unwrap(),
             warnings: Vec::new(),

@@ -52,6 +52,7 @@ impl Interrupts {
                     return r;
                 }
                 _ = &mut self.signal => {
+                    ctx.mark_stopped();
                     if ctx.interrupted.swap(true, Ordering::Relaxed) {
                         eprintln!("interrupted again: exiting without writing the summary");
                         std::process::exit(130);

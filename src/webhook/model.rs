@@ -300,11 +300,10 @@ async fn drive(
     // Summary.
     let g = &rec.measured;
     let all = &rec.all;
-    let measured_s = if ctx.cut_short() {
-        ((mono_ns().saturating_sub(start_mono)) as f64 / 1e9 - warmup_s)
-            .clamp(1e-9, w.duration_ns as f64 / 1e9)
-    } else {
-        w.duration_ns as f64 / 1e9
+    let measured_s = match ctx.cut_short_at() {
+        Some(at) => (at.saturating_sub(start_mono) as f64 / 1e9 - warmup_s)
+            .clamp(1e-9, w.duration_ns as f64 / 1e9),
+        None => w.duration_ns as f64 / 1e9,
     };
     let scheduled_measured = w.measured_deliveries(scenario.seed);
     let builtin = target.is_some();

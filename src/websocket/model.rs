@@ -387,6 +387,12 @@ async fn drive(
     let g = &rec.measured;
     let all = &rec.all;
     let duration_s = w.duration_ns as f64 / 1e9;
+    // A run cut short (Ctrl-C, a worker that died) measured only until it stopped.
+    let measured_s = match ctx.cut_short_at() {
+        Some(at) => (at.saturating_sub(events_start_mono + w.warmup_ns) as f64 / 1e9)
+            .clamp(1e-9, duration_s),
+        None => duration_s,
+    };
     let scheduled = if cfg.mode == WsMode::Idle || external_push {
         0
     } else {
@@ -446,11 +452,11 @@ async fn drive(
             dropped: g.get(Counter::Unfinished),
             // Blocked time after the window (the drain) counts too: clamp to the whole window.
             target_pushback: Some(
-                (g.get(Counter::PublishBlockedNs) as f64 / 1e9 / duration_s.max(1e-9)).min(1.0),
+                (g.get(Counter::PublishBlockedNs) as f64 / 1e9 / measured_s.max(1e-9)).min(1.0),
             ),
             ..rec.send_figures(
                 (!matches!(w.shape, crate::schedule::Shape::Max)).then_some(target_rate),
-                duration_s,
+                measured_s,
                 // Fleet workers plus the controller that publishes.
                 (workers + 1) as f64,
                 servers.is_some_and(|s| !s.pids.is_empty()),
@@ -464,7 +470,7 @@ async fn drive(
         // does not count as keeping up.
         achieved_rate: rec.window.rate().unwrap_or(
             delivered as f64
-                / duration_s.max(
+                / measured_s.max(
                     driver
                         .last_delivery_mono
                         .saturating_sub(events_start_mono + w.warmup_ns) as f64
