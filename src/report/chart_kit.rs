@@ -272,9 +272,14 @@ impl<XV, YV> Frame<'_, XV, YV> {
     }
 }
 
-/// A whole number, for ticks.
+/// A tick: a whole number, or one decimal where the axis is short enough for fractional ticks
+/// (a 2 s run, a count that never passed 1), so that no two ticks read the same.
 pub fn whole(v: &f64) -> String {
-    format!("{v:.0}")
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
 }
 
 /// Milliseconds as a short figure with its unit (`850us`, `1.24ms`).
