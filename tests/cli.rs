@@ -247,17 +247,7 @@ fn interrupted_run_writes_results(signal: i32) {
         "name = \"long\"\n[workload]\nevents_per_second = 200\nduration = \"60s\"\n[webhook]\n",
     );
     let out_dir = dir.path().join("out");
-    let mut child = common::spawn_pushbench(
-        &[
-            "run",
-            &long,
-            "--progress",
-            "plain",
-            "--out",
-            out_dir.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let mut child = start_run(dir.path(), &long, &out_dir);
     // Signal once the run shows its first interval: it is under way, whatever the machine's
     // speed. The progress line says how many deliveries were measured so far.
     let (first, stderr) = common::stderr_until(
@@ -443,6 +433,26 @@ fn serve_ws_runs_several_processes_on_one_port_that_echo_and_stop_on_sigterm() {
     }
 }
 
+/// `pushbench run FILE --progress plain --out OUT_DIR` in `dir`, its output piped.
+fn start_run(dir: &Path, file: &str, out_dir: &Path) -> std::process::Child {
+    common::spawn_pushbench(
+        &[
+            "run",
+            file,
+            "--progress",
+            "plain",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        dir,
+    )
+}
+
+/// A plain progress line of the WebSocket model once events are being delivered.
+fn delivering_websocket(line: &str) -> bool {
+    line.contains("websocket:") && !line.trim_end().ends_with(" 0 ok")
+}
+
 /// The PIDs of `parent`'s children whose command line holds `words` in order.
 fn children_running(parent: u32, words: &[&str]) -> Vec<i32> {
     let mut pids = Vec::new();
@@ -480,22 +490,12 @@ fn a_fleet_worker_process_that_dies_ends_the_run_with_exit_3_and_the_results_so_
         "[workload]\nevents_per_second = 300\nsubscribers = 300\nwarmup = \"0s\"\nduration = \"20s\"\n[websocket]\nmode = \"push\"\nconnections_per_worker = 100\n",
     );
     let out_dir = dir.path().join("out");
-    let mut child = common::spawn_pushbench(
-        &[
-            "run",
-            &file,
-            "--progress",
-            "plain",
-            "--out",
-            out_dir.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let mut child = start_run(dir.path(), &file, &out_dir);
     // Kill one worker process once the progress shows deliveries (the way the OOM killer
     // would), then read the rest.
     let (_, stderr) = common::stderr_until(
         &mut child,
-        |l| l.contains("websocket:") && !l.trim_end().ends_with(" 0 ok"),
+        delivering_websocket,
         "a progress line showed deliveries",
     );
     let workers = children_running(child.id(), &["worker", "websocket"]);
@@ -616,20 +616,10 @@ fn an_interrupted_websocket_run_reports_its_send_rate_over_the_time_it_ran() {
         "[workload]\nevents_per_second = 200\nsubscribers = 50\nwarmup = \"0s\"\nduration = \"60s\"\n[websocket]\nmode = \"push\"\n",
     );
     let out_dir = dir.path().join("out");
-    let mut child = common::spawn_pushbench(
-        &[
-            "run",
-            &file,
-            "--progress",
-            "plain",
-            "--out",
-            out_dir.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let mut child = start_run(dir.path(), &file, &out_dir);
     let (_, stderr) = common::stderr_until(
         &mut child,
-        |l| l.contains("websocket:") && !l.trim_end().ends_with(" 0 ok"),
+        delivering_websocket,
         "a progress line showed deliveries",
     );
     // SAFETY: signalling the child this test started.

@@ -96,7 +96,7 @@ pub struct Handshake {
 pub struct Conn {
     stream: Stream,
     /// Set by [`Conn::start_tls`] until the handshake runs (at the first exchange).
-    pending_tls: Option<ClientTls>,
+    pending_tls: Option<std::sync::Arc<ClientTls>>,
     /// The handshake, until [`Conn::take_handshake`] takes it.
     handshake: Option<Handshake>,
     buf: Box<[u8]>,
@@ -179,9 +179,10 @@ impl Conn {
     pub fn start_tls(
         addr: SocketAddr,
         buf: Option<Box<[u8]>>,
-        tls: &ClientTls,
+        tls: &std::sync::Arc<ClientTls>,
     ) -> Result<Self, ErrorKind> {
         let mut conn = Self::start(addr, buf)?;
+        // Shared: the handshake copies the server name once (tokio-rustls owns it), no more.
         conn.pending_tls = Some(tls.clone());
         Ok(conn)
     }
@@ -223,7 +224,7 @@ impl Conn {
 
     /// Waits for the TCP connection, then runs the TLS handshake; failures are the
     /// connection's.
-    async fn open_tls(&mut self, tls: ClientTls) -> Result<(), Failure> {
+    async fn open_tls(&mut self, tls: std::sync::Arc<ClientTls>) -> Result<(), Failure> {
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Opening) else {
             return Err(Failure::Connect(ErrorKind::Tls));
         };

@@ -230,7 +230,7 @@ async fn drive(
         payload_bytes: w.payload_bytes,
         run_id,
         seed: scenario.seed,
-        tls,
+        tls: tls.map(Arc::new),
         headers: cfg.headers.clone(),
     });
     let schedule = Arc::new(w.schedule(scenario.seed));

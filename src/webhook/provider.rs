@@ -77,7 +77,7 @@ pub struct DeliverySpec {
     /// Seed for retry jitter.
     pub seed: u64,
     /// TLS, for an `https` target.
-    pub tls: Option<crate::tls::ClientTls>,
+    pub tls: Option<Arc<crate::tls::ClientTls>>,
     /// Extra headers from the scenario.
     pub headers: Vec<crate::scenario::ExtraHeader>,
 }
@@ -648,14 +648,18 @@ async fn attempt(
     };
     let done_ns = mono_ns();
     // Also when the answer then timed out: the connection itself came up.
-    if let Some(c) = link.conn.as_mut() {
+    let (connected, handshake) = match link.conn.as_mut() {
+        Some(c) => (c.take_connected(), c.take_handshake()),
+        None => (None, None),
+    };
+    if connected.is_some() || handshake.is_some() {
         let mut stats = local.stats.borrow_mut();
         let p = &mut stats.phases[phase];
-        if let Some((from, to)) = c.take_connected() {
+        if let Some((from, to)) = connected {
             record_ns(&mut p.connect, from, to);
             p.bump(Counter::Connects, 1);
         }
-        if let Some(h) = c.take_handshake() {
+        if let Some(h) = handshake {
             record_ns(&mut p.tls_handshake, h.from, h.to);
             p.bump(
                 if h.resumed {

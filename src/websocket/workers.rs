@@ -103,7 +103,8 @@ pub fn forward_stop(
     std::thread::Builder::new()
         .name("ws-worker-stop".into())
         .spawn(move || {
-            while !done.load(Ordering::Relaxed) {
+            // Thread workers see the flag themselves: nothing to pass on.
+            while !pids.is_empty() && !done.load(Ordering::Relaxed) {
                 if stop.load(Ordering::Relaxed) {
                     for &pid in &pids {
                         // SAFETY: signalling a child of ours that has not been reaped yet.
