@@ -16,6 +16,8 @@
 #     rate must hold as the offer grows, every event accounted, and the summary must say the
 #     generator saturated.
 # SKIP_SCALE=1 skips (a) and (b), SKIP_ECHO=1 skips (c), SKIP_OVERLOAD=1 skips (d).
+# TLS=1 runs every part over wss (the built-in server with a certificate made for the run;
+# TLS_RESUME=0 makes every connection a full handshake) and reports the handshakes.
 # Past one process's open-files limit the fleet and the server spread over processes by
 # themselves; each fleet worker connects from its own loopback addresses.
 set -euo pipefail
@@ -24,6 +26,11 @@ CONNS=${1:-100000}
 PUSH_CONNS=${2:-50000}
 PUSH_RATE=${3:-20000}
 CONNECT_RATE=${CONNECT_RATE:-20000}
+case "${TLS:-0}:${TLS_RESUME:-1}" in
+  1:0) TLS_LINE='tls = { resume = false }' ;;
+  1:*) TLS_LINE='tls = true' ;;
+  *) TLS_LINE='' ;;
+esac
 # PUSHBENCH_BIN: a prebuilt binary (e.g. on a machine without cargo).
 if [ -n "${PUSHBENCH_BIN:-}" ]; then
   PB=$PUSHBENCH_BIN
@@ -49,6 +56,10 @@ print(f"  connections held {m['connections']['peak']} of {m['connections']['targ
 print(f"  all connected in {w['ramp_s']:.2f} s = {w['connects_per_s']:.0f} connections/s, "
       f"connect p50 {m['connect_us']['p50']} us p99 {m['connect_us']['p99']} us")
 print(f"  memory per connection: generator {mem['generator']:.0f} B, server {mem['target']:.0f} B")
+if m.get("tls"):
+    t, h = m["tls"], m["tls_handshake_us"]
+    print(f"  TLS {t['version']} {t['cipher']}: {t['full']} full + {t['resumed']} resumed handshakes, "
+          f"handshake p50 {h['p50']} us p99 {h['p99']} us")
 if m["events"]:
     print(f"  events {m['events']}, delivered {m['delivered']} ({m['achieved_rate']:.0f}/s), "
           f"lost {m['failed']}, gaps {w['gaps']}, late sends {m['late_sends']}")
@@ -68,6 +79,7 @@ events_per_second = 1
 subscribers = $CONNS
 duration = "10s"
 [websocket]
+$TLS_LINE
 mode = "idle"
 connect_rate = $CONNECT_RATE
 ping_interval = "30s"
@@ -85,6 +97,7 @@ payload_bytes = 256
 duration = "10s"
 warmup = "2s"
 [websocket]
+$TLS_LINE
 mode = "push"
 connect_rate = $CONNECT_RATE
 ping_interval = "30s"
@@ -105,6 +118,7 @@ payload_bytes = 64
 duration = "5s"
 warmup = "1s"
 [websocket]
+$TLS_LINE
 mode = "echo"
 TOML
   "$PB" run "$WORK/echo-$rate.toml" --progress off --out "$WORK/echo-$rate" > /dev/null
@@ -120,6 +134,7 @@ payload_bytes = 64
 duration = "5s"
 warmup = "1s"
 [websocket]
+$TLS_LINE
 mode = "echo"
 TOML
 "$PB" run "$WORK/echo-max.toml" --progress off --out "$WORK/echo-max" > /dev/null
@@ -149,6 +164,7 @@ payload_bytes = 64
 duration = "5s"
 warmup = "1s"
 [websocket]
+$TLS_LINE
 mode = "push"
 ping_interval = "30s"
 TOML

@@ -183,6 +183,9 @@ pub enum ServeTarget {
         /// Bearer TOKEN, or ?token=TOKEN); others get 401.
         #[arg(long)]
         token_env: Option<String>,
+        /// TLS (wss://).
+        #[command(flatten)]
+        tls: TlsServeArgs,
     },
     /// A bare HTTP sink that answers 204 to everything (neutral target for speed comparisons).
     Sink {

@@ -60,12 +60,23 @@ pub fn webhook_options(args: &WebhookServeArgs) -> Result<(SocketAddr, ReceiverO
 pub fn server_tls(
     args: &crate::cli::TlsServeArgs,
 ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, String> {
+    server_identity(args)?
+        .map(|id| id.server_config())
+        .transpose()
+}
+
+/// The certificate and key `--tls-cert/--tls-key` or `--tls-self-signed` ask for, checked.
+pub fn server_identity(
+    args: &crate::cli::TlsServeArgs,
+) -> Result<Option<crate::tls::Identity>, String> {
     match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Ok(Some(
-            crate::tls::Identity::from_files(cert, key)
-                .and_then(|id| id.server_config())
-                .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?,
-        )),
+        (Some(cert), Some(key)) => {
+            let id = crate::tls::Identity::from_files(cert, key)
+                .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+            id.server_config()
+                .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+            Ok(Some(id))
+        }
         _ if args.tls_self_signed => {
             let id = crate::tls::Identity::generate()?;
             let ca = std::env::temp_dir().join(format!("pushbench-ca-{}.pem", std::process::id()));
@@ -75,7 +86,7 @@ pub fn server_tls(
                 "TLS with a certificate for localhost and 127.0.0.1 made now; trust its CA: {}",
                 ca.display()
             );
-            Ok(Some(id.server_config()?))
+            Ok(Some(id))
         }
         _ => Ok(None),
     }
@@ -94,9 +105,15 @@ pub async fn serve_webhook(addr: SocketAddr, opts: ReceiverOptions) -> std::io::
 }
 
 /// `serve ws`: one server process here, or several children sharing the port.
-/// With `token`, upgrades without it get 401.
-pub fn serve_ws(addr: SocketAddr, processes: usize, token: Option<String>) -> Result<(), String> {
+/// With `token`, upgrades without it get 401; with `tls`, it serves `wss://`.
+pub fn serve_ws(
+    addr: SocketAddr,
+    processes: usize,
+    token: Option<String>,
+    tls: Option<crate::tls::Identity>,
+) -> Result<(), String> {
     warn_if_exposed(addr);
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     if processes <= 1 {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -106,8 +123,9 @@ pub fn serve_ws(addr: SocketAddr, processes: usize, token: Option<String>) -> Re
         return local.block_on(&rt, async move {
             let (listener, control) = crate::servers::ws_server::bind(addr)
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let tls = tls.map(|id| id.server_config()).transpose()?;
             println!(
-                "pushbench websocket server listening on ws://{} control {}",
+                "pushbench websocket server listening on {scheme}://{} control {}",
                 listener.local_addr().map_err(|e| e.to_string())?,
                 control.local_addr().map_err(|e| e.to_string())?
             );
@@ -118,6 +136,7 @@ pub fn serve_ws(addr: SocketAddr, processes: usize, token: Option<String>) -> Re
                 control,
                 crate::servers::ws_server::WsServerOptions {
                     token,
+                    tls,
                     ..Default::default()
                 },
                 shutdown_signal(),
@@ -132,9 +151,10 @@ pub fn serve_ws(addr: SocketAddr, processes: usize, token: Option<String>) -> Re
         processes,
         addr.ip(),
         token.as_deref(),
+        tls.as_ref(),
     )?;
     println!(
-        "pushbench websocket server: {processes} processes on ws://{}",
+        "pushbench websocket server: {processes} processes on {scheme}://{}",
         servers.addr
     );
     for c in &servers.controls {

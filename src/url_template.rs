@@ -32,13 +32,14 @@ impl UrlTemplate {
         }
     }
 
-    /// The built-in WebSocket server's URL on a given port.
-    pub fn builtin_ws(port: u16) -> Self {
+    /// The built-in WebSocket server's URL on a given port (`wss://` when `secure`).
+    pub fn builtin_ws(port: u16, secure: bool) -> Self {
+        let scheme = if secure { "wss" } else { "ws" };
         Self {
-            raw: format!("ws://127.0.0.1:{port}/ws/{{subscriber}}"),
+            raw: format!("{scheme}://127.0.0.1:{port}/ws/{{subscriber}}"),
             host: "127.0.0.1".into(),
             port,
-            secure: false,
+            secure,
             path_prefix: "/ws/".into(),
             path_suffix: Some(String::new()),
         }

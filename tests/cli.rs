@@ -390,12 +390,16 @@ fn serve_ws_runs_several_processes_on_one_port_that_echo_and_stop_on_sigterm() {
         use pushbench::websocket::frame::{self, OpCode};
         // Several connections, so both processes are likely to answer some of them.
         for sub in 0..8u64 {
-            let mut s = tcp_connect(addr, None).await.unwrap();
-            let url = pushbench::scenario::UrlTemplate::builtin_ws(addr.port());
-            let early = handshake(&mut s, "t", &url, &[], sub, [sub as u8; 16])
+            let wire = pushbench::websocket::client::ClientWire::new(
+                tcp_connect(addr, None).await.unwrap(),
+                None,
+            );
+            let url = pushbench::scenario::UrlTemplate::builtin_ws(addr.port(), false);
+            handshake(&wire, "t", &url, &[], sub, [sub as u8; 16])
                 .await
                 .unwrap();
-            assert!(early.is_empty());
+            assert!(wire.partial.borrow().is_empty());
+            let s = &wire.stream;
             let mut out = Vec::new();
             frame::encode(&mut out, OpCode::Binary, b"ping-pong", Some([1, 2, 3, 4]));
             s.writable().await.unwrap();

@@ -417,8 +417,15 @@ fn websocket_mistakes_are_named() {
     assert!(has(&p, "websocket.mode", 5, "\"push\""), "{p:?}");
     let p = problems(&base("url = \"http://x:1/ws\""));
     assert!(has(&p, "websocket.url", 5, "ws://"), "{p:?}");
-    let p = problems(&base("url = \"wss://x:1/ws\""));
-    assert!(has(&p, "websocket.url", 5, "wss is not supported"), "{p:?}");
+    let wss = parse(&base("url = \"wss://x:1/ws\""), "t", &env).expect("wss is spoken");
+    let ws = wss.websocket.unwrap();
+    assert_eq!(ws.tls, Some(scenario::TlsSettings::default()));
+    let p = problems(&base("url = \"ws://x:1/ws\"\ntls = { verify = false }"));
+    assert!(has(&p, "websocket.tls", 6, "plaintext"), "{p:?}");
+    let p = problems(&base(
+        "url = \"wss://x:1/ws\"\ntls = { ca_file = \"/nonexistent/ca.pem\" }",
+    ));
+    assert!(has(&p, "websocket.tls.ca_file", 6, "no such file"), "{p:?}");
     let p = problems(&base("connect_rate = 0"));
     assert!(
         has(&p, "websocket.connect_rate", 5, "greater than 0"),

@@ -1,6 +1,7 @@
-//! Webhooks over TLS: the built-in receiver serving a certificate made for the run, every
-//! handshake timed and counted (full or resumed), and a probe that stops a run whose target
-//! cannot be trusted with a message naming the key to change.
+//! Webhooks and WebSockets over TLS: the built-in receiver and WebSocket server serving a
+//! certificate made for the run, every handshake timed and counted (full or resumed), and a
+//! probe that stops a run whose target cannot be trusted with a message naming the key to
+//! change.
 
 mod common;
 
@@ -72,6 +73,64 @@ async fn keep_alive_over_tls_handshakes_once_per_connection_and_counts_tls_bytes
         m.bytes_per_event,
         plain.bytes_per_event
     );
+}
+
+fn websocket(report: &pushbench::run::RunReport) -> &pushbench::record::results::ModelSummary {
+    report
+        .summary
+        .models
+        .iter()
+        .find(|m| m.model.name() == "websocket")
+        .expect("websocket model ran")
+}
+
+fn wss_run(extra: &str) -> String {
+    format!(
+        "[workload]\nevents_per_second = 200\nsubscribers = 40\nduration = \"1s\"\nwarmup = \"0s\"\n[websocket]\n{extra}\n"
+    )
+}
+
+#[tokio::test]
+async fn wss_push_handshakes_once_per_connection_and_its_records_are_on_the_wire() {
+    let (report, dir) = run_in_process(&scenario(&wss_run("tls = true"))).await;
+    let m = websocket(&report);
+    assert_eq!((m.delivered, m.failed), (200, 0), "{:?}", m.errors);
+    let tls = m.tls.as_ref().expect("a tls block");
+    assert_eq!(tls.version, "TLSv1.3");
+    assert_eq!(m.connections.opened, 40);
+    assert_eq!(tls.full + tls.resumed, 40, "one handshake per connection");
+    assert_eq!(m.tls_handshake_us.count, 40, "each one timed");
+    assert!(tls.full >= 1, "the first one cannot resume: {tls:?}");
+    let csv = std::fs::read_to_string(dir.path().join("out/percentiles.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("websocket,tls_handshake,") || l.contains(",tls_handshake,")),
+        "{csv}"
+    );
+
+    let (plain, _dir) = run_in_process(&scenario(&wss_run(""))).await;
+    let plain = websocket(&plain);
+    assert!(plain.tls.is_none() && plain.tls_handshake_us.count == 0);
+    assert!(
+        m.bytes_per_event > plain.bytes_per_event + 20.0,
+        "each event is a record (header and tag) and the handshakes count: {} vs {} bytes",
+        m.bytes_per_event,
+        plain.bytes_per_event
+    );
+}
+
+#[tokio::test]
+async fn wss_echo_of_messages_larger_than_a_record_comes_back_whole_and_in_order() {
+    // 40,000 bytes: three TLS records each way, split across reads.
+    let (report, _dir) = run_in_process(&scenario(
+        "[workload]\nevents_per_second = 100\nsubscribers = 4\nduration = \"1s\"\nwarmup = \"0s\"\npayload_bytes = 40000\n[websocket]\nmode = \"echo\"\ntls = true\n",
+    ))
+    .await;
+    let m = websocket(&report);
+    let ws = m.websocket.as_ref().unwrap();
+    assert_eq!((m.delivered, m.failed), (100, 0), "{:?}", m.errors);
+    assert_eq!((ws.gaps, ws.reordered), (0, 0));
+    assert!(m.bytes_per_event > 80_000.0, "{}", m.bytes_per_event);
 }
 
 /// `pushbench serve webhook` (no signature check) with `args`; returns the child, the address
@@ -276,4 +335,71 @@ fn a_missing_ca_file_is_a_scenario_error_with_its_key_and_line() {
             && err.contains("no such file"),
         "{err}"
     );
+}
+
+fn run_ws_against(dir: &Path, url: &str, tls: &str) -> Output {
+    let file = dir.join("ws.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[workload]\nevents_per_second = 40\nsubscribers = 8\nduration = \"1s\"\n[websocket]\nurl = \"{url}\"\nmode = \"echo\"\n{tls}\n"
+        ),
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args(["run", file.to_str().unwrap(), "--progress", "off", "--out"])
+        .arg(dir.join(format!("ws-{}", tls.len())))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn serve_ws_speaks_wss_and_an_untrusted_certificate_names_the_key_to_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, addr, ca) = serve_target(&["ws", "--tls-self-signed"]);
+    let ca = ca.expect("the CA's path");
+    let addr = addr.split_whitespace().next().unwrap().to_string();
+    let url = format!("wss://{addr}/ws/{{subscriber}}");
+
+    let out = run_ws_against(dir.path(), &url, "");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("not signed by a trusted CA") && err.contains("tls.ca_file"),
+        "{err}"
+    );
+
+    let trusted = format!("tls = {{ ca_file = \"{ca}\" }}");
+    let out = run_ws_against(dir.path(), &url, &trusted);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.path()
+                .join(format!("ws-{}/summary.json", trusted.len())),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let m = &summary["models"][0];
+    assert_eq!(m["model"], "websocket");
+    assert_eq!(
+        (m["delivered"].as_u64(), m["failed"].as_u64()),
+        (Some(40), Some(0)),
+        "{m}"
+    );
+    assert_eq!(
+        m["tls"]["full"].as_u64().unwrap() + m["tls"]["resumed"].as_u64().unwrap(),
+        8
+    );
+
+    // A ws:// url against it: every connect fails, and says it met TLS.
+    let plain = run_ws_against(dir.path(), &format!("ws://{addr}/ws/{{subscriber}}"), "");
+    let out = String::from_utf8_lossy(&plain.stdout);
+    assert!(out.contains("(tls "), "{out}");
+    stop(server);
 }

@@ -182,6 +182,7 @@ pub fn execute(command: Command) -> Outcome {
                     listen,
                     processes,
                     token_env,
+                    tls,
                 },
         } => match token_env
             .map(|var| {
@@ -189,8 +190,10 @@ pub fn execute(command: Command) -> Outcome {
                     .map_err(|_| format!("--token-env: environment variable `{var}` is not set"))
             })
             .transpose()
-            .and_then(|token| crate::serve::serve_ws(listen, processes, token))
-        {
+            .and_then(|token| {
+                let identity = crate::serve::server_identity(&tls)?;
+                crate::serve::serve_ws(listen, processes, token, identity)
+            }) {
             Ok(()) => Outcome::Ok,
             Err(e) => {
                 eprintln!("error: {e}");

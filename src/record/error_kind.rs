@@ -98,4 +98,12 @@ impl ErrorKind {
             _ => Self::Io,
         }
     }
+
+    /// A failed TLS handshake: the socket's kind when the socket failed, else `Tls`.
+    pub fn from_handshake(e: &io::Error) -> Self {
+        match Self::from_io(e) {
+            Self::Io => Self::Tls,
+            kind => kind,
+        }
+    }
 }

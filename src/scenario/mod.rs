@@ -246,7 +246,7 @@ pub enum WebhookTarget {
 /// TLS of a model's connections: `tls = { ca_file, verify, server_name, resume }` with an
 /// `https://` url, or `tls = true` (or the table) with `url = "builtin"`, which then serves TLS
 /// with a certificate made for the run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TlsSettings {
     /// PEM certificates to trust beside the platform's roots.
     pub ca_file: Option<std::path::PathBuf>,
@@ -450,6 +450,8 @@ pub struct WebSocketConfig {
     pub sequence_field: Option<String>,
     /// Extra headers on the upgrade request, in file order.
     pub headers: Vec<ExtraHeader>,
+    /// TLS (`wss://`, or `tls` with the built-in server); `None` = plaintext.
+    pub tls: Option<TlsSettings>,
 }
 
 /// One thing wrong with a scenario file.

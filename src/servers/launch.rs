@@ -357,17 +357,19 @@ impl RunningWsServers {
 }
 
 fn parse_ws_banner(line: &str) -> Option<(SocketAddr, SocketAddr)> {
-    let rest = line.split_once("ws://")?.1;
+    let rest = line.split_once(" on ")?.1.split_once("://")?.1;
     let (ws, control) = rest.split_once(" control ")?;
     Some((ws.trim().parse().ok()?, control.trim().parse().ok()?))
 }
 
-/// Starts `processes` WebSocket servers on one port (the first picks a free one on `ip`).
+/// Starts `processes` WebSocket servers on one port (the first picks a free one on `ip`);
+/// with `tls`, they serve TLS with that identity.
 pub fn launch_ws_servers(
     launch: &TargetLaunch,
     processes: usize,
     ip: std::net::IpAddr,
     token: Option<&str>,
+    tls: Option<&crate::tls::Identity>,
 ) -> Result<RunningWsServers, String> {
     let mut servers = RunningWsServers {
         addr: SocketAddr::new(ip, 0),
@@ -394,6 +396,16 @@ pub fn launch_ws_servers(
                 if let Some(t) = token {
                     cmd.env(WS_TOKEN_ENV, t).args(["--token-env", WS_TOKEN_ENV]);
                 }
+                // Read before the start-up line, removed after it (as for the receiver).
+                let tls_files = match tls {
+                    Some(id) => {
+                        let files = TlsFiles::write(id)?;
+                        cmd.arg("--tls-cert").arg(&files.cert);
+                        cmd.arg("--tls-key").arg(&files.key);
+                        Some(files)
+                    }
+                    None => None,
+                };
                 // SAFETY: prctl and setpgid are async-signal-safe.
                 unsafe {
                     cmd.pre_exec(|| {
@@ -407,6 +419,7 @@ pub fn launch_ws_servers(
                     .map_err(|e| format!("cannot start the built-in WebSocket server: {e}"))?;
                 let line = startup_line(child.stdout.take().expect("piped"), STARTUP_TIMEOUT)
                     .unwrap_or_else(|e| e);
+                drop(tls_files);
                 let Some((addr, control)) = parse_ws_banner(&line) else {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -425,6 +438,7 @@ pub fn launch_ws_servers(
                 let (shutdown, stop_rx) = tokio::sync::oneshot::channel::<()>();
                 let opts = super::ws_server::WsServerOptions {
                     token: token.map(str::to_string),
+                    tls: tls.map(|id| id.server_config()).transpose()?,
                     ..Default::default()
                 };
                 let thread = std::thread::Builder::new()

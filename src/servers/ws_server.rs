@@ -23,12 +23,14 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+use tokio_rustls::server::TlsStream;
 
 use super::guard::{ConnLimits, Ending, Guarded};
 use crate::record::results::ServerStats;
-use crate::websocket::client::{flush_queue, send_or_queue};
+use crate::tls::session::ServerSession;
 use crate::websocket::frame::{self, OpCode};
 use crate::websocket::proto::{tag, Control, Event, CONTROL_RECORD};
+use crate::websocket::wire::Wire;
 
 /// Limits of one server process.
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub struct WsServerOptions {
     pub handshake: ConnLimits,
     /// Upgrades must carry `Authorization: Bearer <token>` or `?token=<token>`; others get 401.
     pub token: Option<String>,
+    /// Serve TLS (`wss://`) with this configuration.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Default for WsServerOptions {
@@ -50,6 +54,7 @@ impl Default for WsServerOptions {
             max_pending_bytes: 1 << 20,
             handshake: ConnLimits::default(),
             token: None,
+            tls: None,
         }
     }
 }
@@ -66,9 +71,7 @@ enum End {
 struct Conn {
     id: u64,
     subscriber: u32,
-    stream: TcpStream,
-    pending: RefCell<Vec<u8>>,
-    partial: RefCell<Vec<u8>>,
+    wire: Wire<ServerSession>,
     /// State of a fragmented message in progress.
     message: Cell<frame::MessageCheck>,
     wake: Notify,
@@ -89,16 +92,11 @@ struct Server {
     stalled: Cell<bool>,
 }
 
-thread_local! {
-    /// Read scratch for every connection of this thread: a read never awaits while holding it.
-    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; 64 * 1024]);
-}
-
 impl Conn {
     /// Sends a frame now if the socket takes it, else queues it; false if it had to be dropped.
     fn send(&self, bytes: &[u8], max_pending: usize) -> bool {
-        match send_or_queue(&self.stream, &self.pending, bytes, max_pending) {
-            Some(wake) => {
+        match self.wire.send(bytes, max_pending) {
+            Some((_, wake)) => {
                 if wake {
                     self.wake.notify_one();
                 }
@@ -109,7 +107,7 @@ impl Conn {
     }
 
     fn flush(&self) -> io::Result<()> {
-        flush_queue(&self.stream, &self.pending)
+        self.wire.flush()
     }
 }
 
@@ -181,42 +179,22 @@ impl Server {
 
     /// Reads what the socket has and handles it; `Err` ends the connection.
     fn on_readable(&self, conn: &Conn) -> Result<(), End> {
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            loop {
-                let n = match conn.stream.try_read(&mut scratch) {
-                    Ok(0) => return Err(End::Closed(1006)),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                    Err(_) => return Err(End::Closed(1006)),
-                };
-                let mut partial = conn.partial.borrow_mut();
-                if partial.is_empty() {
-                    let used = self.on_frames(conn, &mut scratch[..n])?;
-                    partial.extend_from_slice(&scratch[used..n]);
-                } else {
-                    partial.extend_from_slice(&scratch[..n]);
-                    let used = self.on_frames(conn, &mut partial)?;
-                    partial.drain(..used);
-                    if partial.is_empty() {
-                        *partial = Vec::new();
-                    }
-                }
-            }
-        })
+        conn.wire.read_frames(
+            |_| {},
+            |frames| self.on_frames(conn, frames),
+            || End::Closed(1006),
+        )
     }
 
     /// `early` must be a plain copy: hyper's read buffer behind a `Bytes` would stay alive (8 KiB)
     /// for as long as the connection does.
-    async fn run_conn(self: Rc<Self>, subscriber: u32, stream: TcpStream, early: Vec<u8>) {
+    async fn run_conn(self: Rc<Self>, subscriber: u32, wire: Wire<ServerSession>) {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         let conn = Rc::new(Conn {
             id,
             subscriber,
-            stream,
-            pending: RefCell::new(Vec::new()),
-            partial: RefCell::new(early),
+            wire,
             message: Cell::new(frame::MessageCheck::default()),
             wake: Notify::new(),
             closing: Cell::new(None),
@@ -230,12 +208,12 @@ impl Server {
             let mut out = Vec::new();
             frame::encode(&mut out, OpCode::Close, &code.to_be_bytes(), None);
             let _ = conn.flush();
-            let _ = conn.stream.try_write(&out);
+            let _ = conn.wire.send(&out, usize::MAX);
         }
         if code == 0 {
             // Abrupt: reset instead of a close handshake.
-            let _ =
-                socket2::SockRef::from(&conn.stream).set_linger(Some(std::time::Duration::ZERO));
+            let _ = socket2::SockRef::from(&conn.wire.stream)
+                .set_linger(Some(std::time::Duration::ZERO));
         }
         let mut conns = self.conns.borrow_mut();
         if conns.get(&subscriber).is_some_and(|c| c.id == conn.id) {
@@ -248,10 +226,10 @@ impl Server {
     /// Serves one connection; returns the close code to end with (0 = reset, 1006 = gone).
     async fn conn_loop(&self, conn: &Conn) -> u16 {
         // Bytes the client sent along with the upgrade.
-        if !conn.partial.borrow().is_empty() {
-            let mut early = std::mem::take(&mut *conn.partial.borrow_mut());
+        if !conn.wire.partial.borrow().is_empty() {
+            let mut early = std::mem::take(&mut *conn.wire.partial.borrow_mut());
             match self.on_frames(conn, &mut early) {
-                Ok(used) => *conn.partial.borrow_mut() = early[used..].to_vec(),
+                Ok(used) => *conn.wire.partial.borrow_mut() = early[used..].to_vec(),
                 Err(end) => return self.ending(end),
             }
         }
@@ -261,7 +239,7 @@ impl Server {
             }
             // One readiness future and one wake-up: this is what an idle connection keeps.
             // During a stall the queue only grows: waiting for writability would write it.
-            let interest = if conn.pending.borrow().is_empty() || self.stalled.get() {
+            let interest = if conn.wire.pending.borrow().is_empty() || self.stalled.get() {
                 Interest::READABLE
             } else {
                 Interest::READABLE | Interest::WRITABLE
@@ -269,7 +247,7 @@ impl Server {
             let ready = tokio::select! {
                 biased;
                 _ = conn.wake.notified() => continue,
-                r = conn.stream.ready(interest) => r,
+                r = conn.wire.stream.ready(interest) => r,
             };
             let Ok(ready) = ready else { return 1006 };
             if ready.is_writable() && !self.stalled.get() && conn.flush().is_err() {
@@ -331,14 +309,12 @@ impl Server {
         frame::encode(&mut out, OpCode::Binary, &payload, None);
         if self.stalled.get() {
             // Held back, in order, behind whatever is already queued; sent when the stall ends.
-            let mut pending = conn.pending.borrow_mut();
             let mut stats = self.stats.borrow_mut();
-            if pending.len() + out.len() > self.opts.max_pending_bytes {
-                stats.dropped_slow += 1;
-            } else {
-                pending.extend_from_slice(&out);
+            if conn.wire.queue(&out, self.opts.max_pending_bytes).is_some() {
                 stats.pushed += 1;
                 stats.held += 1;
+            } else {
+                stats.dropped_slow += 1;
             }
             return;
         }
@@ -485,16 +461,29 @@ async fn upgrade(
     tokio::task::spawn_local(async move {
         let Ok(ws) = fut.await else { return };
         // Keep fastwebsockets for the handshake only: take the raw socket back.
+        // The handshake guard's work is done; a held connection keeps only its socket (and its
+        // TLS session).
         let upgraded = ws.into_inner().into_inner();
-        let Ok(parts) = upgraded.downcast::<TokioIo<Guarded<TcpStream>>>() else {
-            return;
+        let wire = match upgraded.downcast::<TokioIo<Guarded<TcpStream>>>() {
+            Ok(parts) => {
+                let wire = Wire::new(parts.io.into_inner().into_inner(), None);
+                wire.partial.borrow_mut().extend_from_slice(&parts.read_buf);
+                wire
+            }
+            Err(upgraded) => match upgraded.downcast::<TokioIo<TlsStream<Guarded<TcpStream>>>>() {
+                Ok(parts) => {
+                    let (guarded, conn) = parts.io.into_inner().into_inner();
+                    let mut session = ServerSession::new(conn);
+                    let mut early = parts.read_buf.to_vec();
+                    session.take_buffered(&mut early);
+                    let wire = Wire::new(guarded.into_inner(), Some(session));
+                    *wire.partial.borrow_mut() = early;
+                    wire
+                }
+                Err(_) => return,
+            },
         };
-        // The handshake guard's work is done; a held connection keeps only its socket.
-        let stream = parts.io.into_inner().into_inner();
-        let read_buf = parts.read_buf;
-        let early = read_buf.to_vec();
-        drop(read_buf);
-        server.run_conn(subscriber, stream, early).await;
+        server.run_conn(subscriber, wire).await;
     });
     Ok(response)
 }
@@ -536,31 +525,58 @@ pub async fn serve(
             control_server.clone().control(stream).await;
         }
     });
+    let acceptor = server.opts.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     super::accept_loop(listener, shutdown, move |stream| {
         let server = server.clone();
+        let acceptor = acceptor.clone();
         tokio::task::spawn_local(async move {
             let limits = server.opts.handshake;
             let (stream, conn_state) = Guarded::new(stream, &limits);
-            let conn = conn_state.clone();
-            let service_server = server.clone();
-            let service = service_fn(move |req| {
-                let busy = conn.busy();
-                let reply = upgrade(service_server.clone(), req);
-                async move {
-                    let r = reply.await;
-                    drop(busy);
-                    r
-                }
-            });
-            let result = limits
-                .http1()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
+            let result = match acceptor {
+                None => server.clone().serve_http(stream, &conn_state).await,
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => server.clone().serve_http(stream, &conn_state).await,
+                    // A failed handshake is a connection that did not speak the protocol.
+                    Err(_) => {
+                        server.stats.borrow_mut().malformed += 1;
+                        return;
+                    }
+                },
+            };
             server.http_ending(Ending::of(&result, &conn_state));
         });
     })
     .await
+}
+
+impl Server {
+    /// Serves HTTP on one connection (plain or TLS) until it upgrades or ends.
+    async fn serve_http<I>(
+        self: Rc<Self>,
+        io: I,
+        conn_state: &std::sync::Arc<super::guard::ConnState>,
+    ) -> Result<(), hyper::Error>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let limits = self.opts.handshake;
+        let server = self;
+        let conn = conn_state.clone();
+        let service = service_fn(move |req| {
+            let busy = conn.busy();
+            let reply = upgrade(server.clone(), req);
+            async move {
+                let r = reply.await;
+                drop(busy);
+                r
+            }
+        });
+        limits
+            .http1()
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades()
+            .await
+    }
 }
 
 /// Binds the shared WebSocket port (SO_REUSEPORT, backlog 4096) and a private control port.

@@ -246,7 +246,7 @@ impl Conn {
             .connector
             .connect(tls.server_name.clone(), counted)
             .await
-            .map_err(|e| Failure::Connect(tls_error_kind(&e)))?;
+            .map_err(|e| Failure::Connect(ErrorKind::from_handshake(&e)))?;
         let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         self.handshake = Some(Handshake {
             from,
@@ -482,14 +482,6 @@ enum Framing {
     Length(u64),
     Chunked,
     UntilClose,
-}
-
-/// A failed handshake: the socket's kind when the socket failed, else `Tls`.
-fn tls_error_kind(e: &io::Error) -> ErrorKind {
-    match ErrorKind::from_io(e) {
-        ErrorKind::Io => ErrorKind::Tls,
-        kind => kind,
-    }
 }
 
 fn find_crlf(buf: &[u8]) -> Option<usize> {

@@ -13,6 +13,8 @@ use sha1::{Digest, Sha1};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::record::ErrorKind;
+use crate::tls::session::ClientSession;
+use crate::websocket::wire::Wire;
 
 /// `ws://host:port/path` with an optional `{subscriber}` placeholder (same shape as webhook URLs).
 pub type WsUrl = crate::url_template::UrlTemplate;
@@ -62,14 +64,6 @@ thread_local! {
     static HANDSHAKE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(4096));
 }
 
-/// What the handshake read step concluded.
-enum Head {
-    /// Complete and valid; these bytes followed it.
-    Done(Vec<u8>),
-    /// Incomplete; kept (rare: the head did not arrive in one read).
-    More,
-}
-
 fn check_head(buf: &[u8], key: &[u8]) -> Result<Option<usize>, ErrorKind> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
@@ -94,23 +88,26 @@ fn check_head(buf: &[u8], key: &[u8]) -> Result<Option<usize>, ErrorKind> {
             }
         }
         Ok(httparse::Status::Partial) if buf.len() < 8192 => Ok(None),
+        // A TLS alert record: a TLS server on a ws:// url.
+        _ if buf.starts_with(&[0x15, 0x03]) => Err(ErrorKind::Tls),
         _ => Err(ErrorKind::BadResponse),
     }
 }
 
-/// Sends the upgrade request and checks the answer. Returns bytes that arrived after the
-/// response head (the first frames, if the server was quick).
+/// Sends the upgrade request and checks the answer; bytes that arrived after the response head
+/// (the first frames, if the server was quick) are left in the wire's incomplete frame.
 /// The request path is `url`'s with `subscriber` in its placeholder. Nothing is allocated unless
-/// the answer arrives in pieces: every allocation a connect leaves behind would sit between the
-/// held connections' long-lived state and fragment the heap.
+/// the socket does not take the request at once or the answer arrives in pieces: every
+/// allocation a connect leaves behind would sit between the held connections' long-lived state
+/// and fragment the heap.
 pub async fn handshake(
-    stream: &mut TcpStream,
+    wire: &ClientWire,
     host: &str,
     url: &WsUrl,
     headers: &[crate::scenario::ExtraHeader],
     subscriber: u64,
     key_bytes: [u8; 16],
-) -> Result<Vec<u8>, ErrorKind> {
+) -> Result<(), ErrorKind> {
     let mut sub_buf = itoa::Buffer::new();
     let (sub_text, suffix) = match &url.path_suffix {
         Some(suffix) => (sub_buf.format(subscriber), suffix.as_str()),
@@ -119,92 +116,81 @@ pub async fn handshake(
     let mut key = [0u8; 24];
     B64.encode_slice(key_bytes, &mut key)
         .expect("16 bytes are 24 in base64");
-    let mut written = 0;
-    loop {
-        let done = HANDSHAKE.with(|b| {
-            let mut b = b.borrow_mut();
-            b.clear();
-            for part in [
-                "GET ", &url.path_prefix, sub_text, suffix, " HTTP/1.1\r\nHost: ", host,
-                "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nUser-Agent: pushbench/",
-                env!("CARGO_PKG_VERSION"), "\r\nSec-WebSocket-Key: ",
-            ] {
-                b.extend_from_slice(part.as_bytes());
-            }
-            b.extend_from_slice(&key);
-            for h in headers {
-                b.extend_from_slice(b"\r\n");
-                b.extend_from_slice(h.name.as_bytes());
-                b.extend_from_slice(b": ");
-                b.extend_from_slice(h.value.prefix.as_bytes());
-                if let Some(suffix) = &h.value.suffix {
-                    b.extend_from_slice(itoa::Buffer::new().format(subscriber).as_bytes());
-                    b.extend_from_slice(suffix.as_bytes());
-                }
-            }
-            b.extend_from_slice(b"\r\n\r\n");
-            match stream.try_write(&b[written..]) {
-                Ok(n) => {
-                    written += n;
-                    Ok(written == b.len())
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-                Err(e) => Err(ErrorKind::from_io(&e)),
-            }
-        })?;
-        if done {
-            break;
+    HANDSHAKE.with(|b| {
+        let mut b = b.borrow_mut();
+        b.clear();
+        for part in [
+            "GET ", &url.path_prefix, sub_text, suffix, " HTTP/1.1\r\nHost: ", host,
+            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nUser-Agent: pushbench/",
+            env!("CARGO_PKG_VERSION"), "\r\nSec-WebSocket-Key: ",
+        ] {
+            b.extend_from_slice(part.as_bytes());
         }
-        stream
+        b.extend_from_slice(&key);
+        for h in headers {
+            b.extend_from_slice(b"\r\n");
+            b.extend_from_slice(h.name.as_bytes());
+            b.extend_from_slice(b": ");
+            b.extend_from_slice(h.value.prefix.as_bytes());
+            if let Some(suffix) = &h.value.suffix {
+                b.extend_from_slice(itoa::Buffer::new().format(subscriber).as_bytes());
+                b.extend_from_slice(suffix.as_bytes());
+            }
+        }
+        b.extend_from_slice(b"\r\n\r\n");
+        wire.send(&b, usize::MAX).ok_or(ErrorKind::Reset)
+    })?;
+    while !wire.pending.borrow().is_empty() {
+        wire.stream
             .writable()
             .await
             .map_err(|e| ErrorKind::from_io(&e))?;
+        wire.flush().map_err(|e| ErrorKind::from_io(&e))?;
     }
     // The rare head that needs several reads is kept here.
     let mut kept: Vec<u8> = Vec::new();
     loop {
-        stream
+        wire.stream
             .readable()
             .await
             .map_err(|e| ErrorKind::from_io(&e))?;
-        let step = HANDSHAKE.with(|b| {
+        let done = HANDSHAKE.with(|b| {
             let mut b = b.borrow_mut();
             b.clear();
             b.extend_from_slice(&kept);
-            let start = b.len();
-            b.resize(start + 4096, 0);
-            let n = match stream.try_read(&mut b[start..]) {
-                Ok(0) => return Err(ErrorKind::Closed),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    b.truncate(start);
-                    return Ok(Head::More);
+            match wire.read_once(&mut b) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(ErrorKind::Closed)
                 }
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(ErrorKind::Tls),
                 Err(e) => return Err(ErrorKind::from_io(&e)),
-            };
-            b.truncate(start + n);
+            }
             match check_head(&b, &key)? {
-                Some(len) => Ok(Head::Done(b[len..].to_vec())),
+                Some(len) => {
+                    wire.partial.borrow_mut().extend_from_slice(&b[len..]);
+                    Ok(true)
+                }
                 None => {
-                    kept = b.clone();
-                    Ok(Head::More)
+                    kept.clear();
+                    kept.extend_from_slice(&b);
+                    Ok(false)
                 }
             }
         })?;
-        if let Head::Done(early) = step {
-            return Ok(early);
+        if done {
+            return Ok(());
         }
     }
 }
 
+/// A client connection's socket (and TLS session).
+pub type ClientWire = Wire<ClientSession>;
+
 /// A live client connection, shared between its reader task and the fleet's senders.
 pub struct ClientConn {
-    /// The socket.
-    pub stream: TcpStream,
-    /// Bytes not yet accepted by the socket.
-    pub pending: RefCell<Vec<u8>>,
-    /// An incomplete frame carried over between reads.
-    pub partial: RefCell<Vec<u8>>,
+    /// The socket, its TLS session and its buffers.
+    pub wire: ClientWire,
     /// Monotonic send time of the unanswered ping (0 = none).
     pub ping_out_ns: Cell<u64>,
     /// When the next ping is due.
@@ -217,11 +203,9 @@ pub struct ClientConn {
 
 impl ClientConn {
     /// Wraps a connected, upgraded socket.
-    pub fn new(stream: TcpStream, early: Vec<u8>, next_ping_ns: u64) -> Self {
+    pub fn new(wire: ClientWire, next_ping_ns: u64) -> Self {
         Self {
-            stream,
-            pending: RefCell::new(Vec::new()),
-            partial: RefCell::new(early),
+            wire,
             ping_out_ns: Cell::new(0),
             next_ping_ns: Cell::new(next_ping_ns),
             close_with: Cell::new(None),
@@ -229,68 +213,17 @@ impl ClientConn {
         }
     }
 
-    /// Writes now if the socket takes it, queueing the rest; returns bytes written or queued,
+    /// Writes now if the socket takes it, queueing the rest; returns bytes put on the wire,
     /// or `None` when the connection is broken or the queue is over `max_pending`.
     pub fn send(&self, bytes: &[u8], max_pending: usize) -> Option<usize> {
         // What the socket did not take waits in the queue for the task or the fleet's tick.
-        send_or_queue(&self.stream, &self.pending, bytes, max_pending)?;
-        Some(bytes.len())
+        self.wire.send(bytes, max_pending).map(|(n, _)| n)
     }
 
     /// Writes queued bytes until the socket would block.
     pub fn flush(&self) -> io::Result<()> {
-        flush_queue(&self.stream, &self.pending)
+        self.wire.flush()
     }
-}
-
-/// Writes `bytes` now if the socket takes them and queues the rest in `pending` (behind
-/// anything already queued). `Some(true)`: bytes were queued on an empty queue, so the owner must
-/// be woken to finish the write when the socket is writable. `None`: the socket is broken, or
-/// the queue would pass `max_pending` (a slow peer).
-pub fn send_or_queue(
-    stream: &TcpStream,
-    pending: &RefCell<Vec<u8>>,
-    bytes: &[u8],
-    max_pending: usize,
-) -> Option<bool> {
-    let mut pending = pending.borrow_mut();
-    if !pending.is_empty() {
-        if pending.len() + bytes.len() > max_pending {
-            return None;
-        }
-        pending.extend_from_slice(bytes);
-        return Some(false);
-    }
-    match stream.try_write(bytes) {
-        Ok(n) if n == bytes.len() => Some(false),
-        Ok(n) => {
-            pending.extend_from_slice(&bytes[n..]);
-            Some(true)
-        }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            pending.extend_from_slice(bytes);
-            Some(true)
-        }
-        Err(_) => None,
-    }
-}
-
-/// Writes queued bytes until the socket would block; a large burst's memory is given back.
-pub fn flush_queue(stream: &TcpStream, pending: &RefCell<Vec<u8>>) -> io::Result<()> {
-    let mut pending = pending.borrow_mut();
-    while !pending.is_empty() {
-        match stream.try_write(&pending) {
-            Ok(n) => {
-                pending.drain(..n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
-    if pending.capacity() > 64 * 1024 {
-        *pending = Vec::new();
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -308,6 +241,6 @@ mod tests {
 
     #[test]
     fn builtin_paths_carry_the_subscriber() {
-        assert_eq!(WsUrl::builtin_ws(1).path(42), "/ws/42");
+        assert_eq!(WsUrl::builtin_ws(1, false).path(42), "/ws/42");
     }
 }

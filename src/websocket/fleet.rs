@@ -19,7 +19,8 @@ use crate::record::ErrorKind;
 use crate::record::{record_ns, Counter, IntervalStats, Reporter, WorkerReport, MEASURED, WARMUP};
 use crate::scenario::{ReconnectPolicy, WsMode};
 use crate::schedule::{Schedule, SplitMix64};
-use crate::websocket::client::{handshake, tcp_connect, ClientConn, WsUrl};
+use crate::tls::session::ClientSession;
+use crate::websocket::client::{handshake, tcp_connect, ClientConn, ClientWire, WsUrl};
 use crate::websocket::frame::{self, FrameError, OpCode};
 use crate::websocket::proto::Event;
 use crate::websocket::sequence::{Seen, Sequences};
@@ -79,6 +80,9 @@ pub struct FleetSpec {
     /// Extra headers on the upgrade request.
     #[serde(default)]
     pub headers: Vec<crate::scenario::ExtraHeader>,
+    /// TLS (`wss://`): each worker builds its client from these.
+    #[serde(default)]
+    pub tls: Option<FleetTls>,
     /// Report this process's memory before connecting (worker processes).
     pub report_rss_baseline: bool,
     /// External push servers: where time and sequence are in their JSON messages.
@@ -86,6 +90,16 @@ pub struct FleetSpec {
     /// A server stall, wall-clock us `[from, to)`: events intended in it are the backlog.
     #[serde(default)]
     pub stall_real_us: Option<(u64, u64)>,
+}
+
+/// What a worker needs to speak TLS: the scenario's settings and, against the built-in
+/// server, the CA made for the run.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FleetTls {
+    /// `[websocket] tls`.
+    pub settings: crate::scenario::TlsSettings,
+    /// The built-in server's CA (PEM).
+    pub run_ca_pem: Option<String>,
 }
 
 /// JSON pointers into an external server's messages.
@@ -124,6 +138,8 @@ struct Fleet {
     out: RefCell<Vec<u8>>,
     /// `host:port` for the upgrade request, formatted once.
     host_header: String,
+    /// The client side of TLS, shared by this worker's connections (and their session cache).
+    tls: Option<crate::tls::ClientTls>,
     /// The warm-up boundary on the monotonic clock.
     warmup_end_mono: u64,
     /// Connects in flight.
@@ -348,30 +364,11 @@ impl Fleet {
     }
 
     fn on_readable(&self, conn: &ClientConn, local: usize) -> Result<(), End> {
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            loop {
-                let n = match conn.stream.try_read(&mut scratch) {
-                    Ok(0) => return Err(End::Lost),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-                    Err(_) => return Err(End::Lost),
-                };
-                self.bump(self.phase_now(), Counter::BytesIn, n as u64);
-                let mut partial = conn.partial.borrow_mut();
-                if partial.is_empty() {
-                    let used = self.on_frames(conn, local, &mut scratch[..n])?;
-                    partial.extend_from_slice(&scratch[used..n]);
-                } else {
-                    partial.extend_from_slice(&scratch[..n]);
-                    let used = self.on_frames(conn, local, &mut partial)?;
-                    partial.drain(..used);
-                    if partial.is_empty() {
-                        *partial = Vec::new();
-                    }
-                }
-            }
-        })
+        conn.wire.read_frames(
+            |n| self.bump(self.phase_now(), Counter::BytesIn, n as u64),
+            |frames| self.on_frames(conn, local, frames),
+            || End::Lost,
+        )
     }
 
     /// Serves one connection until it ends. The task waits on socket readiness alone: queued
@@ -379,20 +376,20 @@ impl Fleet {
     /// sends close frames and shuts dead sockets down), so an idle connection's task keeps one
     /// readiness future and nothing else, and fits tokio's next smaller task size.
     async fn session(&self, conn: &ClientConn, local: usize) -> End {
-        if !conn.partial.borrow().is_empty() {
-            let mut early = std::mem::take(&mut *conn.partial.borrow_mut());
+        if !conn.wire.partial.borrow().is_empty() {
+            let mut early = std::mem::take(&mut *conn.wire.partial.borrow_mut());
             match self.on_frames(conn, local, &mut early) {
-                Ok(used) => *conn.partial.borrow_mut() = early[used..].to_vec(),
+                Ok(used) => *conn.wire.partial.borrow_mut() = early[used..].to_vec(),
                 Err(end) => return end,
             }
         }
         loop {
-            let interest = if conn.pending.borrow().is_empty() {
+            let interest = if conn.wire.pending.borrow().is_empty() {
                 Interest::READABLE
             } else {
                 Interest::READABLE | Interest::WRITABLE
             };
-            let Ok(ready) = conn.stream.ready(interest).await else {
+            let Ok(ready) = conn.wire.stream.ready(interest).await else {
                 return End::Lost;
             };
             if ready.is_writable() && conn.flush().is_err() {
@@ -410,15 +407,35 @@ impl Fleet {
         }
     }
 
-    async fn connect(
-        &self,
-        subscriber: u64,
-    ) -> Result<(tokio::net::TcpStream, Vec<u8>), ErrorKind> {
+    async fn connect(&self, subscriber: u64) -> Result<ClientWire, ErrorKind> {
         let ips = &self.plan.source_ips;
         let source = (!ips.is_empty()).then(|| ips[self.local(subscriber) % ips.len()]);
-        let mut stream = tcp_connect(self.plan.addr, source)
+        let stream = tcp_connect(self.plan.addr, source)
             .await
             .map_err(|e| ErrorKind::from_io(&e))?;
+        let session = match &self.tls {
+            Some(tls) => {
+                let t1 = mono_ns();
+                let done =
+                    ClientSession::connect(&stream, tls.config.clone(), tls.server_name.clone())
+                        .await
+                        .map_err(|e| ErrorKind::from_handshake(&e))?;
+                let mut stats = self.stats.borrow_mut();
+                let p = &mut stats.phases[self.phase_now()];
+                record_ns(&mut p.tls_handshake, t1, mono_ns());
+                p.bump(
+                    if done.resumed {
+                        Counter::TlsResumed
+                    } else {
+                        Counter::TlsFull
+                    },
+                    1,
+                );
+                Some(done.session)
+            }
+            None => None,
+        };
+        let wire = ClientWire::new(stream, session);
         let key = {
             let mut rng = self.rng.borrow_mut();
             let mut k = [0u8; 16];
@@ -426,8 +443,8 @@ impl Fleet {
             k[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
             k
         };
-        let early = handshake(
-            &mut stream,
+        handshake(
+            &wire,
             &self.host_header,
             &self.plan.url,
             &self.plan.headers,
@@ -435,7 +452,7 @@ impl Fleet {
             key,
         )
         .await?;
-        Ok((stream, early))
+        Ok(wire)
     }
 
     async fn subscriber_task(self: Rc<Self>, subscriber: u64) {
@@ -462,7 +479,7 @@ impl Fleet {
             drop(permit);
             let phase = self.phase_now();
             match connected {
-                Ok((stream, early)) => {
+                Ok(wire) => {
                     {
                         let mut stats = self.stats.borrow_mut();
                         let p = &mut stats.phases[phase];
@@ -475,8 +492,7 @@ impl Fleet {
                     ever_connected = true;
                     failures = 0;
                     let conn = Rc::new(ClientConn::new(
-                        stream,
-                        early,
+                        wire,
                         mono_ns() + self.plan.ping_interval_ns,
                     ));
                     if let Some(template) = &self.plan.subscribe {
@@ -574,7 +590,7 @@ impl Fleet {
             let Some(conn) = self.conns.borrow()[i].clone() else {
                 continue;
             };
-            if !conn.pending.borrow().is_empty() {
+            if !conn.wire.pending.borrow().is_empty() {
                 // A write its task is not waiting for (it waits to read): push it on.
                 let _ = conn.flush();
             }
@@ -583,7 +599,8 @@ impl Fleet {
                 // No pong for a whole interval: the connection is dead. Shutting the socket
                 // down wakes its task, which ends it and reconnects.
                 if conn.close_with.replace(Some(0)).is_none() {
-                    let _ = socket2::SockRef::from(&conn.stream).shutdown(std::net::Shutdown::Both);
+                    let _ = socket2::SockRef::from(&conn.wire.stream)
+                        .shutdown(std::net::Shutdown::Both);
                 }
             } else if out == 0 && now >= conn.next_ping_ns.get() {
                 conn.ping_out_ns.set(now);
@@ -606,10 +623,6 @@ impl Fleet {
     }
 }
 
-thread_local! {
-    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; 64 * 1024]);
-}
-
 /// Runs one fleet worker on its own thread until `close_at_mono` (or Ctrl-C).
 pub fn spawn_fleet_worker(
     spec: FleetSpec,
@@ -628,6 +641,14 @@ pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: Reporter) {
         .saturating_sub(plan.worker)
         .div_ceil(plan.workers) as usize;
     let seed = plan.seed ^ plan.worker.wrapping_mul(0x9E37_79B9);
+    // The harness checked these settings (and probed the server) before starting workers.
+    let tls = match &plan.tls {
+        Some(t) => match crate::tls::client(&t.settings, &plan.url.host, t.run_ca_pem.as_deref()) {
+            Ok(tls) => Some(tls),
+            Err(e) => panic!("fleet worker {}: {e}", plan.worker),
+        },
+        None => None,
+    };
     let fleet = Rc::new(Fleet {
         conns: RefCell::new(vec![None; mine]),
         sequences: RefCell::new(Sequences::new(mine, plan.fields.is_some())),
@@ -639,6 +660,7 @@ pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: Reporter) {
         rng: RefCell::new(SplitMix64::new(seed)),
         out: RefCell::new(Vec::new()),
         host_header: plan.url.authority(),
+        tls,
         warmup_end_mono: plan.wall.to_mono_ns(plan.warmup_end_real_us * 1000),
         connecting: tokio::sync::Semaphore::new(MAX_CONNECTING),
         in_flight: RefCell::new(vec![0; mine]),

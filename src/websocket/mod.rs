@@ -8,4 +8,5 @@ pub mod frame;
 pub mod model;
 pub mod proto;
 pub mod sequence;
+pub mod wire;
 pub mod workers;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::clock::{mono_ns, WallMap};
 use crate::model_kind::ModelKind;
-use crate::record::results::{Connections, ModelSummary, PerConnection, WsSummary};
+use crate::record::results::{Connections, ModelSummary, PerConnection, TlsSummary, WsSummary};
 use crate::record::saturation::{self, Saturation, SendFigures};
 use crate::record::ErrorKind;
 use crate::record::{Counter, IntervalStats, Percentiles, PhaseStats, Reporter, MEASURED};
@@ -20,7 +20,7 @@ use crate::scenario::{Scenario, UrlTemplate, WebSocketConfig, WsMode, WsTarget};
 use crate::servers::launch::TargetLaunch;
 use crate::servers::launch::{launch_ws_servers, RunningWsServers};
 use crate::websocket::controller::{spawn_controller, ControllerPlan};
-use crate::websocket::fleet::{spawn_fleet_worker, FleetSpec, JsonFields};
+use crate::websocket::fleet::{spawn_fleet_worker, FleetSpec, FleetTls, JsonFields};
 
 /// Connections one server process is given at most; fewer when its open-files limit is lower.
 const CONNECTIONS_PER_SERVER_PROCESS: u64 = 16_000;
@@ -88,6 +88,14 @@ pub async fn run_websocket(
     ctx: &mut RunContext,
 ) -> Result<ModelSummary, RunError> {
     let subs = scenario.workload.subscribers;
+    // The built-in server serves TLS with a certificate made for this run, which the fleet
+    // (and only it) trusts.
+    let identity = match (&cfg.target, &cfg.tls) {
+        (WsTarget::Builtin(_), Some(_)) => {
+            Some(crate::tls::Identity::generate().map_err(RunError::Setup)?)
+        }
+        _ => None,
+    };
     let (servers, url, addr) = match &cfg.target {
         WsTarget::Builtin(server) => {
             let processes = server
@@ -100,9 +108,10 @@ pub async fn run_websocket(
                 processes,
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 token,
+                identity.as_ref(),
             )
             .map_err(RunError::Setup)?;
-            let url = UrlTemplate::builtin_ws(s.addr.port());
+            let url = UrlTemplate::builtin_ws(s.addr.port(), cfg.tls.is_some());
             let addr = s.addr;
             (Some(s), url, addr)
         }
@@ -111,7 +120,33 @@ pub async fn run_websocket(
             (None, url.clone(), addr)
         }
     };
-    let result = drive(scenario, cfg, ctx, servers.as_ref(), url, addr).await;
+    let tls = match &cfg.tls {
+        Some(settings) => {
+            if !settings.verify {
+                ctx.warn(
+                    "websocket.tls.verify = false: the server's certificate is not checked \
+                     (use it against test targets only)"
+                        .into(),
+                );
+            }
+            let fleet = FleetTls {
+                settings: settings.clone(),
+                run_ca_pem: identity.as_ref().and_then(|i| i.ca_pem.clone()),
+            };
+            let client = crate::tls::client(settings, &url.host, fleet.run_ca_pem.as_deref());
+            match client {
+                Ok(client) => Some((client, fleet)),
+                Err(e) => {
+                    if let Some(s) = servers {
+                        s.stop();
+                    }
+                    return Err(RunError::Setup(e));
+                }
+            }
+        }
+        None => None,
+    };
+    let result = drive(scenario, cfg, ctx, servers.as_ref(), url, addr, tls).await;
     if let Some(s) = servers {
         s.stop();
     }
@@ -130,6 +165,8 @@ struct WsDriver {
     last_delivery_mono: u64,
     /// Reconnect storm: first loss, last full recovery, connections down at the end.
     storm: IntervalStats,
+    /// The connections speak TLS (their handshakes are logged).
+    tls: bool,
 }
 
 impl Driver for WsDriver {
@@ -159,6 +196,15 @@ impl Driver for WsDriver {
             + stats.total(Counter::Disconnects)
             + stats.total(Counter::PongsMissed);
         let m = &stats.phases[MEASURED];
+        let mut logged = vec![
+            ("latency", m.ack.clone()),
+            ("uncorrected_latency", m.ack_uncorrected.clone()),
+            ("connect", stats.merged(|p| &p.connect)),
+            ("pong_rtt", stats.merged(|p| &p.rtt)),
+        ];
+        if self.tls {
+            logged.push(("tls_handshake", stats.merged(|p| &p.tls_handshake)));
+        }
         IntervalFigures {
             headline: stats.merged(|p| &p.ack),
             errors,
@@ -166,12 +212,7 @@ impl Driver for WsDriver {
             dropped: stats.total(Counter::Unfinished),
             retries: stats.total(Counter::Reconnects),
             abandoned: 0,
-            logged: vec![
-                ("latency", m.ack.clone()),
-                ("uncorrected_latency", m.ack_uncorrected.clone()),
-                ("connect", stats.merged(|p| &p.connect)),
-                ("pong_rtt", stats.merged(|p| &p.rtt)),
-            ],
+            logged,
         }
     }
 
@@ -190,7 +231,20 @@ async fn drive(
     servers: Option<&RunningWsServers>,
     url: UrlTemplate,
     addr: SocketAddr,
+    tls: Option<(crate::tls::ClientTls, FleetTls)>,
 ) -> Result<ModelSummary, RunError> {
+    // One handshake first: a certificate or protocol problem stops the run with a message
+    // naming the key to change, instead of failing every connect.
+    let negotiated =
+        match &tls {
+            Some((client, _)) => Some(crate::tls::probe(addr, client).await.map_err(|reason| {
+                RunError::Unreachable {
+                    url: url.raw.clone(),
+                    reason,
+                }
+            })?),
+            None => None,
+        };
     let w = &scenario.workload;
     let subs = w.subscribers;
     let limit = open_files_limit();
@@ -295,6 +349,7 @@ async fn drive(
             wall,
             subscribe: cfg.subscribe.clone(),
             headers: cfg.headers.clone(),
+            tls: tls.as_ref().map(|(_, fleet)| fleet.clone()),
             report_rss_baseline: exe.is_some(),
             fields: external_push.then(|| JsonFields {
                 timestamp: cfg.timestamp_field.clone(),
@@ -359,6 +414,7 @@ async fn drive(
         last_delivery_mono: 0,
         target_rss_at_peak: target_rss_before,
         storm: IntervalStats::default(),
+        tls: negotiated.is_some(),
     };
     let rec = pipeline
         .collect(&spec_p, ctx, sources, &mut rx, &stop, &mut driver)
@@ -463,7 +519,7 @@ async fn drive(
             )
         })
     };
-    let summary = ModelSummary {
+    let mut summary = ModelSummary {
         target_rate,
         // Completions while the measured window was open; over the time the deliveries
         // really took when no whole interval fits: a backlog drained after the schedule ended
@@ -554,16 +610,23 @@ async fn drive(
         saturation,
         ..common
     };
-    write_percentiles(
-        ctx,
-        ModelKind::WebSocket,
-        &[
-            ("latency", &g.ack),
-            ("uncorrected_latency", &g.ack_uncorrected),
-            ("connect", &all.connect),
-            ("pong_rtt", &all.rtt),
-            ("backlog_latency", &g.backlog),
-        ],
-    )?;
+    summary.tls = negotiated.map(|n| TlsSummary {
+        full: all.get(Counter::TlsFull),
+        resumed: all.get(Counter::TlsResumed),
+        version: n.version,
+        cipher: n.cipher,
+        resume: cfg.tls.as_ref().is_some_and(|t| t.resume),
+    });
+    let mut metrics = vec![
+        ("latency", &g.ack),
+        ("uncorrected_latency", &g.ack_uncorrected),
+        ("connect", &all.connect),
+        ("pong_rtt", &all.rtt),
+        ("backlog_latency", &g.backlog),
+    ];
+    if summary.tls.is_some() {
+        metrics.push(("tls_handshake", &all.tls_handshake));
+    }
+    write_percentiles(ctx, ModelKind::WebSocket, &metrics)?;
     Ok(summary)
 }

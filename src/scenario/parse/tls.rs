@@ -1,5 +1,5 @@
 //! `tls` of a model table: `true` (the built-in target serves TLS, the harness trusts it), or
-//! `{ ca_file, verify, server_name, resume }`. Allowed with an `https://` url or the built-in
+//! `{ ca_file, verify, server_name, resume }`. Allowed with an `https://` or `wss://` url or the built-in
 //! target; a `ca_file` must exist when the scenario is read.
 
 use super::{Cx, Section};
@@ -75,7 +75,7 @@ pub(super) fn tls(
             cx.problem(
                 f.line,
                 &path,
-                "applies to an https:// url or url = \"builtin\"; this url is plaintext",
+                "applies to an https:// or wss:// url or url = \"builtin\"; this url is plaintext",
             );
             None
         }
@@ -83,7 +83,7 @@ pub(super) fn tls(
             cx.problem(
                 f.line,
                 &path,
-                "an https:// url always speaks TLS; remove tls = false",
+                "an https:// or wss:// url always speaks TLS; remove tls = false",
             );
             None
         }

@@ -26,20 +26,16 @@ pub(super) fn target_url(
 
 fn parse_url_with(text: &str, scheme: &str) -> Result<UrlTemplate, String> {
     let secure = if scheme == "http" { "https" } else { "wss" };
-    // https is spoken; wss comes with the WebSocket client's TLS.
-    let tls = scheme == "http" && text.starts_with("https://");
+    let tls = text.starts_with(&format!("{secure}://"));
     let rest = if tls {
-        text.strip_prefix("https://")
+        text.strip_prefix(&format!("{secure}://"))
     } else {
         text.strip_prefix(&format!("{scheme}://"))
     };
     let Some(rest) = rest else {
-        if text.starts_with(&format!("{secure}://")) {
-            return Err(format!("{secure} is not supported yet; point at a plain {scheme}:// endpoint (or a local TLS-terminating proxy)"));
-        }
         if text.contains("://") {
             return Err(format!(
-                "unsupported scheme in \"{text}\"; these urls start with {scheme}://"
+                "unsupported scheme in \"{text}\"; these urls start with {scheme}:// or {secure}://"
             ));
         }
         return Err(format!(

@@ -1,9 +1,9 @@
 //! `[websocket]`: the WebSocket fleet (target url, mode, connect rate, heartbeats, reconnect
 //! backoff, subscribe message, drain, JSON pointers into an external server's events) and the
 //! built-in server's `[websocket.server]` (processes, an upgrade token, a one-off drop, a
-//! stall), and the upgrade's extra `headers`.
+//! stall), the upgrade's extra `headers`, and `tls` (`wss://`, or the built-in server over TLS).
 
-use super::{backoff, faults, headers, max_wait, url::target_url, Cx, Section};
+use super::{backoff, faults, headers, max_wait, tls::tls, url::target_url, Cx, Section};
 use crate::scenario::{
     DropFault, Jitter, ReconnectPolicy, Secret, WebSocketConfig, WsMode, WsServerConfig, WsTarget,
 };
@@ -15,6 +15,8 @@ pub(super) fn websocket(
 ) -> Option<WebSocketConfig> {
     let before = cx.problems.len();
     let (external, is_builtin) = target_url(cx, s, "ws");
+    let secure = external.as_ref().is_some_and(|u| u.secure);
+    let tls = tls(cx, s, is_builtin, secure);
     let mode = cx
         .choice(
             s,
@@ -186,5 +188,6 @@ pub(super) fn websocket(
         timestamp_field,
         sequence_field,
         headers,
+        tls,
     })
 }

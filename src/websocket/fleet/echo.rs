@@ -147,18 +147,16 @@ impl Fleet {
 
     /// Appends a masked frame to the connection's queue without writing it yet.
     pub(super) fn queue_frame(&self, conn: &ClientConn, opcode: OpCode, payload: &[u8]) -> bool {
-        let mut pending = conn.pending.borrow_mut();
-        if pending.len() + payload.len() > MAX_PENDING {
-            return false;
+        let mut out = self.out.borrow_mut();
+        out.clear();
+        frame::encode(&mut out, opcode, payload, Some(self.mask()));
+        match conn.wire.queue(&out, MAX_PENDING) {
+            Some(n) => {
+                self.bump(self.phase_now(), Counter::BytesOut, n as u64);
+                true
+            }
+            None => false,
         }
-        let before = pending.len();
-        frame::encode(&mut pending, opcode, payload, Some(self.mask()));
-        self.bump(
-            self.phase_now(),
-            Counter::BytesOut,
-            (pending.len() - before) as u64,
-        );
-        true
     }
 
     /// Writes every queued connection once; what the socket does not take is written by the

@@ -21,6 +21,8 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, S
 
 use crate::scenario::TlsSettings;
 
+pub mod session;
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -28,8 +30,10 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// What a model's connections need to speak TLS to one target.
 #[derive(Clone)]
 pub struct ClientTls {
-    /// Starts handshakes.
+    /// Starts handshakes (the webhook model's streams).
     pub connector: tokio_rustls::TlsConnector,
+    /// The same configuration, for sessions driven record by record (the WebSocket fleet).
+    pub config: Arc<ClientConfig>,
     /// The name the certificate must be valid for (and sent as SNI).
     pub server_name: ServerName<'static>,
 }
@@ -86,8 +90,10 @@ pub fn client(
     } else {
         Resumption::disabled()
     };
+    let config = Arc::new(config);
     Ok(ClientTls {
-        connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        connector: tokio_rustls::TlsConnector::from(config.clone()),
+        config,
         server_name,
     })
 }
@@ -238,6 +244,21 @@ pub struct Negotiated {
     pub cipher: String,
 }
 
+impl Negotiated {
+    /// What a connection's handshake settled on.
+    pub fn of(conn: &rustls::CommonState) -> Self {
+        let version = match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+            other => format!("{other:?}"),
+        };
+        let cipher = conn
+            .negotiated_cipher_suite()
+            .map_or_else(String::new, |s| format!("{:?}", s.suite()));
+        Self { version, cipher }
+    }
+}
+
 /// One handshake with the target before the run, so that a certificate or protocol problem
 /// stops it with a message naming the key to change, instead of failing every delivery.
 pub async fn probe(addr: std::net::SocketAddr, tls: &ClientTls) -> Result<Negotiated, String> {
@@ -253,16 +274,7 @@ pub async fn probe(addr: std::net::SocketAddr, tls: &ClientTls) -> Result<Negoti
     .await
     .map_err(|_| "no TLS handshake within 5 s: is this port serving TLS?".to_string())?
     .map_err(|e| explain(&e))?;
-    let conn = stream.get_ref().1;
-    let version = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
-        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
-        other => format!("{other:?}"),
-    };
-    let cipher = conn
-        .negotiated_cipher_suite()
-        .map_or_else(String::new, |s| format!("{:?}", s.suite()));
-    Ok(Negotiated { version, cipher })
+    Ok(Negotiated::of(stream.get_ref().1))
 }
 
 /// A failed handshake in words, naming the scenario key that changes the outcome.
