@@ -213,6 +213,10 @@ pub struct TlsServeArgs {
     /// Serve TLS with a certificate made now; prints the path of the CA to trust.
     #[arg(long)]
     pub tls_self_signed: bool,
+    /// Seal session tickets with the 32-byte key in this file (the harness gives its server
+    /// processes one key, so a client resumes on any of them).
+    #[arg(long, hide = true, requires = "tls_cert")]
+    pub tls_ticket_key: Option<PathBuf>,
 }
 
 /// Options of `serve webhook`.

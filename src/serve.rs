@@ -71,7 +71,7 @@ pub fn server_identity(
 ) -> Result<Option<crate::tls::Identity>, String> {
     match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
-            let id = crate::tls::Identity::from_files(cert, key)
+            let id = crate::tls::Identity::from_files(cert, key, args.tls_ticket_key.as_deref())
                 .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
             id.server_config()
                 .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;

@@ -120,6 +120,23 @@ async fn wss_push_handshakes_once_per_connection_and_its_records_are_on_the_wire
 }
 
 #[tokio::test]
+async fn wss_clients_resume_on_any_of_the_servers_processes() {
+    // Three server processes on one port: the kernel spreads the connections over them, and a
+    // ticket from one must open on the others.
+    let (report, _dir) = run_in_process(&scenario(
+        "[workload]\nevents_per_second = 1\nsubscribers = 90\nduration = \"1s\"\n[websocket]\nmode = \"idle\"\nconnect_rate = 300\ntls = true\n[websocket.server]\nprocesses = 3\n",
+    ))
+    .await;
+    let m = websocket(&report);
+    let tls = m.tls.as_ref().unwrap();
+    assert_eq!(tls.full + tls.resumed, 90, "{tls:?}");
+    assert!(
+        tls.resumed >= 60,
+        "most connections resume, whichever process they reach: {tls:?}"
+    );
+}
+
+#[tokio::test]
 async fn wss_echo_of_messages_larger_than_a_record_comes_back_whole_and_in_order() {
     // 40,000 bytes: three TLS records each way, split across reads.
     let (report, _dir) = run_in_process(&scenario(

@@ -173,6 +173,7 @@ pub fn launch_receiver(
                     let files = TlsFiles::write(id)?;
                     cmd.arg("--tls-cert").arg(&files.cert);
                     cmd.arg("--tls-key").arg(&files.key);
+                    cmd.arg("--tls-ticket-key").arg(&files.tickets);
                     Some(files)
                 }
                 None => None,
@@ -271,6 +272,7 @@ struct TlsFiles {
     dir: std::path::PathBuf,
     cert: std::path::PathBuf,
     key: std::path::PathBuf,
+    tickets: std::path::PathBuf,
 }
 
 impl TlsFiles {
@@ -286,10 +288,12 @@ impl TlsFiles {
         let files = Self {
             cert: dir.join("cert.pem"),
             key: dir.join("key.pem"),
+            tickets: dir.join("tickets.key"),
             dir,
         };
         std::fs::write(&files.cert, &id.chain_pem)
             .and_then(|()| std::fs::write(&files.key, &id.key_pem))
+            .and_then(|()| std::fs::write(&files.tickets, id.ticket_key))
             .map_err(|e| format!("cannot write the target's certificate: {e}"))?;
         Ok(files)
     }
@@ -402,6 +406,7 @@ pub fn launch_ws_servers(
                         let files = TlsFiles::write(id)?;
                         cmd.arg("--tls-cert").arg(&files.cert);
                         cmd.arg("--tls-key").arg(&files.key);
+                        cmd.arg("--tls-ticket-key").arg(&files.tickets);
                         Some(files)
                     }
                     None => None,

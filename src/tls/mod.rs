@@ -161,8 +161,9 @@ impl ServerCertVerifier for AnyCertificate {
     }
 }
 
-/// A certificate chain and key for a server, in PEM.
-#[derive(Debug, Clone)]
+/// A certificate chain and key for a server, in PEM, and the key its session tickets are
+/// sealed with.
+#[derive(Clone)]
 pub struct Identity {
     /// The leaf, then the CA.
     pub chain_pem: String,
@@ -170,6 +171,27 @@ pub struct Identity {
     pub key_pem: String,
     /// The CA clients trust (generated identities only).
     pub ca_pem: Option<String>,
+    /// Seals session tickets: every process serving this identity shares it, so a client
+    /// resumes on whichever process the kernel hands its connection to.
+    pub ticket_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("chain_pem", &self.chain_pem)
+            .field("ca_pem", &self.ca_pem)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_key() -> Result<[u8; 32], String> {
+    use ring::rand::SecureRandom;
+    let mut key = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut key)
+        .map_err(|_| "no randomness for the session ticket key".to_string())?;
+    Ok(key)
 }
 
 impl Identity {
@@ -196,23 +218,33 @@ impl Identity {
             chain_pem: format!("{}{}", leaf.pem(), ca.pem()),
             key_pem: leaf_key.serialize_pem(),
             ca_pem: Some(ca.pem()),
+            ticket_key: random_key()?,
         })
     }
 
-    /// Reads a chain and key from PEM files (`serve --tls-cert --tls-key`).
-    pub fn from_files(cert: &Path, key: &Path) -> Result<Self, String> {
+    /// Reads a chain and key from PEM files (`serve --tls-cert --tls-key`), and the ticket key
+    /// from `tickets` (32 bytes, as the harness hands it to its server processes) or a new one.
+    pub fn from_files(cert: &Path, key: &Path, tickets: Option<&Path>) -> Result<Self, String> {
         let read = |p: &Path| {
             std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        };
+        let ticket_key = match tickets {
+            Some(p) => std::fs::read(p)
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))?
+                .try_into()
+                .map_err(|_| format!("{} does not hold a 32-byte key", p.display()))?,
+            None => random_key()?,
         };
         Ok(Self {
             chain_pem: read(cert)?,
             key_pem: read(key)?,
             ca_pem: None,
+            ticket_key,
         })
     }
 
-    /// The server side: ALPN `http/1.1`, stateless session tickets so any number of clients
-    /// can resume.
+    /// The server side: ALPN `http/1.1`, stateless session tickets (sealed with the shared
+    /// key) so any number of clients can resume, on any of the server's processes.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, String> {
         let chain = CertificateDer::pem_slice_iter(self.chain_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
@@ -229,9 +261,79 @@ impl Identity {
             .with_single_cert(chain, key)
             .map_err(|e| format!("the certificate and key: {e}"))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        config.ticketer =
-            rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS tickets: {e}"))?;
+        config.ticketer = Arc::new(SharedTickets::new(&self.ticket_key)?);
         Ok(Arc::new(config))
+    }
+}
+
+/// Session tickets sealed with ChaCha20-Poly1305 under one key, a random nonce per ticket. The
+/// key is never rotated: it lives as long as the (benchmark) server, as a gateway fleet's
+/// shared ticket key would for a run's length.
+struct SharedTickets {
+    key: ring::aead::LessSafeKey,
+    rng: ring::rand::SystemRandom,
+}
+
+impl std::fmt::Debug for SharedTickets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedTickets")
+    }
+}
+
+const TICKET_NONCE: usize = 12;
+
+impl SharedTickets {
+    fn new(key: &[u8; 32]) -> Result<Self, String> {
+        let key = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, key)
+            .map_err(|_| "TLS tickets: bad key".to_string())?;
+        Ok(Self {
+            key: ring::aead::LessSafeKey::new(key),
+            rng: ring::rand::SystemRandom::new(),
+        })
+    }
+}
+
+impl rustls::server::ProducesTickets for SharedTickets {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    fn lifetime(&self) -> u32 {
+        6 * 3600
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        use ring::rand::SecureRandom;
+        let mut nonce = [0u8; TICKET_NONCE];
+        self.rng.fill(&mut nonce).ok()?;
+        let mut body = plain.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::empty(),
+                &mut body,
+            )
+            .ok()?;
+        let mut ticket = Vec::with_capacity(TICKET_NONCE + body.len());
+        ticket.extend_from_slice(&nonce);
+        ticket.extend_from_slice(&body);
+        Some(ticket)
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        if cipher.len() < TICKET_NONCE + 16 {
+            return None;
+        }
+        let (nonce, sealed) = cipher.split_at(TICKET_NONCE);
+        let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut body = sealed.to_vec();
+        let len = self
+            .key
+            .open_in_place(nonce, ring::aead::Aad::empty(), &mut body)
+            .ok()?
+            .len();
+        body.truncate(len);
+        Some(body)
     }
 }
 
@@ -321,6 +423,30 @@ pub fn explain(e: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::server::ProducesTickets;
+
+    #[test]
+    fn tickets_open_on_every_process_sharing_the_key_and_nowhere_else() {
+        let key = random_key().unwrap();
+        let (a, b) = (
+            SharedTickets::new(&key).unwrap(),
+            SharedTickets::new(&key).unwrap(),
+        );
+        let ticket = a.encrypt(b"session state").unwrap();
+        assert_ne!(&ticket[TICKET_NONCE..TICKET_NONCE + 13], b"session state");
+        assert_eq!(b.decrypt(&ticket).as_deref(), Some(&b"session state"[..]));
+        assert_ne!(
+            a.encrypt(b"session state").unwrap(),
+            ticket,
+            "a fresh nonce each time"
+        );
+        let other = SharedTickets::new(&random_key().unwrap()).unwrap();
+        assert_eq!(other.decrypt(&ticket), None);
+        let mut forged = ticket.clone();
+        *forged.last_mut().unwrap() ^= 1;
+        assert_eq!(b.decrypt(&forged), None);
+        assert_eq!(b.decrypt(&ticket[..20]), None);
+    }
 
     #[test]
     fn a_generated_identity_serves_and_is_trusted_through_its_ca_only() {
