@@ -208,7 +208,7 @@ fn percentiles<DB: DrawingBackend>(
         }
     }
     let caption = if tag == "connect" && lines.iter().any(|l| l.2) {
-        "connect latency (TCP + WebSocket handshake, or TCP for webhooks); dashed: TLS handshake"
+        "connect latency (TCP + WebSocket upgrade, or TCP for webhooks); dashed: TLS handshake, apart"
     } else if tag == "connect" {
         "connect latency (TCP + WebSocket handshake, or TCP for webhooks)"
     } else {

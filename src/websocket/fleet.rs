@@ -407,12 +407,15 @@ impl Fleet {
         }
     }
 
-    async fn connect(&self, subscriber: u64) -> Result<ClientWire, ErrorKind> {
+    /// Connects, speaks TLS when asked, and upgrades; returns the connection and how long its
+    /// TLS handshake took (timed apart: the connect time excludes it).
+    async fn connect(&self, subscriber: u64) -> Result<(ClientWire, u64), ErrorKind> {
         let ips = &self.plan.source_ips;
         let source = (!ips.is_empty()).then(|| ips[self.local(subscriber) % ips.len()]);
         let stream = tcp_connect(self.plan.addr, source)
             .await
             .map_err(|e| ErrorKind::from_io(&e))?;
+        let mut tls_ns = 0;
         let session = match &self.tls {
             Some(tls) => {
                 let t1 = mono_ns();
@@ -420,9 +423,11 @@ impl Fleet {
                     ClientSession::connect(&stream, tls.config.clone(), tls.server_name.clone())
                         .await
                         .map_err(|e| ErrorKind::from_handshake(&e))?;
+                let t2 = mono_ns();
+                tls_ns = t2 - t1;
                 let mut stats = self.stats.borrow_mut();
                 let p = &mut stats.phases[self.phase_now()];
-                record_ns(&mut p.tls_handshake, t1, mono_ns());
+                record_ns(&mut p.tls_handshake, t1, t2);
                 p.bump(
                     if done.resumed {
                         Counter::TlsResumed
@@ -452,7 +457,7 @@ impl Fleet {
             key,
         )
         .await?;
-        Ok(wire)
+        Ok((wire, tls_ns))
     }
 
     async fn subscriber_task(self: Rc<Self>, subscriber: u64) {
@@ -479,11 +484,11 @@ impl Fleet {
             drop(permit);
             let phase = self.phase_now();
             match connected {
-                Ok(wire) => {
+                Ok((wire, tls_ns)) => {
                     {
                         let mut stats = self.stats.borrow_mut();
                         let p = &mut stats.phases[phase];
-                        record_ns(&mut p.connect, t0, mono_ns());
+                        record_ns(&mut p.connect, t0 + tls_ns, mono_ns());
                         p.bump(Counter::Connects, 1);
                         if ever_connected {
                             p.bump(Counter::Reconnects, 1);
