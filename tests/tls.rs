@@ -414,6 +414,19 @@ fn serve_ws_speaks_wss_and_an_untrusted_certificate_names_the_key_to_change() {
         8
     );
 
+    // A wss:// url against a plaintext server is named as such before anything runs.
+    let (plain_server, plain_addr, _) = serve_target(&["ws"]);
+    let plain_addr = plain_addr.split_whitespace().next().unwrap().to_string();
+    let out = run_ws_against(
+        dir.path(),
+        &format!("wss://{plain_addr}/ws/{{subscriber}}"),
+        "",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("did not answer in TLS") && err.contains("ws://"), "{err}");
+    stop(plain_server);
+
     // A ws:// url against it: every connect fails, and says it met TLS.
     let plain = run_ws_against(dir.path(), &format!("ws://{addr}/ws/{{subscriber}}"), "");
     let out = String::from_utf8_lossy(&plain.stdout);

@@ -412,8 +412,8 @@ pub fn explain(e: &io::Error) -> String {
               against a test target)"
             .into(),
         TlsError::InvalidMessage(_) => {
-            "the server did not answer in TLS: is it a plaintext server on an https:// url? \
-             (use http://, or point at its TLS port)"
+            "the server did not answer in TLS: is it a plaintext server on an https:// or \
+             wss:// url? (use http:// or ws://, or point at its TLS port)"
                 .into()
         }
         other => format!("TLS handshake failed: {other}"),
