@@ -276,14 +276,14 @@ fn model_lines(
     const BOOT: &str = "tolerance + bootstrap over 1 s intervals";
     const TOL: &str = "tolerance only (one figure per run)";
 
-    let intervals = |run: &RunData| -> Vec<Vec<(u64, u64)>> {
+    let intervals = |run: &RunData, tag: &str| -> Vec<Vec<(u64, u64)>> {
         run.hists
             .get(&model)
-            .and_then(|h| h.intervals.get("latency"))
+            .and_then(|h| h.intervals.get(tag))
             .cloned()
             .unwrap_or_default()
     };
-    let (bi, ni) = (intervals(base), intervals(new));
+    let (bi, ni) = (intervals(base, "latency"), intervals(new, "latency"));
     for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)] {
         let seed = (q * 1e4) as u64;
         if let (Some(b), Some(n)) = (
@@ -291,6 +291,20 @@ fn model_lines(
             quantile_estimate(&ni, q, seed + 1),
         ) {
             push(format!("latency {name}"), "us", b, n, true, BOOT);
+        }
+    }
+    // Over TLS in both runs: what a handshake costs (the connect time stays TCP).
+    let (bt, nt) = (
+        intervals(base, "tls_handshake"),
+        intervals(new, "tls_handshake"),
+    );
+    for (name, q) in [("p50", 0.5), ("p99", 0.99)] {
+        let seed = 100 + (q * 1e4) as u64;
+        if let (Some(b), Some(n)) = (
+            quantile_estimate(&bt, q, seed),
+            quantile_estimate(&nt, q, seed + 1),
+        ) {
+            push(format!("TLS handshake {name}"), "us", b, n, true, BOOT);
         }
     }
 

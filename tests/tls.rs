@@ -84,6 +84,15 @@ fn websocket(report: &pushbench::run::RunReport) -> &pushbench::record::results:
         .expect("websocket model ran")
 }
 
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
 fn wss_run(extra: &str) -> String {
     format!(
         "[workload]\nevents_per_second = 200\nsubscribers = 40\nduration = \"1s\"\nwarmup = \"0s\"\n[websocket]\n{extra}\n"
@@ -101,6 +110,15 @@ async fn wss_push_handshakes_once_per_connection_and_its_records_are_on_the_wire
     assert_eq!(tls.full + tls.resumed, 40, "one handshake per connection");
     assert_eq!(m.tls_handshake_us.count, 40, "each one timed");
     assert!(tls.full >= 1, "the first one cannot resume: {tls:?}");
+    let summary_csv = std::fs::read_to_string(dir.path().join("out/summary.csv")).unwrap();
+    let mut rows = csv_rows(&summary_csv);
+    let header = rows.remove(0);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert_eq!(rows[0][col("tls_handshakes_full")], tls.full.to_string());
+    assert_eq!(
+        rows[0][col("tls_handshakes_resumed")],
+        tls.resumed.to_string()
+    );
     let csv = std::fs::read_to_string(dir.path().join("out/percentiles.csv")).unwrap();
     assert!(
         csv.lines()
@@ -424,7 +442,10 @@ fn serve_ws_speaks_wss_and_an_untrusted_certificate_names_the_key_to_change() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("did not answer in TLS") && err.contains("ws://"), "{err}");
+    assert!(
+        err.contains("did not answer in TLS") && err.contains("ws://"),
+        "{err}"
+    );
     stop(plain_server);
 
     // A ws:// url against it: every connect fails, and says it met TLS.

@@ -516,6 +516,10 @@ pub fn summary_table(summary: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
             "generator_saturated",
             "sent_per_s",
             "saturation_reason",
+            "tls_handshake_us_p50",
+            "tls_handshake_us_p99",
+            "tls_handshakes_full",
+            "tls_handshakes_resumed",
         ]
         .iter()
         .map(|s| s.to_string()),
@@ -561,6 +565,10 @@ pub fn summary_table(summary: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
             m.saturation.generator.to_string(),
             format!("{:.1}", m.saturation.sent_per_s),
             m.saturation.reason.clone(),
+            m.tls_handshake_us.p50.to_string(),
+            m.tls_handshake_us.p99.to_string(),
+            m.tls.as_ref().map_or(0, |t| t.full).to_string(),
+            m.tls.as_ref().map_or(0, |t| t.resumed).to_string(),
         ]);
         rows.push(row);
     }
