@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
-use common::{run_in_process, scenario, webhook};
+use common::{run_in_process, scenario, webhook, websocket};
 
 fn tls_run(extra: &str) -> String {
     format!(
@@ -73,15 +73,6 @@ async fn keep_alive_over_tls_handshakes_once_per_connection_and_counts_tls_bytes
         m.bytes_per_event,
         plain.bytes_per_event
     );
-}
-
-fn websocket(report: &pushbench::run::RunReport) -> &pushbench::record::results::ModelSummary {
-    report
-        .summary
-        .models
-        .iter()
-        .find(|m| m.model.name() == "websocket")
-        .expect("websocket model ran")
 }
 
 fn csv_rows(text: &str) -> Vec<Vec<String>> {
@@ -204,20 +195,46 @@ fn serve_target(args: &[&str]) -> (Child, String, Option<String>) {
     (child, addr, ca)
 }
 
-fn run_against(dir: &Path, url: &str, tls: &str) -> Output {
+/// `pushbench run` of `scenario` from a file in `dir`, results in `dir/<out>`.
+fn run_file(dir: &Path, scenario: &str, out: &str) -> Output {
     let file = dir.join("s.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[workload]\nevents_per_second = 50\nduration = \"1s\"\n[webhook]\nurl = \"{url}\"\nsignature = \"none\"\npool = 2\n{tls}\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&file, scenario).unwrap();
     Command::new(env!("CARGO_BIN_EXE_pushbench"))
         .args(["run", file.to_str().unwrap(), "--progress", "off", "--out"])
-        .arg(dir.join(format!("out-{}", tls.len())))
+        .arg(dir.join(out))
         .output()
         .unwrap()
+}
+
+fn run_against(dir: &Path, url: &str, tls: &str) -> Output {
+    run_file(
+        dir,
+        &format!(
+            "[workload]\nevents_per_second = 50\nduration = \"1s\"\n[webhook]\nurl = \"{url}\"\nsignature = \"none\"\npool = 2\n{tls}\n"
+        ),
+        &format!("out-{}", tls.len()),
+    )
+}
+
+/// Without `tls.ca_file` the run stops before it starts (exit 3), saying the certificate is not
+/// from a trusted CA and naming the key; with the CA it runs. Returns the `tls` line that worked.
+fn needs_the_ca(run: impl Fn(&str) -> Output, ca: &str) -> String {
+    let out = run("");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("not signed by a trusted CA") && err.contains("tls.ca_file"),
+        "{err}"
+    );
+    let trusted = format!("tls = {{ ca_file = \"{ca}\" }}");
+    let out = run(&trusted);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    trusted
 }
 
 fn stop(mut child: Child) {
@@ -233,22 +250,7 @@ fn an_untrusted_or_misnamed_certificate_stops_the_run_naming_the_key_to_change()
     let ca = ca.expect("the CA's path");
     let url = format!("https://{addr}/hooks/{{subscriber}}");
 
-    let out = run_against(dir.path(), &url, "");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(
-        err.contains("not signed by a trusted CA") && err.contains("tls.ca_file"),
-        "{err}"
-    );
-
-    let trusted = format!("tls = {{ ca_file = \"{ca}\" }}");
-    let out = run_against(dir.path(), &url, &trusted);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    needs_the_ca(|tls| run_against(dir.path(), &url, tls), &ca);
 
     let misnamed = format!("tls = {{ ca_file = \"{ca}\", server_name = \"api.example.com\" }}");
     let out = run_against(dir.path(), &url, &misnamed);
@@ -373,19 +375,13 @@ fn a_missing_ca_file_is_a_scenario_error_with_its_key_and_line() {
 }
 
 fn run_ws_against(dir: &Path, url: &str, tls: &str) -> Output {
-    let file = dir.join("ws.toml");
-    std::fs::write(
-        &file,
-        format!(
+    run_file(
+        dir,
+        &format!(
             "[workload]\nevents_per_second = 40\nsubscribers = 8\nduration = \"1s\"\n[websocket]\nurl = \"{url}\"\nmode = \"echo\"\n{tls}\n"
         ),
+        &format!("ws-{}", tls.len()),
     )
-    .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_pushbench"))
-        .args(["run", file.to_str().unwrap(), "--progress", "off", "--out"])
-        .arg(dir.join(format!("ws-{}", tls.len())))
-        .output()
-        .unwrap()
 }
 
 #[test]
@@ -396,22 +392,7 @@ fn serve_ws_speaks_wss_and_an_untrusted_certificate_names_the_key_to_change() {
     let addr = addr.split_whitespace().next().unwrap().to_string();
     let url = format!("wss://{addr}/ws/{{subscriber}}");
 
-    let out = run_ws_against(dir.path(), &url, "");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(
-        err.contains("not signed by a trusted CA") && err.contains("tls.ca_file"),
-        "{err}"
-    );
-
-    let trusted = format!("tls = {{ ca_file = \"{ca}\" }}");
-    let out = run_ws_against(dir.path(), &url, &trusted);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let trusted = needs_the_ca(|tls| run_ws_against(dir.path(), &url, tls), &ca);
     let summary: serde_json::Value = serde_json::from_slice(
         &std::fs::read(
             dir.path()

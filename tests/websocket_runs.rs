@@ -2,19 +2,7 @@
 
 mod common;
 
-use common::{run_in_process, scenario};
-use pushbench::record::results::ModelSummary;
-use pushbench::run::RunReport;
-
-fn websocket(report: &RunReport) -> &ModelSummary {
-    assert!(report.error.is_none(), "{:?}", report.error);
-    report
-        .summary
-        .models
-        .iter()
-        .find(|m| m.model.name() == "websocket")
-        .expect("websocket model ran")
-}
+use common::{run_in_process, scenario, websocket};
 
 #[tokio::test]
 async fn push_delivers_every_event_to_its_subscriber_in_order() {

@@ -169,13 +169,7 @@ pub fn launch_receiver(
             // The child reads its certificate and key before it says it listens; they are
             // removed then (the key never outlives the start-up in a file).
             let tls_files = match tls {
-                Some(id) => {
-                    let files = TlsFiles::write(id)?;
-                    cmd.arg("--tls-cert").arg(&files.cert);
-                    cmd.arg("--tls-key").arg(&files.key);
-                    cmd.arg("--tls-ticket-key").arg(&files.tickets);
-                    Some(files)
-                }
+                Some(id) => Some(TlsFiles::write(id)?.pass_to(&mut cmd)),
                 None => None,
             };
             cmd.stdin(Stdio::null())
@@ -299,6 +293,16 @@ impl TlsFiles {
     }
 }
 
+impl TlsFiles {
+    /// Names the files on a child's command line.
+    fn pass_to(self, cmd: &mut Command) -> Self {
+        cmd.arg("--tls-cert").arg(&self.cert);
+        cmd.arg("--tls-key").arg(&self.key);
+        cmd.arg("--tls-ticket-key").arg(&self.tickets);
+        self
+    }
+}
+
 impl Drop for TlsFiles {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -402,13 +406,7 @@ pub fn launch_ws_servers(
                 }
                 // Read before the start-up line, removed after it (as for the receiver).
                 let tls_files = match tls {
-                    Some(id) => {
-                        let files = TlsFiles::write(id)?;
-                        cmd.arg("--tls-cert").arg(&files.cert);
-                        cmd.arg("--tls-key").arg(&files.key);
-                        cmd.arg("--tls-ticket-key").arg(&files.tickets);
-                        Some(files)
-                    }
+                    Some(id) => Some(TlsFiles::write(id)?.pass_to(&mut cmd)),
                     None => None,
                 };
                 // SAFETY: prctl and setpgid are async-signal-safe.

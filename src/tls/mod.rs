@@ -359,6 +359,22 @@ impl Negotiated {
             .map_or_else(String::new, |s| format!("{:?}", s.suite()));
         Self { version, cipher }
     }
+
+    /// The summary's `tls` block: these, and the handshakes a run's counters hold.
+    pub fn summary(
+        self,
+        all: &crate::record::PhaseStats,
+        resume: bool,
+    ) -> crate::record::results::TlsSummary {
+        use crate::record::Counter;
+        crate::record::results::TlsSummary {
+            full: all.get(Counter::TlsFull),
+            resumed: all.get(Counter::TlsResumed),
+            version: self.version,
+            cipher: self.cipher,
+            resume,
+        }
+    }
 }
 
 /// One handshake with the target before the run, so that a certificate or protocol problem

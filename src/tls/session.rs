@@ -51,25 +51,47 @@ fn invalid(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-/// Appends an encoded handshake record to `out`.
-fn encode_into<D>(e: &mut EncodeTlsData<'_, D>, out: &mut Vec<u8>) -> Result<(), rustls::Error> {
+/// Why a write into a caller's buffer did not happen.
+enum Short {
+    /// The buffer must have this many bytes.
+    Needs(usize),
+    /// Another error.
+    Failed(String),
+}
+
+/// Appends to `out` what `write` puts into the space it is given (starting with `room` bytes,
+/// grown to what it asks for).
+fn append_grown(
+    out: &mut Vec<u8>,
+    room: usize,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, Short>,
+) -> Result<(), rustls::Error> {
     let start = out.len();
-    out.resize(start + 4096, 0);
+    out.resize(start + room, 0);
     loop {
-        match e.encode(&mut out[start..]) {
+        match write(&mut out[start..]) {
             Ok(n) => {
                 out.truncate(start + n);
                 return Ok(());
             }
-            Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
-                out.resize(start + required_size, 0);
-            }
-            Err(other) => {
+            Err(Short::Needs(size)) => out.resize(start + size, 0),
+            Err(Short::Failed(why)) => {
                 out.truncate(start);
-                return Err(rustls::Error::General(other.to_string()));
+                return Err(rustls::Error::General(why));
             }
         }
     }
+}
+
+/// Appends an encoded handshake record to `out`.
+fn encode_into<D>(e: &mut EncodeTlsData<'_, D>, out: &mut Vec<u8>) -> Result<(), rustls::Error> {
+    append_grown(out, 4096, |buf| match e.encode(buf) {
+        Ok(n) => Ok(n),
+        Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
+            Err(Short::Needs(required_size))
+        }
+        Err(other) => Err(Short::Failed(other.to_string())),
+    })
 }
 
 /// Writes all of `bytes` to a non-blocking socket, waiting for room as needed.
@@ -239,23 +261,13 @@ impl Records for ClientSession {
                 "the TLS session cannot send now".into(),
             ));
         };
-        let start = wire.len();
-        wire.resize(start + plain.len() + 64, 0);
-        loop {
-            match w.encrypt(plain, &mut wire[start..]) {
-                Ok(n) => {
-                    wire.truncate(start + n);
-                    return Ok(());
-                }
-                Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
-                    wire.resize(start + required_size, 0);
-                }
-                Err(other) => {
-                    wire.truncate(start);
-                    return Err(rustls::Error::General(other.to_string()));
-                }
+        append_grown(wire, plain.len() + 64, |buf| match w.encrypt(plain, buf) {
+            Ok(n) => Ok(n),
+            Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                Err(Short::Needs(required_size))
             }
-        }
+            Err(other) => Err(Short::Failed(other.to_string())),
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 
 use crate::clock::{mono_ns, WallMap};
 use crate::model_kind::ModelKind;
-use crate::record::results::{Connections, ModelSummary, ReceiverCounters, TlsSummary};
+use crate::record::results::{Connections, ModelSummary, ReceiverCounters};
 use crate::record::saturation::{self, Pool, SendFigures};
 use crate::record::ErrorKind;
 use crate::record::{decode_hist, new_hist, Counter, Percentiles, Reporter, MEASURED, WARMUP};
@@ -359,13 +359,7 @@ async fn drive(
         receiver: driver.counters,
         ..common
     };
-    summary.tls = negotiated.map(|n| TlsSummary {
-        full: all.get(Counter::TlsFull),
-        resumed: all.get(Counter::TlsResumed),
-        version: n.version,
-        cipher: n.cipher,
-        resume: cfg.tls.as_ref().is_some_and(|t| t.resume),
-    });
+    summary.tls = negotiated.map(|n| n.summary(all, cfg.tls.as_ref().is_some_and(|t| t.resume)));
     let attempts_per_s = g.get(Counter::Attempts) as f64 / measured_s.max(1e-9);
     let answer = &summary.ack_uncorrected_latency_us;
     summary.saturation = saturation::judge(&SendFigures {

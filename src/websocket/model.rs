@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::clock::{mono_ns, WallMap};
 use crate::model_kind::ModelKind;
-use crate::record::results::{Connections, ModelSummary, PerConnection, TlsSummary, WsSummary};
+use crate::record::results::{Connections, ModelSummary, PerConnection, WsSummary};
 use crate::record::saturation::{self, Saturation, SendFigures};
 use crate::record::ErrorKind;
 use crate::record::{Counter, IntervalStats, Percentiles, PhaseStats, Reporter, MEASURED};
@@ -610,13 +610,7 @@ async fn drive(
         saturation,
         ..common
     };
-    summary.tls = negotiated.map(|n| TlsSummary {
-        full: all.get(Counter::TlsFull),
-        resumed: all.get(Counter::TlsResumed),
-        version: n.version,
-        cipher: n.cipher,
-        resume: cfg.tls.as_ref().is_some_and(|t| t.resume),
-    });
+    summary.tls = negotiated.map(|n| n.summary(all, cfg.tls.as_ref().is_some_and(|t| t.resume)));
     let mut metrics = vec![
         ("latency", &g.ack),
         ("uncorrected_latency", &g.ack_uncorrected),

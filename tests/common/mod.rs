@@ -39,6 +39,17 @@ pub fn webhook(report: &RunReport) -> &ModelSummary {
         .expect("webhook model ran")
 }
 
+/// The WebSocket entry of a report (which must have no run error).
+pub fn websocket(report: &RunReport) -> &ModelSummary {
+    assert!(report.error.is_none(), "{:?}", report.error);
+    report
+        .summary
+        .models
+        .iter()
+        .find(|m| m.model.name() == "websocket")
+        .expect("websocket model ran")
+}
+
 /// The example results committed with the source (a real run of the default scenario).
 pub fn example_results() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/example")
