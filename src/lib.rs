@@ -49,6 +49,7 @@ pub mod schedule;
 pub mod serve;
 pub mod servers;
 pub mod slo;
+pub mod sse;
 pub mod sweep;
 pub mod thresholds;
 pub mod tls;
