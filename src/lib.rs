@@ -33,6 +33,7 @@
 
 pub mod backoff;
 pub mod capacity;
+pub mod chunked;
 pub mod cli;
 pub mod clock;
 pub mod commands;
