@@ -355,6 +355,9 @@ pub struct ServerStats {
     /// the server's token.
     #[serde(default)]
     pub unauthorized: u64,
+    /// Server-sent event streams opened.
+    #[serde(default)]
+    pub streams: u64,
 }
 
 impl ServerStats {

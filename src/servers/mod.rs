@@ -5,6 +5,7 @@ pub mod guard;
 pub mod launch;
 pub mod receiver;
 pub mod sink;
+pub mod sse_stream;
 pub mod ws_server;
 
 use std::future::Future;

@@ -1,7 +1,9 @@
-//! The built-in WebSocket server: hyper + fastwebsockets for the upgrade, then lean framing on
-//! the raw socket so a held connection costs a few hundred bytes, not fastwebsockets' 8 KiB read
-//! buffer. It echoes data frames, answers pings, and pushes the events the harness publishes over
-//! the control connection (see [`crate::websocket::proto`]) to the subscriber's connection.
+//! The built-in push server: WebSocket at `/ws/{subscriber}` (hyper + fastwebsockets for the
+//! upgrade, then lean framing on the raw socket so a held connection costs a few hundred bytes,
+//! not fastwebsockets' 8 KiB read buffer) and server-sent events at `/events/{subscriber}` (a
+//! held `text/event-stream` response, see [`super::sse_stream`]). It echoes WebSocket data
+//! frames, answers pings, and pushes the events the harness publishes over the control
+//! connection (see [`crate::websocket::proto`]) to the subscriber's connection or stream.
 //!
 //! One process runs one thread (a current-thread runtime and a `LocalSet`, so connection state is
 //! `Rc`/`RefCell`, never locked). Several processes share one port with SO_REUSEPORT; each has
@@ -15,7 +17,7 @@ use std::io;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -26,6 +28,7 @@ use tokio::sync::Notify;
 use tokio_rustls::server::TlsStream;
 
 use super::guard::{ConnLimits, Ending, Guarded};
+use super::sse_stream::{self, SseBody, SseConn};
 use crate::record::results::ServerStats;
 use crate::tls::session::ServerSession;
 use crate::websocket::frame::{self, OpCode};
@@ -88,9 +91,14 @@ struct Server {
     next_id: Cell<u64>,
     frame_buf: RefCell<Vec<u8>>,
     payload_buf: RefCell<Vec<u8>>,
-    /// A stall fault: pushes are queued, not written, until it ends.
-    stalled: Cell<bool>,
+    /// A stall fault: pushes are queued, not written, until it ends (shared with the streams).
+    stalled: Rc<Cell<bool>>,
+    /// Server-sent event streams by subscriber.
+    streams: RefCell<HashMap<u32, Rc<SseConn>>>,
 }
+
+/// What the server answers with: nothing (an upgrade, a refusal) or an event stream.
+type PushBody = Either<Empty<Bytes>, SseBody>;
 
 impl Conn {
     /// Sends a frame now if the socket takes it, else queues it; false if it had to be dropped.
@@ -291,7 +299,7 @@ impl Server {
     fn publish(&self, c: &Control) {
         let conn = self.conns.borrow().get(&c.subscriber).cloned();
         let Some(conn) = conn else {
-            self.stats.borrow_mut().not_connected += 1;
+            self.publish_to_stream(c);
             return;
         };
         let len = (c.len as usize).max(crate::websocket::proto::EVENT_HEADER);
@@ -325,16 +333,90 @@ impl Server {
         }
     }
 
+    /// An event for a subscriber that holds a stream here, if one does.
+    fn publish_to_stream(&self, c: &Control) {
+        let stream = self.streams.borrow().get(&c.subscriber).cloned();
+        let mut stats = self.stats.borrow_mut();
+        let Some(stream) = stream else {
+            stats.not_connected += 1;
+            return;
+        };
+        let e = Event {
+            seq: c.seq,
+            intended_us: c.intended_us,
+            sent_us: c.sent_us,
+            subscriber: c.subscriber,
+        };
+        let queued = stream.push(self.opts.max_pending_bytes, |out| {
+            crate::sse::event::write(out, &e, c.len as usize)
+        });
+        if !queued {
+            stats.dropped_slow += 1;
+            return;
+        }
+        stats.pushed += 1;
+        if self.stalled.get() {
+            stats.held += 1;
+        }
+    }
+
     fn drop_connections(&self, code: u16, per_mille: u32) {
+        // Spread the chosen fraction evenly over the connections (and over the streams).
+        let chosen = |i: usize| (i as u64 * u64::from(per_mille)) % 1000 < u64::from(per_mille);
         let conns: Vec<Rc<Conn>> = self.conns.borrow().values().cloned().collect();
         for (i, conn) in conns.iter().enumerate() {
-            // Spread the chosen fraction evenly over the connections.
-            if (i as u64 * u64::from(per_mille)) % 1000 < u64::from(per_mille) {
+            if chosen(i) {
                 conn.closing.set(Some(code));
                 conn.wake.notify_one();
                 self.stats.borrow_mut().dropped += 1;
             }
         }
+        let streams: Vec<Rc<SseConn>> = self.streams.borrow().values().cloned().collect();
+        for (i, stream) in streams.iter().enumerate() {
+            if chosen(i) {
+                stream.end(if code == 0 {
+                    sse_stream::Ending::Cut
+                } else {
+                    sse_stream::Ending::Finish
+                });
+                self.stats.borrow_mut().dropped += 1;
+            }
+        }
+    }
+
+    /// Opens `subscriber`'s event stream (replacing an older one of the same subscriber).
+    fn open_stream(self: &Rc<Self>, subscriber: u32) -> Response<PushBody> {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let conn = Rc::new(SseConn::new(id, self.stalled.clone()));
+        if let Some(old) = self.streams.borrow_mut().insert(subscriber, conn.clone()) {
+            old.end(sse_stream::Ending::Finish);
+        }
+        self.stats.borrow_mut().streams += 1;
+        self.control_record(tag::HOLD, subscriber);
+        let server = self.clone();
+        let body = SseBody::new(
+            conn,
+            Box::new(move || {
+                let mut streams = server.streams.borrow_mut();
+                if streams.get(&subscriber).is_some_and(|s| s.id == id) {
+                    streams.remove(&subscriber);
+                    drop(streams);
+                    server.control_record(tag::RELEASE, subscriber);
+                }
+            }),
+        );
+        let mut r = Response::new(Either::Right(body));
+        let h = r.headers_mut();
+        h.insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(
+            hyper::header::CACHE_CONTROL,
+            hyper::header::HeaderValue::from_static("no-cache"),
+        );
+        r
     }
 
     /// Holds every push for `for_us`, then lets each connection write its backlog.
@@ -345,6 +427,9 @@ impl Server {
             self.stalled.set(false);
             for conn in self.conns.borrow().values() {
                 conn.wake.notify_one();
+            }
+            for stream in self.streams.borrow().values() {
+                stream.wake();
             }
         });
     }
@@ -377,7 +462,9 @@ impl Server {
                             tag::STALL => self.clone().stall(c.seq),
                             tag::STATS => {
                                 let mut stats = *self.stats.borrow();
-                                stats.connections = self.conns.borrow().len() as u64;
+                                stats.connections = (self.conns.borrow().len()
+                                    + self.streams.borrow().len())
+                                    as u64;
                                 let json = serde_json::to_vec(&stats).expect("stats serialize");
                                 let mut out = self.control_out.borrow_mut();
                                 out.push(tag::STATS);
@@ -396,8 +483,9 @@ impl Server {
     }
 }
 
-fn subscriber_of(path: &str) -> Option<u32> {
-    path.strip_prefix("/ws/")?
+/// The subscriber of a `/ws/{subscriber}` (or `/events/...` with `prefix`) path.
+fn subscriber_of(path: &str, prefix: &str) -> Option<u32> {
+    path.strip_prefix(prefix)?
         .split(['/', '?'])
         .next()?
         .parse()
@@ -432,16 +520,28 @@ fn authorized(req: &Request<Incoming>, token: &str) -> bool {
 async fn upgrade(
     server: Rc<Server>,
     mut req: Request<Incoming>,
-) -> Result<Response<Empty<Bytes>>, Infallible> {
+) -> Result<Response<PushBody>, Infallible> {
     let status = |s: StatusCode| {
-        let mut r = Response::new(Empty::new());
+        let mut r = Response::new(Either::Left(Empty::new()));
         *r.status_mut() = s;
         Ok(r)
     };
     if req.uri().path() == "/health" {
         return status(StatusCode::OK);
     }
-    let Some(subscriber) = subscriber_of(req.uri().path()) else {
+    if let Some(subscriber) = subscriber_of(req.uri().path(), "/events/") {
+        if req.method() != hyper::Method::GET {
+            return status(StatusCode::METHOD_NOT_ALLOWED);
+        }
+        if let Some(token) = &server.opts.token {
+            if !authorized(&req, token) {
+                server.stats.borrow_mut().unauthorized += 1;
+                return status(StatusCode::UNAUTHORIZED);
+            }
+        }
+        return Ok(server.open_stream(subscriber));
+    }
+    let Some(subscriber) = subscriber_of(req.uri().path(), "/ws/") else {
         return status(StatusCode::NOT_FOUND);
     };
     if !fastwebsockets::upgrade::is_upgrade_request(&req) {
@@ -485,7 +585,7 @@ async fn upgrade(
         };
         server.run_conn(subscriber, wire).await;
     });
-    Ok(response)
+    Ok(response.map(Either::Left))
 }
 
 /// Serves WebSocket clients on `listener` and one harness at a time on `control`, until
@@ -505,7 +605,8 @@ pub async fn serve(
         next_id: Cell::new(0),
         frame_buf: RefCell::new(Vec::new()),
         payload_buf: RefCell::new(Vec::new()),
-        stalled: Cell::new(false),
+        stalled: Rc::new(Cell::new(false)),
+        streams: RefCell::new(HashMap::new()),
     });
     // RSS is this process's memory figure: once a second, hand back what the handshakes freed.
     tokio::task::spawn_local(async {
