@@ -359,7 +359,7 @@ fn model_lines(
         "tolerance + binomial 95% interval",
     );
 
-    if let (Some(b), Some(n)) = (&bm.websocket, &nm.websocket) {
+    if let (Some(b), Some(n)) = (bm.fleet(), nm.fleet()) {
         let per_conn = |w: &crate::record::results::WsSummary| Estimate {
             value: w.memory_per_connection_bytes.generator + w.memory_per_connection_bytes.target,
             ci: None,

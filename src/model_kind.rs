@@ -28,17 +28,21 @@ pub enum ModelKind {
     /// idle mode).
     #[value(name = "websocket")]
     WebSocket,
+    /// Server-sent events: held `text/event-stream` responses, server push (events/s; streams
+    /// in idle mode).
+    Sse,
 }
 
 impl ModelKind {
     /// Every model, in the order a run runs them.
-    pub const ALL: [ModelKind; 2] = [ModelKind::Webhook, ModelKind::WebSocket];
+    pub const ALL: [ModelKind; 3] = [ModelKind::Webhook, ModelKind::WebSocket, ModelKind::Sse];
 
     /// The name in results files, metric names and file names.
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Webhook => "webhook",
             ModelKind::WebSocket => "websocket",
+            ModelKind::Sse => "sse",
         }
     }
 
@@ -68,6 +72,6 @@ mod tests {
             let arg = <ModelKind as clap::ValueEnum>::from_str(m.name(), false).unwrap();
             assert_eq!(arg, m);
         }
-        assert_eq!(ModelKind::from_name("sse"), None);
+        assert_eq!(ModelKind::from_name("longpoll"), None);
     }
 }

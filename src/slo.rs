@@ -214,7 +214,7 @@ impl Clause {
 fn latency_field(m: &ModelSummary, field: &str) -> Option<f64> {
     // Idle connections deliver nothing: their latency is the connect latency, as the capacity
     // table shows it.
-    let idle = m.websocket.as_ref().is_some_and(|w| w.mode == "idle");
+    let idle = m.fleet().is_some_and(|w| w.mode == "idle");
     let p = if idle { &m.connect_us } else { &m.latency_us };
     if p.count == 0 {
         return None;

@@ -45,6 +45,19 @@ impl UrlTemplate {
         }
     }
 
+    /// The built-in push server's event-stream URL on a given port (`https://` when `secure`).
+    pub fn builtin_sse(port: u16, secure: bool) -> Self {
+        let scheme = if secure { "https" } else { "http" };
+        Self {
+            raw: format!("{scheme}://127.0.0.1:{port}/events/{{subscriber}}"),
+            host: "127.0.0.1".into(),
+            port,
+            secure,
+            path_prefix: "/events/".into(),
+            path_suffix: Some(String::new()),
+        }
+    }
+
     /// The request path for a subscriber.
     pub fn path(&self, subscriber: u64) -> String {
         match &self.path_suffix {

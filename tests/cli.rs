@@ -395,7 +395,7 @@ fn serve_ws_runs_several_processes_on_one_port_that_echo_and_stop_on_sigterm() {
                 None,
             );
             let url = pushbench::scenario::UrlTemplate::builtin_ws(addr.port(), false);
-            handshake(&wire, "t", &url, &[], sub, [sub as u8; 16])
+            handshake(&wire, "t", &url, &[], sub, [sub as u8; 16], None)
                 .await
                 .unwrap();
             assert!(wire.partial.borrow().is_empty());

@@ -409,6 +409,38 @@ subscribe = "{\"op\":\"subscribe\",\"id\":\"{subscriber}\"}"
 }
 
 #[test]
+fn sse_reads_like_websocket_without_its_websocket_keys() {
+    let base = |extra: &str| {
+        format!("[workload]\nevents_per_second = 10\nduration = \"1s\"\n[sse]\n{extra}\n")
+    };
+    let s = parse(&base("connect_rate = 100"), "t", &env).unwrap();
+    let sse = s.sse.expect("the sse model runs");
+    assert_eq!(sse.protocol, scenario::PushProtocol::Sse);
+    assert_eq!(sse.connect_rate, 100.0);
+    assert!(s.websocket.is_none());
+    let s = parse(
+        &base("url = \"https://x:8443/events/{subscriber}\""),
+        "t",
+        &env,
+    )
+    .unwrap();
+    assert!(s.sse.unwrap().tls.is_some());
+    let p = problems(&base("mode = \"echo\""));
+    assert!(has(&p, "sse.mode", 5, "\"push\""), "{p:?}");
+    let p = problems(&base("url = \"ws://x:1/events\""));
+    assert!(has(&p, "sse.url", 5, "http://"), "{p:?}");
+    let p = problems(&base("ping_interval = \"5s\""));
+    assert!(has(&p, "sse.ping_interval", 5, "unknown key"), "{p:?}");
+    let p = problems(&base(
+        "[sse.server]\ndrop = { fraction = 2.0, at = \"1s\" }",
+    ));
+    assert!(
+        has(&p, "sse.server.drop.fraction", 6, "between 0 and 1"),
+        "{p:?}"
+    );
+}
+
+#[test]
 fn websocket_mistakes_are_named() {
     let base = |extra: &str| {
         format!("[workload]\nevents_per_second = 10\nduration = \"1s\"\n[websocket]\n{extra}\n")

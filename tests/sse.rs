@@ -5,6 +5,9 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::time::Duration;
 
+mod common;
+
+use common::{run_in_process, scenario};
 use pushbench::chunked::{Dechunker, Step};
 use pushbench::servers::launch::{launch_ws_servers, TargetLaunch};
 use pushbench::sse::parse::Parser;
@@ -168,4 +171,117 @@ fn published_events_reach_the_subscribers_stream_and_a_drop_ends_it() {
     assert_eq!(stats["not_connected"], 1);
     assert_eq!(stats["dropped"], 1);
     servers.stop();
+}
+
+fn sse(report: &pushbench::run::RunReport) -> &pushbench::record::results::ModelSummary {
+    assert!(report.error.is_none(), "{:?}", report.error);
+    report
+        .summary
+        .models
+        .iter()
+        .find(|m| m.model.name() == "sse")
+        .expect("the sse model ran")
+}
+
+#[tokio::test]
+async fn the_sse_model_delivers_every_event_to_its_subscribers_stream_in_order() {
+    let (report, dir) = run_in_process(&scenario(
+        "[workload]\nevents_per_second = 200\nsubscribers = 40\nduration = \"1s\"\nwarmup = \"0s\"\n[sse]\n",
+    ))
+    .await;
+    let m = sse(&report);
+    assert_eq!(
+        (m.events, m.delivered, m.failed),
+        (200, 200, 0),
+        "{:?}",
+        m.errors
+    );
+    assert_eq!(m.latency_source, "client (event parsed)");
+    assert_eq!(m.connections.opened, 40);
+    assert!(m.websocket.is_none(), "its figures are under sse");
+    let s = m.sse.as_ref().unwrap();
+    assert_eq!((s.gaps, s.reordered), (0, 0));
+    assert_eq!(s.server.as_ref().unwrap().streams, 40);
+    assert!(m.latency_us.p50 > 0 && m.latency_us.p99 < 1_000_000);
+    // Its own .hlog and rows in the CSVs.
+    assert!(dir.path().join("out/sse.hlog").is_file());
+    let csv = std::fs::read_to_string(dir.path().join("out/summary.csv")).unwrap();
+    assert!(csv.lines().any(|l| l.starts_with("sse,")), "{csv}");
+}
+
+#[tokio::test]
+async fn streams_the_server_ends_reconnect_and_are_counted() {
+    let (report, _dir) = run_in_process(&scenario(
+        "[workload]\nevents_per_second = 100\nsubscribers = 20\nduration = \"3s\"\nwarmup = \"0s\"\n[sse]\nreconnect = { initial = \"50ms\", max = \"200ms\" }\n[sse.server]\ndrop = { at = \"1s\", code = 1000 }\n",
+    ))
+    .await;
+    let m = sse(&report);
+    let s = m.sse.as_ref().unwrap();
+    assert_eq!(s.server_closes, 20, "every stream finished once");
+    assert_eq!(m.connections.reconnects, 20, "and came back");
+    assert_eq!(m.connections.opened, 40);
+    assert_eq!(s.down_at_end, 0);
+    // Events published while a stream was down are lost (the built-in server does not replay
+    // yet): they show as gaps, and every event is accounted.
+    assert_eq!(m.delivered + m.failed, m.events);
+}
+
+/// A server that answers every request with `body` as an event stream, then holds the
+/// connection for `hold` and closes it.
+async fn broken_stream_server(body: &'static [u8], hold: Duration) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n")
+                    .await;
+                let _ = s.write_all(body).await;
+                tokio::time::sleep(hold).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_malformed_stream_is_counted_and_dropped_never_a_crash() {
+    for body in [&b"retry: soon\n\n"[..], b"data: \xC3\x28\n\n"] {
+        // Held open: the client must be the one to give up on it.
+        let addr = broken_stream_server(body, Duration::from_secs(5)).await;
+        let (report, _dir) = run_in_process(&scenario(&format!(
+            "[workload]\nevents_per_second = 1\nsubscribers = 2\nduration = \"1s\"\nwarmup = \"0s\"\n[sse]\nurl = \"http://{addr}/events/{{subscriber}}\"\nmode = \"idle\"\nreconnect = {{ initial = \"100ms\", max = \"100ms\", jitter = \"none\" }}\n"
+        )))
+        .await;
+        let m = sse(&report);
+        let bad = m.errors.get("bad_response").copied().unwrap_or(0);
+        assert!(
+            bad >= 4,
+            "each stream counted as malformed, again and again: {:?}",
+            m.errors
+        );
+        assert!(m.connections.reconnects >= 2, "{:?}", m.connections);
+    }
+}
+
+#[tokio::test]
+async fn a_servers_retry_is_a_floor_under_the_reconnect_backoff() {
+    // Each stream says "retry: 1500" and ends at once; the backoff alone would reconnect
+    // every 50 ms.
+    let addr = broken_stream_server(b"retry: 1500\n\n", Duration::ZERO).await;
+    let (report, _dir) = run_in_process(&scenario(&format!(
+        "[workload]\nevents_per_second = 1\nsubscribers = 2\nduration = \"2s\"\nwarmup = \"0s\"\n[sse]\nurl = \"http://{addr}/events/{{subscriber}}\"\nmode = \"idle\"\ndrain = \"0s\"\nreconnect = {{ initial = \"50ms\", max = \"50ms\", jitter = \"none\" }}\n"
+    )))
+    .await;
+    let m = sse(&report);
+    // About 3.5 s from the first connect to the end: at most three connects each.
+    assert!(
+        (2..=6).contains(&m.connections.opened),
+        "{} streams opened",
+        m.connections.opened
+    );
 }

@@ -160,6 +160,10 @@ pub struct ModelSummary {
     pub receiver: Option<ReceiverCounters>,
     /// WebSocket-only figures.
     pub websocket: Option<WsSummary>,
+    /// The same figures for the server-sent events fleet (its streams are held like
+    /// WebSocket connections; pong RTT and echo do not apply).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sse: Option<WsSummary>,
     /// Whether the generator kept the offered schedule, and if not, who was the limit.
     pub saturation: crate::record::saturation::Saturation,
 }
@@ -379,6 +383,7 @@ impl ServerStats {
         self.dropped += o.dropped;
         self.held += o.held;
         self.unauthorized += o.unauthorized;
+        self.streams += o.streams;
     }
 }
 
@@ -447,6 +452,11 @@ pub fn is_numeric_metric(path: &str) -> bool {
 }
 
 impl ModelSummary {
+    /// The push fleet's figures: WebSocket or server-sent events.
+    pub fn fleet(&self) -> Option<&WsSummary> {
+        self.websocket.as_ref().or(self.sse.as_ref())
+    }
+
     /// The number at a dotted path of this entry (`latency_us.p99`, `errors.timeout`), as
     /// `summary.json` spells it; `None` when there is none. The one lookup thresholds, `--slo`
     /// and scenario validation share.
@@ -562,7 +572,7 @@ pub fn summary_table(summary: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
             m.time_to_delivery_us.p50.to_string(),
             m.time_to_delivery_us.p99.to_string(),
             m.time_to_delivery_us.max.to_string(),
-            format!("{:.3}", m.websocket.as_ref().map_or(0.0, |w| w.recovery_s)),
+            format!("{:.3}", m.fleet().map_or(0.0, |w| w.recovery_s)),
             m.dropped.to_string(),
             m.unfinished.to_string(),
             m.saturation.generator.to_string(),

@@ -104,15 +104,22 @@ pub mod tab10 {
     pub const PINK: RGBColor = RGBColor(227, 119, 194);
     /// Cyan.
     pub const CYAN: RGBColor = RGBColor(23, 190, 207);
+    /// Olive.
+    pub const OLIVE: RGBColor = RGBColor(188, 189, 34);
+    /// Gray.
+    pub const GRAY: RGBColor = RGBColor(127, 127, 127);
+    /// A dark green (beyond tab10: a fourth shade for server-sent events).
+    pub const DARK_GREEN: RGBColor = RGBColor(30, 95, 30);
 }
 
-/// A model's colours, one per overlaid run: webhooks cool, WebSocket warm, so the model reads
-/// at a glance and the run from the shade.
+/// A model's colours, one per overlaid run: webhooks blue, WebSocket warm, server-sent events
+/// green, so the model reads at a glance and the run from the shade.
 fn palette(model: ModelKind) -> [RGBColor; 4] {
     use tab10::*;
     match model {
-        ModelKind::Webhook => [BLUE, GREEN, PURPLE, CYAN],
+        ModelKind::Webhook => [BLUE, PURPLE, CYAN, GRAY],
         ModelKind::WebSocket => [ORANGE, RED, PINK, BROWN],
+        ModelKind::Sse => [GREEN, OLIVE, DARK_GREEN, RGBColor(120, 200, 120)],
     }
 }
 
@@ -408,15 +415,17 @@ mod tests {
 
     #[test]
     fn models_never_share_a_colour_across_four_overlaid_runs() {
-        let webhook: Vec<_> = (0..4).map(|i| model_color(ModelKind::Webhook, i)).collect();
-        let websocket: Vec<_> = (0..4)
-            .map(|i| model_color(ModelKind::WebSocket, i))
-            .collect();
-        for c in &webhook {
-            assert!(!websocket.contains(c), "{c:?} names both models");
+        let mut seen = Vec::new();
+        for model in ModelKind::ALL {
+            for run in 0..4 {
+                let c = model_color(model, run);
+                assert!(!seen.contains(&c), "{c:?} names two models or runs");
+                seen.push(c);
+            }
         }
         assert_eq!(model_color(ModelKind::Webhook, 0), tab10::BLUE);
         assert_eq!(model_color(ModelKind::WebSocket, 0), tab10::ORANGE);
+        assert_eq!(model_color(ModelKind::Sse, 0), tab10::GREEN);
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub fn costs(run: &RunData, model: ModelKind) -> [(f64, f64, Option<&'static str
     } else {
         (0.0, 0.0, Some("nothing delivered"))
     };
-    let memory = match &m.websocket {
+    let memory = match m.fleet() {
         Some(ws) if m.connections.peak > 0 => (
             ws.memory_per_connection_bytes.generator * 1e4 / 1048576.0,
             ws.memory_per_connection_bytes.target * 1e4 / 1048576.0,

@@ -52,7 +52,7 @@ fn attempts<DB: DrawingBackend>(area: &Area<DB>, runs: &[RunData]) -> DrawResult
         .into_iter()
         .filter_map(|s| {
             let m = s.run.summary.models.iter().find(|m| m.model == s.model)?;
-            (m.websocket.is_none() && m.attempts_histogram.iter().any(|n| *n > 0))
+            (m.fleet().is_none() && m.attempts_histogram.iter().any(|n| *n > 0))
                 .then(|| (s, m.attempts_histogram.clone()))
         })
         .collect();

@@ -127,12 +127,12 @@ pub fn verdict(run: &RunData) -> Vec<String> {
     for m in [wh, ws].into_iter().flatten() {
         // `dropped` and `unfinished` are parts of `failed`.
         let lost = m.failed;
-        let name = if m.model == ModelKind::Webhook {
-            "Webhooks"
-        } else {
-            "WebSocket push"
+        let name = match m.model {
+            ModelKind::Webhook => "Webhooks",
+            ModelKind::WebSocket => "WebSocket push",
+            ModelKind::Sse => "Server-sent events",
         };
-        let extra = match &m.websocket {
+        let extra = match m.fleet() {
             Some(w) => format!(
                 ", {} missed in sequence gaps, {} reconnects",
                 w.gaps, m.connections.reconnects

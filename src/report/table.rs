@@ -46,7 +46,7 @@ fn latency(label: &'static str, us: u64, count: u64) -> Row {
 
 /// Why WebSocket connects failed, e.g. ` (auth 300)`: their error kinds are all connects'.
 fn connect_reasons(m: &ModelSummary) -> String {
-    if m.websocket.is_none() || m.connections.failed == 0 {
+    if m.fleet().is_none() || m.connections.failed == 0 {
         return String::new();
     }
     let mut reasons: Vec<(&String, &u64)> = m.errors.iter().filter(|(_, n)| **n > 0).collect();
@@ -70,7 +70,7 @@ fn rows(m: &ModelSummary) -> Vec<Row> {
     if m.dropped > 0 {
         failed += &format!(" ({} dropped)", m.dropped);
     }
-    let ws = m.websocket.as_ref();
+    let ws = m.fleet();
     let dash = || "-".to_string();
     let cost_per_million = |cpu_s: f64| (m.delivered > 0).then(|| cpu_s / m.delivered as f64 * 1e6);
     let gen_cost = cost_per_million(m.resources.generator.cpu_s);

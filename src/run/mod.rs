@@ -149,6 +149,14 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport, Ru
             }
         }
     }
+    if error.is_none() && !ctx.interrupted.load(Ordering::Relaxed) {
+        if let Some(cfg) = &scenario.sse {
+            match crate::websocket::model::run_websocket(scenario, cfg, &mut ctx).await {
+                Ok(m) => models.push(m),
+                Err(e) => error = Some(e),
+            }
+        }
+    }
     ctx.timeseries.flush()?;
     ctx.percentiles.flush()?;
 

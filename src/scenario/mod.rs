@@ -38,6 +38,8 @@ pub struct Scenario {
     pub webhook: Option<WebhookConfig>,
     /// Present when the WebSocket model runs.
     pub websocket: Option<WebSocketConfig>,
+    /// Present when the server-sent events model runs (`[sse]`: the push fleet over HTTP).
+    pub sse: Option<WebSocketConfig>,
     /// Thresholds, conditions parsed, in file order.
     pub thresholds: Vec<Threshold>,
     /// The TOML text it was parsed from; see [`Scenario::redacted_source`].
@@ -342,6 +344,35 @@ pub struct WebhookConfig {
     pub headers: Vec<ExtraHeader>,
 }
 
+/// How a push fleet's connections speak: the same fleet, ramp, reconnects and publish path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushProtocol {
+    /// WebSocket (RFC 6455): `[websocket]`.
+    #[default]
+    WebSocket,
+    /// Server-sent events (a held `text/event-stream` response): `[sse]`.
+    Sse,
+}
+
+impl PushProtocol {
+    /// The scenario table (and the prefix of its keys in messages).
+    pub fn section(self) -> &'static str {
+        match self {
+            Self::WebSocket => "websocket",
+            Self::Sse => "sse",
+        }
+    }
+
+    /// The model it runs as.
+    pub fn model(self) -> crate::model_kind::ModelKind {
+        match self {
+            Self::WebSocket => crate::model_kind::ModelKind::WebSocket,
+            Self::Sse => crate::model_kind::ModelKind::Sse,
+        }
+    }
+}
+
 /// What the WebSocket fleet does with its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WsMode {
@@ -452,6 +483,8 @@ pub struct WebSocketConfig {
     pub headers: Vec<ExtraHeader>,
     /// TLS (`wss://`, or `tls` with the built-in server); `None` = plaintext.
     pub tls: Option<TlsSettings>,
+    /// WebSocket (`[websocket]`) or server-sent events (`[sse]`).
+    pub protocol: PushProtocol,
 }
 
 /// One thing wrong with a scenario file.

@@ -64,27 +64,76 @@ thread_local! {
     static HANDSHAKE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(4096));
 }
 
-fn check_head(buf: &[u8], key: &[u8]) -> Result<Option<usize>, ErrorKind> {
+/// What a connection asks for after connecting.
+#[derive(Debug, Clone, Copy)]
+pub enum Ask<'a> {
+    /// A WebSocket upgrade with this `Sec-WebSocket-Key` (base64).
+    Upgrade(&'a [u8; 24]),
+    /// A server-sent event stream, resuming after this event id (empty: from now).
+    EventStream(&'a str),
+}
+
+/// How the body of an event stream is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Bytes as they come (a WebSocket, or a stream until the server closes).
+    Raw,
+    /// Chunked transfer coding.
+    Chunked,
+}
+
+fn check_head(buf: &[u8], ask: Ask<'_>) -> Result<Option<(usize, Framing)>, ErrorKind> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
     match resp.parse(buf) {
         Ok(httparse::Status::Complete(len)) => {
+            let header = |name: &str| {
+                resp.headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(name))
+                    .map(|h| h.value)
+            };
+            let want = match ask {
+                Ask::Upgrade(_) => 101,
+                Ask::EventStream(_) => 200,
+            };
             match resp.code {
-                Some(101) => {}
+                Some(c) if c == want => {}
                 // Refused for want of credentials: counted apart, the scenario's headers (or
                 // the server's token) are what to change.
                 Some(401 | 403) => return Err(ErrorKind::Auth),
+                Some(500..=599) => return Err(ErrorKind::Status5xx),
                 _ => return Err(ErrorKind::Status4xx),
             }
-            let expected = accept_key(key);
-            let ok = resp.headers.iter().any(|h| {
-                h.name.eq_ignore_ascii_case("sec-websocket-accept")
-                    && h.value == expected.as_bytes()
-            });
-            if ok {
-                Ok(Some(len))
-            } else {
-                Err(ErrorKind::BadResponse)
+            match ask {
+                Ask::Upgrade(key) => {
+                    let expected = accept_key(key);
+                    if header("sec-websocket-accept") == Some(expected.as_bytes()) {
+                        Ok(Some((len, Framing::Raw)))
+                    } else {
+                        Err(ErrorKind::BadResponse)
+                    }
+                }
+                Ask::EventStream(_) => {
+                    let is_stream = header("content-type").is_some_and(|v| {
+                        v.len() >= 17 && v[..17].eq_ignore_ascii_case(b"text/event-stream")
+                    });
+                    if !is_stream {
+                        return Err(ErrorKind::BadResponse);
+                    }
+                    let chunked = header("transfer-encoding").is_some_and(|v| {
+                        v.split(|&b| b == b',')
+                            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+                    });
+                    Ok(Some((
+                        len,
+                        if chunked {
+                            Framing::Chunked
+                        } else {
+                            Framing::Raw
+                        },
+                    )))
+                }
             }
         }
         Ok(httparse::Status::Partial) if buf.len() < 8192 => Ok(None),
@@ -94,8 +143,9 @@ fn check_head(buf: &[u8], key: &[u8]) -> Result<Option<usize>, ErrorKind> {
     }
 }
 
-/// Sends the upgrade request and checks the answer; bytes that arrived after the response head
-/// (the first frames, if the server was quick) are left in the wire's incomplete frame.
+/// Sends the upgrade (or event-stream) request and checks the answer; bytes that arrived after
+/// the response head (the first frames or events, if the server was quick) are left in the
+/// wire's incomplete frame. Returns how the rest is framed.
 /// The request path is `url`'s with `subscriber` in its placeholder. Nothing is allocated unless
 /// the socket does not take the request at once or the answer arrives in pieces: every
 /// allocation a connect leaves behind would sit between the held connections' long-lived state
@@ -107,7 +157,8 @@ pub async fn handshake(
     headers: &[crate::scenario::ExtraHeader],
     subscriber: u64,
     key_bytes: [u8; 16],
-) -> Result<(), ErrorKind> {
+    stream_after: Option<&str>,
+) -> Result<Framing, ErrorKind> {
     let mut sub_buf = itoa::Buffer::new();
     let (sub_text, suffix) = match &url.path_suffix {
         Some(suffix) => (sub_buf.format(subscriber), suffix.as_str()),
@@ -116,17 +167,32 @@ pub async fn handshake(
     let mut key = [0u8; 24];
     B64.encode_slice(key_bytes, &mut key)
         .expect("16 bytes are 24 in base64");
+    let ask = match stream_after {
+        Some(id) => Ask::EventStream(id),
+        None => Ask::Upgrade(&key),
+    };
     HANDSHAKE.with(|b| {
         let mut b = b.borrow_mut();
         b.clear();
         for part in [
             "GET ", &url.path_prefix, sub_text, suffix, " HTTP/1.1\r\nHost: ", host,
-            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nUser-Agent: pushbench/",
-            env!("CARGO_PKG_VERSION"), "\r\nSec-WebSocket-Key: ",
+            "\r\nUser-Agent: pushbench/", env!("CARGO_PKG_VERSION"),
         ] {
             b.extend_from_slice(part.as_bytes());
         }
-        b.extend_from_slice(&key);
+        match ask {
+            Ask::Upgrade(key) => {
+                b.extend_from_slice(b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ");
+                b.extend_from_slice(key);
+            }
+            Ask::EventStream(last_id) => {
+                b.extend_from_slice(b"\r\nAccept: text/event-stream\r\nCache-Control: no-cache");
+                if !last_id.is_empty() {
+                    b.extend_from_slice(b"\r\nLast-Event-ID: ");
+                    b.extend_from_slice(last_id.as_bytes());
+                }
+            }
+        }
         for h in headers {
             b.extend_from_slice(b"\r\n");
             b.extend_from_slice(h.name.as_bytes());
@@ -166,20 +232,20 @@ pub async fn handshake(
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(ErrorKind::Tls),
                 Err(e) => return Err(ErrorKind::from_io(&e)),
             }
-            match check_head(&b, &key)? {
-                Some(len) => {
+            match check_head(&b, ask)? {
+                Some((len, framing)) => {
                     wire.partial.borrow_mut().extend_from_slice(&b[len..]);
-                    Ok(true)
+                    Ok(Some(framing))
                 }
                 None => {
                     kept.clear();
                     kept.extend_from_slice(&b);
-                    Ok(false)
+                    Ok(None)
                 }
             }
         })?;
-        if done {
-            return Ok(());
+        if let Some(framing) = done {
+            return Ok(framing);
         }
     }
 }
@@ -187,10 +253,20 @@ pub async fn handshake(
 /// A client connection's socket (and TLS session).
 pub type ClientWire = Wire<ClientSession>;
 
+/// What an event-stream connection keeps to read its body.
+pub struct StreamReader {
+    /// Present when the body is chunked.
+    pub dechunk: Option<crate::chunked::Dechunker>,
+    /// The event-stream parser (it carries the last event id across reconnects).
+    pub parser: crate::sse::parse::Parser,
+}
+
 /// A live client connection, shared between its reader task and the fleet's senders.
 pub struct ClientConn {
     /// The socket, its TLS session and its buffers.
     pub wire: ClientWire,
+    /// Server-sent events: the body's reader (`None`: a WebSocket).
+    pub stream: Option<Box<RefCell<StreamReader>>>,
     /// Monotonic send time of the unanswered ping (0 = none).
     pub ping_out_ns: Cell<u64>,
     /// When the next ping is due.
@@ -203,9 +279,10 @@ pub struct ClientConn {
 
 impl ClientConn {
     /// Wraps a connected, upgraded socket.
-    pub fn new(wire: ClientWire, next_ping_ns: u64) -> Self {
+    pub fn new(wire: ClientWire, next_ping_ns: u64, stream: Option<StreamReader>) -> Self {
         Self {
             wire,
+            stream: stream.map(|r| Box::new(RefCell::new(r))),
             ping_out_ns: Cell::new(0),
             next_ping_ns: Cell::new(next_ping_ns),
             close_with: Cell::new(None),

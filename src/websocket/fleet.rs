@@ -17,10 +17,14 @@ use crate::backoff::backoff_ns;
 use crate::clock::{mono_ns, real_ns, WallMap};
 use crate::record::ErrorKind;
 use crate::record::{record_ns, Counter, IntervalStats, Reporter, WorkerReport, MEASURED, WARMUP};
+use crate::scenario::PushProtocol;
 use crate::scenario::{ReconnectPolicy, WsMode};
 use crate::schedule::{Schedule, SplitMix64};
+use crate::sse::parse::Parser;
 use crate::tls::session::ClientSession;
-use crate::websocket::client::{handshake, tcp_connect, ClientConn, ClientWire, WsUrl};
+use crate::websocket::client::{
+    handshake, tcp_connect, ClientConn, ClientWire, Framing, StreamReader, WsUrl,
+};
 use crate::websocket::frame::{self, FrameError, OpCode};
 use crate::websocket::proto::Event;
 use crate::websocket::sequence::{Seen, Sequences};
@@ -31,6 +35,8 @@ mod echo;
 const MAX_MESSAGE: usize = 16 << 20;
 /// Unsent bytes one connection may queue.
 const MAX_PENDING: usize = 1 << 20;
+/// Longest event-stream line accepted (a longer one is a malformed stream).
+const MAX_SSE_LINE: usize = 512 * 1024;
 /// How long closing connections get to finish the close handshake.
 const CLOSE_GRACE_NS: u64 = 2_000_000_000;
 
@@ -83,6 +89,9 @@ pub struct FleetSpec {
     /// TLS (`wss://`): each worker builds its client from these.
     #[serde(default)]
     pub tls: Option<FleetTls>,
+    /// WebSocket connections or server-sent event streams.
+    #[serde(default)]
+    pub protocol: PushProtocol,
     /// Report this process's memory before connecting (worker processes).
     pub report_rss_baseline: bool,
     /// External push servers: where time and sequence are in their JSON messages.
@@ -166,6 +175,8 @@ enum End {
     ServerClosed(u16),
     /// We closed (end of run).
     WeClosed,
+    /// The server finished the event stream's response.
+    Ended,
     /// Lost without a close frame, or declared dead.
     Lost,
 }
@@ -364,6 +375,16 @@ impl Fleet {
     }
 
     fn on_readable(&self, conn: &ClientConn, local: usize) -> Result<(), End> {
+        if conn.stream.is_some() {
+            return conn.wire.read_frames(
+                |n| self.bump(self.phase_now(), Counter::BytesIn, n as u64),
+                |bytes| {
+                    self.on_stream_bytes(conn, local, bytes)
+                        .map(|()| bytes.len())
+                },
+                || End::Lost,
+            );
+        }
         conn.wire.read_frames(
             |n| self.bump(self.phase_now(), Counter::BytesIn, n as u64),
             |frames| self.on_frames(conn, local, frames),
@@ -371,11 +392,76 @@ impl Fleet {
         )
     }
 
+    /// Part of an event stream's body: unchunked when it is chunked, parsed, each event
+    /// recorded. A broken coding or a malformed stream is counted and ends the connection.
+    fn on_stream_bytes(&self, conn: &ClientConn, local: usize, bytes: &[u8]) -> Result<(), End> {
+        let Some(reader) = &conn.stream else {
+            return Ok(());
+        };
+        let mut reader = reader.borrow_mut();
+        let StreamReader { dechunk, parser } = &mut *reader;
+        let mut on_event = |e: crate::sse::parse::Event<'_>| self.on_stream_event(local, e);
+        let mut malformed = None;
+        let ended = match dechunk {
+            Some(d) => {
+                let step = d.feed(bytes, |data| {
+                    if malformed.is_none() {
+                        malformed = parser.feed(data, &mut on_event).err();
+                    }
+                });
+                match step {
+                    Ok(step) => matches!(step, crate::chunked::Step::Done { .. }),
+                    Err(_) => {
+                        self.malformed(ErrorKind::BadResponse);
+                        return Err(End::Lost);
+                    }
+                }
+            }
+            None => {
+                malformed = parser.feed(bytes, &mut on_event).err();
+                false
+            }
+        };
+        if malformed.is_some() {
+            self.malformed(ErrorKind::BadResponse);
+            return Err(End::Lost);
+        }
+        if ended {
+            return Err(End::Ended);
+        }
+        Ok(())
+    }
+
+    /// A stream the server broke: counted by kind.
+    fn malformed(&self, kind: ErrorKind) {
+        self.stats.borrow_mut().phases[self.phase_now()].bump_error(kind);
+    }
+
+    /// One event of a stream: the built-in server's layout, or an external server's JSON.
+    fn on_stream_event(&self, local: usize, e: crate::sse::parse::Event<'_>) {
+        if self.plan.mode == WsMode::Idle {
+            return;
+        }
+        if let Some(fields) = &self.plan.fields {
+            self.on_external_event(local, e.data.as_bytes(), fields);
+            return;
+        }
+        if let Some(ev) = crate::sse::event::read(e.data) {
+            self.record_event(local, Some(ev.intended_us), Some(ev.sent_us), Some(ev.seq));
+        }
+    }
+
     /// Serves one connection until it ends. The task waits on socket readiness alone: queued
     /// writes, close frames and dead sockets are driven from the fleet's tick (it flushes queues,
     /// sends close frames and shuts dead sockets down), so an idle connection's task keeps one
     /// readiness future and nothing else, and fits tokio's next smaller task size.
     async fn session(&self, conn: &ClientConn, local: usize) -> End {
+        if conn.stream.is_some() && !conn.wire.partial.borrow().is_empty() {
+            let early = std::mem::take(&mut *conn.wire.partial.borrow_mut());
+            if let Err(end) = self.on_stream_bytes(conn, local, &early) {
+                return end;
+            }
+        }
         if !conn.wire.partial.borrow().is_empty() {
             let mut early = std::mem::take(&mut *conn.wire.partial.borrow_mut());
             match self.on_frames(conn, local, &mut early) {
@@ -398,8 +484,12 @@ impl Fleet {
             if ready.is_readable() || ready.is_read_closed() {
                 if let Err(end) = self.on_readable(conn, local) {
                     return match end {
-                        // The answer to our own close at the end of the run.
-                        End::ServerClosed(_) if conn.close_with.get().is_some() => End::WeClosed,
+                        // The answer to our own close at the end of the run (an event stream:
+                        // the socket we shut down).
+                        End::ServerClosed(_) | End::Ended if conn.close_with.get().is_some() => {
+                            End::WeClosed
+                        }
+                        End::Lost if conn.close_with.get() == Some(1000) => End::WeClosed,
                         end => end,
                     };
                 }
@@ -409,7 +499,11 @@ impl Fleet {
 
     /// Connects, speaks TLS when asked, and upgrades; returns the connection and how long its
     /// TLS handshake took (timed apart: the connect time excludes it).
-    async fn connect(&self, subscriber: u64) -> Result<(ClientWire, u64), ErrorKind> {
+    async fn connect(
+        &self,
+        subscriber: u64,
+        stream_after: Option<&str>,
+    ) -> Result<(ClientWire, u64, Framing), ErrorKind> {
         let ips = &self.plan.source_ips;
         let source = (!ips.is_empty()).then(|| ips[self.local(subscriber) % ips.len()]);
         let stream = tcp_connect(self.plan.addr, source)
@@ -448,22 +542,28 @@ impl Fleet {
             k[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
             k
         };
-        handshake(
+        let framing = handshake(
             &wire,
             &self.host_header,
             &self.plan.url,
             &self.plan.headers,
             subscriber,
             key,
+            stream_after,
         )
         .await?;
-        Ok((wire, tls_ns))
+        Ok((wire, tls_ns, framing))
     }
 
     async fn subscriber_task(self: Rc<Self>, subscriber: u64) {
         let local = self.local(subscriber);
         let mut failures = 0u32;
         let mut ever_connected = false;
+        // An event stream's parser between connections: the last event id (sent as
+        // Last-Event-ID) and the server's retry survive a reconnect. Boxed: a WebSocket
+        // connection's task does not carry its size.
+        let sse = self.plan.protocol == PushProtocol::Sse;
+        let mut resume: Option<Box<Parser>> = sse.then(|| Box::new(Parser::new(MAX_SSE_LINE)));
         while !self.closing.get() {
             // A bounded number of connects in flight per worker: a ramp the machine cannot keep
             // up with queues here instead of piling up half-open handshakes (whose freed state
@@ -475,16 +575,17 @@ impl Fleet {
             }
             // Boxed: the connect state (with its timer) is the largest, and it is only needed
             // while connecting; inline it would sit in every held connection's task for good.
+            let after = resume.as_deref().map(Parser::last_id);
             let connected = Box::pin(tokio::time::timeout(
                 Duration::from_secs(10),
-                self.connect(subscriber),
+                self.connect(subscriber, after),
             ))
             .await
             .unwrap_or(Err(ErrorKind::Timeout));
             drop(permit);
             let phase = self.phase_now();
             match connected {
-                Ok((wire, tls_ns)) => {
+                Ok((wire, tls_ns, framing)) => {
                     {
                         let mut stats = self.stats.borrow_mut();
                         let p = &mut stats.phases[phase];
@@ -496,9 +597,18 @@ impl Fleet {
                     }
                     ever_connected = true;
                     failures = 0;
+                    let reader = resume.take().map(|mut parser| {
+                        parser.reconnected();
+                        StreamReader {
+                            dechunk: (framing == Framing::Chunked)
+                                .then(crate::chunked::Dechunker::new),
+                            parser: *parser,
+                        }
+                    });
                     let conn = Rc::new(ClientConn::new(
                         wire,
                         mono_ns() + self.plan.ping_interval_ns,
+                        reader,
                     ));
                     if let Some(template) = &self.plan.subscribe {
                         let text = template.replace("{subscriber}", &subscriber.to_string());
@@ -518,6 +628,10 @@ impl Fleet {
                         stats.ramp_done_mono = mono_ns();
                     }
                     let end = self.session(&conn, local).await;
+                    if let Some(reader) = &conn.stream {
+                        let parser = std::mem::take(&mut reader.borrow_mut().parser);
+                        resume = Some(Box::new(parser));
+                    }
                     self.conns.borrow_mut()[local] = None;
                     self.open.set(self.open.get() - 1);
                     let phase = self.phase_now();
@@ -535,6 +649,7 @@ impl Fleet {
                             self.bump(phase, Counter::PongsMissed, 1)
                         }
                         End::Lost => self.bump(phase, Counter::Disconnects, 1),
+                        End::Ended => self.bump(phase, Counter::ServerCloses, 1),
                         End::WeClosed => {}
                     }
                 }
@@ -548,7 +663,11 @@ impl Fleet {
                 break;
             }
             let u = self.rng.borrow_mut().next_f64();
-            let wait = backoff_ns(&self.plan.reconnect.as_retry(), failures, u);
+            let mut wait = backoff_ns(&self.plan.reconnect.as_retry(), failures, u);
+            // An event stream's `retry:` is the server's floor: never sooner than it asked.
+            if let Some(ms) = resume.as_deref().and_then(Parser::retry_ms) {
+                wait = wait.max(ms.saturating_mul(1_000_000));
+            }
             failures = failures.saturating_add(1);
             tokio::time::sleep(Duration::from_nanos(wait)).await;
         }
@@ -598,6 +717,10 @@ impl Fleet {
             if !conn.wire.pending.borrow().is_empty() {
                 // A write its task is not waiting for (it waits to read): push it on.
                 let _ = conn.flush();
+            }
+            // An event stream has no pings: the server keeps it alive.
+            if conn.stream.is_some() {
+                continue;
             }
             let out = conn.ping_out_ns.get();
             if out != 0 && now > out + interval {
@@ -714,7 +837,13 @@ pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: Reporter) {
                 fleet.conns.borrow().iter().flatten().cloned().collect();
             for conn in conns {
                 conn.close_with.set(Some(1000));
-                fleet.send_frame(&conn, OpCode::Close, &1000u16.to_be_bytes());
+                if conn.stream.is_some() {
+                    // An event stream ends when the client goes.
+                    let _ = socket2::SockRef::from(&conn.wire.stream)
+                        .shutdown(std::net::Shutdown::Both);
+                } else {
+                    fleet.send_frame(&conn, OpCode::Close, &1000u16.to_be_bytes());
+                }
             }
             closed_at = Some(now);
         }

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::clock::{mono_ns, WallMap};
-use crate::model_kind::ModelKind;
 use crate::record::results::{Connections, ModelSummary, PerConnection, WsSummary};
 use crate::record::saturation::{self, Saturation, SendFigures};
 use crate::record::ErrorKind;
@@ -16,7 +15,7 @@ use crate::run::context::{probe_url, RunContext, RunError};
 use crate::run::pipeline::{
     write_percentiles, Closed, Driver, IntervalFigures, Pipeline, PipelineSpec,
 };
-use crate::scenario::{Scenario, UrlTemplate, WebSocketConfig, WsMode, WsTarget};
+use crate::scenario::{PushProtocol, Scenario, UrlTemplate, WebSocketConfig, WsMode, WsTarget};
 use crate::servers::launch::TargetLaunch;
 use crate::servers::launch::{launch_ws_servers, RunningWsServers};
 use crate::websocket::controller::{spawn_controller, ControllerPlan};
@@ -111,7 +110,12 @@ pub async fn run_websocket(
                 identity.as_ref(),
             )
             .map_err(RunError::Setup)?;
-            let url = UrlTemplate::builtin_ws(s.addr.port(), cfg.tls.is_some());
+            let url = match cfg.protocol {
+                PushProtocol::WebSocket => {
+                    UrlTemplate::builtin_ws(s.addr.port(), cfg.tls.is_some())
+                }
+                PushProtocol::Sse => UrlTemplate::builtin_sse(s.addr.port(), cfg.tls.is_some()),
+            };
             let addr = s.addr;
             (Some(s), url, addr)
         }
@@ -307,7 +311,7 @@ async fn drive(
     // The measured window on the intervals' clock (they count from the ramp's start).
     let window_from_s = (events_start_mono - ramp_start_mono + w.warmup_ns) as f64 / 1e9;
     let spec_p = PipelineSpec {
-        model: ModelKind::WebSocket,
+        model: cfg.protocol.model(),
         base_mono: ramp_start_mono,
         wall,
         total_s: (close_at_mono - ramp_start_mono) as f64 / 1e9,
@@ -350,6 +354,7 @@ async fn drive(
             subscribe: cfg.subscribe.clone(),
             headers: cfg.headers.clone(),
             tls: tls.as_ref().map(|(_, fleet)| fleet.clone()),
+            protocol: cfg.protocol,
             report_rss_baseline: exe.is_some(),
             fields: external_push.then(|| JsonFields {
                 timestamp: cfg.timestamp_field.clone(),
@@ -487,7 +492,7 @@ async fn drive(
         (lost, _) => storm.recovered_mono.saturating_sub(lost) as f64 / 1e9,
     };
     let target_rate = scheduled as f64 / duration_s;
-    let common = rec.common(ModelKind::WebSocket);
+    let common = rec.common(cfg.protocol.model());
     let saturation = if cfg.mode == WsMode::Idle || external_push {
         // Nothing is offered by the harness: the connections are the load.
         Saturation {
@@ -549,6 +554,7 @@ async fn drive(
                 "none (no timestamp_field)"
             }
             WsMode::Push if external_push => "client, from the message's timestamp_field",
+            WsMode::Push if cfg.protocol == PushProtocol::Sse => "client (event parsed)",
             WsMode::Push => "client (pushed frame received)",
             WsMode::Echo => "client (echo received)",
             WsMode::Idle => "none (idle)",
@@ -621,6 +627,10 @@ async fn drive(
     if summary.tls.is_some() {
         metrics.push(("tls_handshake", &all.tls_handshake));
     }
-    write_percentiles(ctx, ModelKind::WebSocket, &metrics)?;
+    if cfg.protocol == PushProtocol::Sse {
+        // Its figures under its own name: an event stream is no WebSocket.
+        summary.sse = summary.websocket.take();
+    }
+    write_percentiles(ctx, cfg.protocol.model(), &metrics)?;
     Ok(summary)
 }

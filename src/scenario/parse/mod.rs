@@ -23,7 +23,7 @@ use webhook::webhook;
 use websocket::websocket;
 use workload::workload;
 
-use super::{Jitter, Problem, Scenario, WsMode};
+use super::{Jitter, Problem, PushProtocol, Scenario, WsMode};
 use crate::schedule::Shape;
 
 /// Parses and validates scenario text. `default_name` is used when the file has no `name`;
@@ -112,30 +112,33 @@ pub fn parse(
         }
         None => None,
     };
-    let websocket = match cx.table(&mut root, "websocket") {
-        Some((mut s, _)) => {
-            let w = websocket(&mut cx, &mut s, env);
-            cx.finish(s);
-            w
-        }
-        None => None,
-    };
+    let mut push_fleet =
+        |cx: &mut Cx<'_>, protocol: PushProtocol| match cx.table(&mut root, protocol.section()) {
+            Some((mut s, _)) => {
+                let w = websocket(cx, &mut s, env, protocol);
+                cx.finish(s);
+                w
+            }
+            None => None,
+        };
+    let websocket = push_fleet(&mut cx, PushProtocol::WebSocket);
+    let sse = push_fleet(&mut cx, PushProtocol::Sse);
     let closed_loop = workload.as_ref().is_some_and(|w| w.shape == Shape::Max);
-    if websocket
-        .as_ref()
-        .is_some_and(|w| closed_loop && w.mode == WsMode::Push)
-    {
-        let line = root
-            .table
-            .get("websocket")
-            .and_then(|t| t.as_table_like())
-            .and_then(|t| t.get_key_value("mode"))
-            .and_then(|(k, _)| cx.line_of(k.span()));
-        cx.problem(
-            line,
-            "websocket.mode",
-            "shape = \"max\" (closed loop) applies to webhooks and to echo; push needs a rate",
-        );
+    for fleet in [&websocket, &sse].into_iter().flatten() {
+        if closed_loop && fleet.mode == WsMode::Push {
+            let name = fleet.protocol.section();
+            let line = root
+                .table
+                .get(name)
+                .and_then(|t| t.as_table_like())
+                .and_then(|t| t.get_key_value("mode"))
+                .and_then(|(k, _)| cx.line_of(k.span()));
+            cx.problem(
+                line,
+                &format!("{name}.mode"),
+                "shape = \"max\" (closed loop) applies to webhooks and to echo; push needs a rate",
+            );
+        }
     }
     let mut models = Vec::new();
     if root.table.get("webhook").is_some() {
@@ -144,11 +147,14 @@ pub fn parse(
     if root.table.get("websocket").is_some() {
         models.push("websocket");
     }
+    if root.table.get("sse").is_some() {
+        models.push("sse");
+    }
     if models.is_empty() {
         cx.problem(
             None,
             "",
-            "no model enabled: add a [webhook] and/or a [websocket] table",
+            "no model enabled: add a [webhook], [websocket] or [sse] table",
         );
     }
 
@@ -168,6 +174,7 @@ pub fn parse(
         workload: workload.expect("no problems means the workload parsed"),
         webhook,
         websocket,
+        sse,
         thresholds,
         source: src.to_string(),
     })

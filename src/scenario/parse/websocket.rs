@@ -5,33 +5,48 @@
 
 use super::{backoff, faults, headers, max_wait, tls::tls, url::target_url, Cx, Section};
 use crate::scenario::{
-    DropFault, Jitter, ReconnectPolicy, Secret, WebSocketConfig, WsMode, WsServerConfig, WsTarget,
+    DropFault, Jitter, PushProtocol, ReconnectPolicy, Secret, WebSocketConfig, WsMode,
+    WsServerConfig, WsTarget,
 };
 
+/// `[websocket]`, or `[sse]` (`protocol`): the same fleet, reading an event stream over HTTP
+/// instead (no echo, no pings, no subscribe message).
 pub(super) fn websocket(
     cx: &mut Cx<'_>,
     s: &mut Section<'_>,
     env: &dyn Fn(&str) -> Option<String>,
+    protocol: PushProtocol,
 ) -> Option<WebSocketConfig> {
     let before = cx.problems.len();
-    let (external, is_builtin) = target_url(cx, s, "ws");
+    let name = protocol.section();
+    let scheme = match protocol {
+        PushProtocol::WebSocket => "ws",
+        PushProtocol::Sse => "http",
+    };
+    let (external, is_builtin) = target_url(cx, s, scheme);
     let secure = external.as_ref().is_some_and(|u| u.secure);
     let tls = tls(cx, s, is_builtin, secure);
-    let mode = cx
-        .choice(
-            s,
-            "mode",
-            &[
-                ("push", WsMode::Push),
-                ("echo", WsMode::Echo),
-                ("idle", WsMode::Idle),
-            ],
-        )
-        .unwrap_or(WsMode::Push);
+    let modes: &[(&str, WsMode)] = match protocol {
+        PushProtocol::WebSocket => &[
+            ("push", WsMode::Push),
+            ("echo", WsMode::Echo),
+            ("idle", WsMode::Idle),
+        ],
+        PushProtocol::Sse => &[("push", WsMode::Push), ("idle", WsMode::Idle)],
+    };
+    let mode = cx.choice(s, "mode", modes).unwrap_or(WsMode::Push);
     let connect_rate = cx.positive_rate(s, "connect_rate").unwrap_or(5000.0);
-    let ping_interval_ns = match cx.duration(s, "ping_interval") {
+    // An event stream has no pings (servers send comments to keep it open).
+    let ping_interval_ns = match (protocol == PushProtocol::WebSocket)
+        .then(|| cx.duration(s, "ping_interval"))
+        .flatten()
+    {
         Some((ns, line)) if ns < 10_000_000 => {
-            cx.problem(line, "websocket.ping_interval", "must be at least 10ms");
+            cx.problem(
+                line,
+                &format!("{name}.ping_interval"),
+                "must be at least 10ms",
+            );
             ns
         }
         Some((ns, _)) => ns,
@@ -53,18 +68,21 @@ pub(super) fn websocket(
             jitter: Jitter::Full,
         },
     };
-    let subscribe = cx.string(s, "subscribe").map(|(t, _)| t.to_string());
+    let subscribe = match protocol {
+        PushProtocol::WebSocket => cx.string(s, "subscribe").map(|(t, _)| t.to_string()),
+        PushProtocol::Sse => None,
+    };
     let drain_ns = cx
         .duration(s, "drain")
         .map(|d| d.0)
         .unwrap_or(2_000_000_000);
-    let max_wait_ns = max_wait(cx, s, "websocket");
+    let max_wait_ns = max_wait(cx, s, name);
     let connections_per_worker = cx
         .integer(s, "connections_per_worker", 1, 1_000_000)
         .map(|v| v as usize);
     let mut pointer = |cx: &mut Cx<'_>, key: &'static str| {
         let (text, f) = cx.string(s, key)?;
-        let path = format!("websocket.{key}");
+        let path = format!("{name}.{key}");
         if is_builtin {
             cx.problem(f.line, &path, "only for external servers (the built-in server's events carry their own time and sequence)");
         } else if mode != WsMode::Push {
@@ -88,7 +106,7 @@ pub(super) fn websocket(
             if !is_builtin {
                 cx.problem(
                     f.line,
-                    "websocket.server",
+                    &format!("{name}.server"),
                     "only applies when url = \"builtin\"",
                 );
             }
@@ -103,7 +121,7 @@ pub(super) fn websocket(
                         (Some(v), _) if (1000..=4999).contains(&v) => Some(v as u16),
                         (_, Some("abrupt")) => Some(0),
                         _ => {
-                            cx.problem(c.line, "websocket.server.drop.code", "a close code 1000-4999, or \"abrupt\" to reset without a close frame");
+                            cx.problem(c.line, &format!("{name}.server.drop.code"), "a close code 1000-4999, or \"abrupt\" to reset without a close frame");
                             None
                         }
                     },
@@ -114,7 +132,7 @@ pub(super) fn websocket(
                     Some((v, line)) => {
                         cx.problem(
                             line,
-                            "websocket.server.drop.fraction",
+                            &format!("{name}.server.drop.fraction"),
                             format!("must be between 0 and 1 (got {v})"),
                         );
                         None
@@ -130,7 +148,7 @@ pub(super) fn websocket(
                     }
                     (None, _, _) => cx.problem(
                         f.line,
-                        "websocket.server.drop.at",
+                        &format!("{name}.server.drop.at"),
                         "missing; when to drop, e.g. at = \"3s\"",
                     ),
                     _ => {}
@@ -145,14 +163,14 @@ pub(super) fn websocket(
                         _ => {
                             cx.problem(
                                 tf.line,
-                                "websocket.server.token",
+                                &format!("{name}.server.token"),
                                 format!("environment variable `{var}` is not set (or is empty)"),
                             );
                             None
                         }
                     },
                     None if text.is_empty() => {
-                        cx.problem(tf.line, "websocket.server.token", "is empty");
+                        cx.problem(tf.line, &format!("{name}.server.token"), "is empty");
                         None
                     }
                     None => Some(Secret(text.to_string())),
@@ -189,5 +207,6 @@ pub(super) fn websocket(
         sequence_field,
         headers,
         tls,
+        protocol,
     })
 }
