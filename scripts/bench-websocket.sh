@@ -16,6 +16,7 @@
 #     rate must hold as the offer grows, every event accounted, and the summary must say the
 #     generator saturated.
 # SKIP_SCALE=1 skips (a) and (b), SKIP_ECHO=1 skips (c), SKIP_OVERLOAD=1 skips (d).
+# MODEL=sse runs (a), (b) and (d) with server-sent event streams instead ([sse]; no echo).
 # TLS=1 runs every part over wss (the built-in server with a certificate made for the run;
 # TLS_RESUME=0 makes every connection a full handshake) and reports the handshakes.
 # Past one process's open-files limit the fleet and the server spread over processes by
@@ -26,6 +27,8 @@ CONNS=${1:-100000}
 PUSH_CONNS=${2:-50000}
 PUSH_RATE=${3:-20000}
 CONNECT_RATE=${CONNECT_RATE:-20000}
+MODEL=${MODEL:-websocket}
+if [ "$MODEL" = sse ]; then PING_LINE=''; SKIP_ECHO=1; else PING_LINE='ping_interval = "30s"'; fi
 case "${TLS:-0}:${TLS_RESUME:-1}" in
   1:0) TLS_LINE='tls = { resume = false }' ;;
   1:*) TLS_LINE='tls = true' ;;
@@ -46,8 +49,8 @@ trap 'rm -rf "$WORK"' EXIT
 summary() { # dir -> selected figures of the websocket model
   python3 - "$1/summary.json" <<'PY'
 import json, sys
-m = next(m for m in json.load(open(sys.argv[1]))["models"] if m["model"] == "websocket")
-w = m["websocket"]
+m = next(m for m in json.load(open(sys.argv[1]))["models"] if m["model"] in ("websocket", "sse"))
+w = m.get("websocket") or m["sse"]
 mem = w["memory_per_connection_bytes"]
 l = m["latency_us"]
 print(f"  connections held {m['connections']['peak']} of {m['connections']['target']}, "
@@ -78,11 +81,11 @@ name = "bench-idle"
 events_per_second = 1
 subscribers = $CONNS
 duration = "10s"
-[websocket]
+[$MODEL]
 $TLS_LINE
 mode = "idle"
 connect_rate = $CONNECT_RATE
-ping_interval = "30s"
+$PING_LINE
 TOML
 "$PB" run "$WORK/idle.toml" --progress off --out "$WORK/idle" > /dev/null
 summary "$WORK/idle"
@@ -96,11 +99,11 @@ subscribers = $PUSH_CONNS
 payload_bytes = 256
 duration = "10s"
 warmup = "2s"
-[websocket]
+[$MODEL]
 $TLS_LINE
 mode = "push"
 connect_rate = $CONNECT_RATE
-ping_interval = "30s"
+$PING_LINE
 TOML
 "$PB" run "$WORK/push.toml" --progress off --out "$WORK/push" > /dev/null
 summary "$WORK/push"
@@ -163,10 +166,10 @@ subscribers = 2000
 payload_bytes = 64
 duration = "5s"
 warmup = "1s"
-[websocket]
+[$MODEL]
 $TLS_LINE
 mode = "push"
-ping_interval = "30s"
+$PING_LINE
 TOML
   "$PB" run "$WORK/over-$rate.toml" --progress off --out "$WORK/over-$rate" > /dev/null || true
   echo " offered $rate/s:"
@@ -174,7 +177,7 @@ TOML
   python3 - "$WORK/over-$rate" <<'PY'
 import csv, json, sys
 d = sys.argv[1]
-m = next(m for m in json.load(open(f"{d}/summary.json"))["models"] if m["model"] == "websocket")
+m = next(m for m in json.load(open(f"{d}/summary.json"))["models"] if m["model"] in ("websocket", "sse"))
 rows = [r for r in csv.DictReader(open(f"{d}/timeseries.csv")) if r["model"] == "websocket"]
 offered = sum(int(r["offered"]) for r in rows)
 ended = sum(int(r["delivered"]) + int(r.get("failed") or 0) for r in rows)

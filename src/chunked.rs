@@ -48,7 +48,7 @@ enum State {
 }
 
 /// Longest extension or trailer line accepted.
-const MAX_LINE: usize = 8192;
+const MAX_LINE: u32 = 8192;
 
 /// One chunked body's decoding state (a few words: it can sit in every held stream).
 #[derive(Debug, Default)]
@@ -57,7 +57,7 @@ pub struct Dechunker {
     /// Chunk size being read, then data left in the chunk.
     size: u64,
     /// Digits of the size, or bytes of the current extension or trailer line.
-    count: usize,
+    count: u32,
     /// The last zero-size chunk was read: trailers follow.
     last: bool,
 }

@@ -164,6 +164,21 @@ fn a_scenario_with_both_models_needs_model_named() {
 }
 
 #[test]
+fn capacity_says_it_does_not_step_the_sse_model_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "[workload]\nevents_per_second = 10\nduration = \"1s\"\n[sse]\n",
+    )
+    .unwrap();
+    let out = pushbench(&["capacity", "s.toml", "--slo", "p99 < 50ms"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not step the sse model yet"), "{err}");
+    assert!(!dir.path().join("results").exists(), "nothing ran");
+}
+
+#[test]
 fn sigterm_after_a_step_stops_the_search_with_130_and_writes_the_steps_so_far() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -131,6 +131,17 @@ fn plan_model(
     scenario: &Scenario,
     choice: Option<ModelKind>,
 ) -> Result<(ModelKind, Knob), CapacityError> {
+    if choice == Some(ModelKind::Sse)
+        || (choice.is_none()
+            && scenario.sse.is_some()
+            && scenario.webhook.is_none()
+            && scenario.websocket.is_none())
+    {
+        return Err(usage(
+            "capacity does not step the sse model yet; search a [webhook] or [websocket] table"
+                .into(),
+        ));
+    }
     let model = match (choice, &scenario.webhook, &scenario.websocket) {
         (Some(ModelKind::Webhook), None, _) => {
             return Err(usage("--model webhook: the scenario has no [webhook] table".into()))

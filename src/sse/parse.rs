@@ -15,8 +15,8 @@
 //! stream as malformed and reconnects.
 //!
 //! Nothing is allocated per event: a stream keeps its own buffers (the event's data and type,
-//! the last id, a line split between reads) and reuses them; bytes are copied out of the read
-//! buffer only into those.
+//! the last id, a line split between reads), made when its first field arrives, and reuses
+//! them; bytes are copied out of the read buffer only into those.
 
 /// Why a stream is malformed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +51,10 @@ pub struct Event<'a> {
     pub id: &'a str,
 }
 
-/// A stream's parsing state.
+/// A stream's buffers, made when its first field (or split line) arrives: a held stream that
+/// has seen only comments (heartbeats) keeps none.
 #[derive(Debug, Default)]
-pub struct Parser {
+struct Buffers {
     /// A line not ended yet (only while one is split between reads).
     line: Vec<u8>,
     /// The event's data so far.
@@ -64,6 +65,13 @@ pub struct Parser {
     id_buffer: Vec<u8>,
     /// The last event ID: the buffer as of the last dispatch (sent as `Last-Event-ID`).
     last_id: Vec<u8>,
+}
+
+/// A stream's parsing state.
+#[derive(Debug, Default)]
+pub struct Parser {
+    /// Made on first need (boxed: an idle stream carries a pointer, not five vectors).
+    b: Option<Box<Buffers>>,
     /// The server's `retry:`, in milliseconds.
     retry_ms: Option<u64>,
     /// The last byte fed was a CR: an LF right after it ends nothing more.
@@ -89,7 +97,13 @@ impl Parser {
     /// The last event id seen (what a reconnect sends as `Last-Event-ID`; empty: none).
     pub fn last_id(&self) -> &str {
         // Only UTF-8 ever gets in.
-        std::str::from_utf8(&self.last_id).unwrap_or_default()
+        self.b
+            .as_ref()
+            .map_or("", |b| std::str::from_utf8(&b.last_id).unwrap_or_default())
+    }
+
+    fn bufs(&mut self) -> &mut Buffers {
+        self.b.get_or_insert_with(Box::default)
     }
 
     /// The server's reconnection time, when it sent one.
@@ -101,11 +115,13 @@ impl Parser {
     /// event that never ended included); the last event ID and the reconnection time are kept,
     /// as the event source keeps them.
     pub fn reconnected(&mut self) {
-        self.line.clear();
-        self.data.clear();
-        self.event_type.clear();
-        self.id_buffer.clear();
-        self.id_buffer.extend_from_slice(&self.last_id);
+        if let Some(b) = &mut self.b {
+            b.line.clear();
+            b.data.clear();
+            b.event_type.clear();
+            b.id_buffer.clear();
+            b.id_buffer.extend_from_slice(&b.last_id);
+        }
         self.after_cr = false;
         self.started = false;
         self.trim();
@@ -114,7 +130,9 @@ impl Parser {
     /// Whether the stream ended inside an event (data or a type received, no blank line yet),
     /// or inside a line.
     pub fn pending(&self) -> bool {
-        !self.line.is_empty() || !self.data.is_empty() || !self.event_type.is_empty()
+        self.b
+            .as_ref()
+            .is_some_and(|b| !b.line.is_empty() || !b.data.is_empty() || !b.event_type.is_empty())
     }
 
     /// Parses `bytes` (the next part of the stream), calling `on_event` for each event it
@@ -130,10 +148,12 @@ impl Parser {
         self.after_cr = false;
         while !bytes.is_empty() {
             let Some(end) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') else {
-                if self.line.len() + bytes.len() > self.max_line {
+                let max = self.max_line;
+                let line = &mut self.bufs().line;
+                if line.len() + bytes.len() > max {
                     return Err(SseError::LineTooLong);
                 }
-                self.line.extend_from_slice(bytes);
+                line.extend_from_slice(bytes);
                 return Ok(());
             };
             let rest = &bytes[end + 1..];
@@ -149,20 +169,18 @@ impl Parser {
             } else {
                 rest
             };
-            if self.line.is_empty() {
-                if end > self.max_line {
-                    return Err(SseError::LineTooLong);
-                }
+            let kept = self.b.as_ref().map_or(0, |b| b.line.len());
+            if kept + end > self.max_line {
+                return Err(SseError::LineTooLong);
+            }
+            if kept == 0 {
                 self.line_done(&bytes[..end], &mut on_event)?;
             } else {
-                if self.line.len() + end > self.max_line {
-                    return Err(SseError::LineTooLong);
-                }
-                let mut line = std::mem::take(&mut self.line);
+                let mut line = std::mem::take(&mut self.bufs().line);
                 line.extend_from_slice(&bytes[..end]);
                 let done = self.line_done(&line, &mut on_event);
                 line.clear();
-                self.line = line;
+                self.bufs().line = line;
                 done?;
             }
             bytes = next;
@@ -199,16 +217,19 @@ impl Parser {
         };
         match field {
             b"data" => {
-                self.data.extend_from_slice(value);
-                self.data.push(b'\n');
+                let data = &mut self.bufs().data;
+                data.extend_from_slice(value);
+                data.push(b'\n');
             }
             b"event" => {
-                self.event_type.clear();
-                self.event_type.extend_from_slice(value);
+                let t = &mut self.bufs().event_type;
+                t.clear();
+                t.extend_from_slice(value);
             }
             b"id" if !value.contains(&0) => {
-                self.id_buffer.clear();
-                self.id_buffer.extend_from_slice(value);
+                let id = &mut self.bufs().id_buffer;
+                id.clear();
+                id.extend_from_slice(value);
             }
             b"retry" => {
                 if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
@@ -228,28 +249,31 @@ impl Parser {
     }
 
     fn dispatch(&mut self, on_event: &mut impl FnMut(Event<'_>)) {
-        if self.last_id != self.id_buffer {
-            self.last_id.clear();
-            self.last_id.extend_from_slice(&self.id_buffer);
+        // No buffers: nothing but comments so far, so nothing to dispatch.
+        let Some(b) = &mut self.b else { return };
+        if b.last_id != b.id_buffer {
+            b.last_id.clear();
+            b.last_id.extend_from_slice(&b.id_buffer);
         }
-        if self.data.is_empty() {
-            self.event_type.clear();
+        if b.data.is_empty() {
+            b.event_type.clear();
             return;
         }
-        let data = &self.data[..self.data.len() - 1];
+        let data = &b.data[..b.data.len() - 1];
         // Lines were checked: all of it is UTF-8.
         on_event(Event {
-            event_type: std::str::from_utf8(&self.event_type).unwrap_or_default(),
+            event_type: std::str::from_utf8(&b.event_type).unwrap_or_default(),
             data: std::str::from_utf8(data).unwrap_or_default(),
-            id: std::str::from_utf8(&self.last_id).unwrap_or_default(),
+            id: std::str::from_utf8(&b.last_id).unwrap_or_default(),
         });
-        self.data.clear();
-        self.event_type.clear();
+        b.data.clear();
+        b.event_type.clear();
     }
 
     /// Hands back buffers a burst made large.
     fn trim(&mut self) {
-        for b in [&mut self.line, &mut self.data, &mut self.event_type] {
+        let Some(bufs) = &mut self.b else { return };
+        for b in [&mut bufs.line, &mut bufs.data, &mut bufs.event_type] {
             if b.capacity() > KEEP_BYTES && b.is_empty() {
                 *b = Vec::new();
             }
