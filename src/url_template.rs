@@ -19,43 +19,33 @@ pub struct UrlTemplate {
 }
 
 impl UrlTemplate {
-    /// The built-in receiver's URL on a given port (`https` when it serves TLS).
-    pub fn builtin(port: u16, secure: bool) -> Self {
-        let scheme = if secure { "https" } else { "http" };
+    /// A built-in target's URL on loopback: `scheme` (or its TLS twin when `secure`), then
+    /// `prefix` and the subscriber.
+    fn builtin_at(scheme: [&str; 2], port: u16, secure: bool, prefix: &str) -> Self {
+        let scheme = scheme[usize::from(secure)];
         Self {
-            raw: format!("{scheme}://127.0.0.1:{port}/hooks/{{subscriber}}"),
+            raw: format!("{scheme}://127.0.0.1:{port}{prefix}{{subscriber}}"),
             host: "127.0.0.1".into(),
             port,
             secure,
-            path_prefix: "/hooks/".into(),
+            path_prefix: prefix.into(),
             path_suffix: Some(String::new()),
         }
+    }
+
+    /// The built-in receiver's URL on a given port (`https` when it serves TLS).
+    pub fn builtin(port: u16, secure: bool) -> Self {
+        Self::builtin_at(["http", "https"], port, secure, "/hooks/")
     }
 
     /// The built-in WebSocket server's URL on a given port (`wss://` when `secure`).
     pub fn builtin_ws(port: u16, secure: bool) -> Self {
-        let scheme = if secure { "wss" } else { "ws" };
-        Self {
-            raw: format!("{scheme}://127.0.0.1:{port}/ws/{{subscriber}}"),
-            host: "127.0.0.1".into(),
-            port,
-            secure,
-            path_prefix: "/ws/".into(),
-            path_suffix: Some(String::new()),
-        }
+        Self::builtin_at(["ws", "wss"], port, secure, "/ws/")
     }
 
     /// The built-in push server's event-stream URL on a given port (`https://` when `secure`).
     pub fn builtin_sse(port: u16, secure: bool) -> Self {
-        let scheme = if secure { "https" } else { "http" };
-        Self {
-            raw: format!("{scheme}://127.0.0.1:{port}/events/{{subscriber}}"),
-            host: "127.0.0.1".into(),
-            port,
-            secure,
-            path_prefix: "/events/".into(),
-            path_suffix: Some(String::new()),
-        }
+        Self::builtin_at(["http", "https"], port, secure, "/events/")
     }
 
     /// The request path for a subscriber.

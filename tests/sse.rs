@@ -174,13 +174,7 @@ fn published_events_reach_the_subscribers_stream_and_a_drop_ends_it() {
 }
 
 fn sse(report: &pushbench::run::RunReport) -> &pushbench::record::results::ModelSummary {
-    assert!(report.error.is_none(), "{:?}", report.error);
-    report
-        .summary
-        .models
-        .iter()
-        .find(|m| m.model.name() == "sse")
-        .expect("the sse model ran")
+    common::model(report, "sse")
 }
 
 #[tokio::test]

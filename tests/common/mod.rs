@@ -39,15 +39,20 @@ pub fn webhook(report: &RunReport) -> &ModelSummary {
         .expect("webhook model ran")
 }
 
-/// The WebSocket entry of a report (which must have no run error).
-pub fn websocket(report: &RunReport) -> &ModelSummary {
+/// The entry of model `name` in a report (which must have no run error).
+pub fn model<'a>(report: &'a RunReport, name: &str) -> &'a ModelSummary {
     assert!(report.error.is_none(), "{:?}", report.error);
     report
         .summary
         .models
         .iter()
-        .find(|m| m.model.name() == "websocket")
-        .expect("websocket model ran")
+        .find(|m| m.model.name() == name)
+        .unwrap_or_else(|| panic!("the {name} model ran"))
+}
+
+/// The WebSocket entry of a report (which must have no run error).
+pub fn websocket(report: &RunReport) -> &ModelSummary {
+    model(report, "websocket")
 }
 
 /// The example results committed with the source (a real run of the default scenario).
