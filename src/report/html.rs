@@ -31,6 +31,15 @@ fn model(s: &Summary, name: ModelKind) -> Option<&ModelSummary> {
 }
 
 /// How many times larger `a` is than `b`, in words ("1.8x"), or `None` when within 10%.
+/// A model as the verdict names it.
+fn label(m: ModelKind) -> &'static str {
+    match m {
+        ModelKind::Webhook => "Webhooks",
+        ModelKind::WebSocket => "WebSocket push",
+        ModelKind::Sse => "Server-sent events",
+    }
+}
+
 fn ratio(a: f64, b: f64) -> Option<String> {
     if a <= 0.0 || b <= 0.0 {
         return None;
@@ -60,8 +69,12 @@ pub fn verdict(run: &RunData) -> Vec<String> {
     }
     let wh = model(s, ModelKind::Webhook);
     let ws = model(s, ModelKind::WebSocket);
+    let timed: Vec<&ModelSummary> = s.models.iter().filter(|m| m.latency_us.count > 0).collect();
     match (wh, ws) {
-        (Some(wh), Some(ws)) if wh.latency_us.count > 0 && ws.latency_us.count > 0 => {
+        // Two models side by side; more are ranked below.
+        (Some(wh), Some(ws))
+            if wh.latency_us.count > 0 && ws.latency_us.count > 0 && timed.len() == 2 =>
+        {
             let (a, b) = (wh.latency_us.p99 as f64, ws.latency_us.p99 as f64);
             out.push(match ratio(a, b) {
                 Some(r) => format!(
@@ -124,14 +137,45 @@ pub fn verdict(run: &RunData) -> Vec<String> {
             ));
         }
     }
-    for m in [wh, ws].into_iter().flatten() {
+    // More than two models: each ranked by p99 and by CPU per event.
+    if timed.len() > 2 {
+        let mut by_p99 = timed.clone();
+        by_p99.sort_by_key(|m| m.latency_us.p99);
+        let list: Vec<String> = by_p99
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} {} (p50 {})",
+                    label(m.model),
+                    fmt_us(m.latency_us.p99),
+                    fmt_us(m.latency_us.p50)
+                )
+            })
+            .collect();
+        out.push(format!(
+            "Ranked by the 99th percentile of delivery latency: {}.",
+            list.join(", ")
+        ));
+        let mut by_cpu: Vec<(ModelKind, f64)> = timed
+            .iter()
+            .filter_map(|m| Some((m.model, cpu_per_million(run, m.model)?)))
+            .collect();
+        if by_cpu.len() > 2 {
+            by_cpu.sort_by(|a, b| a.1.total_cmp(&b.1));
+            let list: Vec<String> = by_cpu
+                .iter()
+                .map(|(m, c)| format!("{} {c:.1}", label(*m)))
+                .collect();
+            out.push(format!(
+                "Ranked by CPU-seconds per million events (generator and target together): {}.",
+                list.join(", ")
+            ));
+        }
+    }
+    for m in &s.models {
         // `dropped` and `unfinished` are parts of `failed`.
         let lost = m.failed;
-        let name = match m.model {
-            ModelKind::Webhook => "Webhooks",
-            ModelKind::WebSocket => "WebSocket push",
-            ModelKind::Sse => "Server-sent events",
-        };
+        let name = label(m.model);
         let extra = match m.fleet() {
             Some(w) => format!(
                 ", {} missed in sequence gaps, {} reconnects",
@@ -354,6 +398,29 @@ mod tests {
             hists: Default::default(),
             scenario_text: None,
         }
+    }
+
+    #[test]
+    fn three_models_are_ranked_by_p99_and_by_cpu() {
+        let mut run = run_with(2_000, 5_000);
+        let mut sse = run.summary.models[1].clone();
+        sse.model = ModelKind::Sse;
+        sse.latency_us.p99 = 1_000;
+        sse.resources.generator.cpu_s = 2.0;
+        run.summary.models.push(sse);
+        let v = verdict(&run).join("\n");
+        assert!(
+            v.contains("Ranked by the 99th percentile of delivery latency: Server-sent events 1.00ms (p50 100us), Webhooks 2.00ms (p50 100us), WebSocket push 5.00ms"),
+            "{v}"
+        );
+        assert!(
+            !v.contains("delivered the 99th percentile faster"),
+            "no pairwise verdict: {v}"
+        );
+        assert!(
+            v.contains("Server-sent events: 990 of 1000 events delivered"),
+            "{v}"
+        );
     }
 
     #[test]
