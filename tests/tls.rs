@@ -28,6 +28,11 @@ async fn fresh_connections_over_tls_resume_and_every_handshake_is_timed_and_coun
     assert!(tls.cipher.starts_with("TLS13_"), "{}", tls.cipher);
     let opened = m.connections.opened;
     assert_eq!(opened, 200, "a connection per delivery");
+    assert!(
+        (1..=4).contains(&m.connections.peak),
+        "short-lived connections still show in the peak (pool of 4): {}",
+        m.connections.peak
+    );
     assert_eq!(
         tls.full + tls.resumed,
         opened,

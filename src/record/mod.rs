@@ -211,6 +211,9 @@ pub struct IntervalStats {
     pub phases: [PhaseStats; 2],
     /// Connections open at the end of the interval (a gauge, summed over workers).
     pub open_connections: u64,
+    /// Most connections open at once during the interval (summed over workers' highs):
+    /// short-lived fresh connections that a gauge at the interval's end would miss.
+    pub peak_connections: u64,
     /// Deliveries in flight or queued at the end of the interval.
     pub backlog: u64,
     /// Fleet workers that got all their connections up for the first time in this interval.
@@ -237,6 +240,7 @@ impl IntervalStats {
             a.add(b);
         }
         self.open_connections += other.open_connections;
+        self.peak_connections += other.peak_connections;
         self.backlog += other.backlog;
         self.ramps_done += other.ramps_done;
         self.ramp_done_mono = self.ramp_done_mono.max(other.ramp_done_mono);

@@ -25,6 +25,8 @@ pub struct ReportWire {
     last: bool,
     phases: [PhaseWire; 2],
     open_connections: u64,
+    #[serde(default)]
+    peak_connections: u64,
     backlog: u64,
     ramps_done: u64,
     ramp_done_mono: u64,
@@ -76,6 +78,7 @@ pub fn to_line(r: &WorkerReport) -> String {
         last: r.last,
         phases: [phase_to(&s.phases[0]), phase_to(&s.phases[1])],
         open_connections: s.open_connections,
+        peak_connections: s.peak_connections,
         backlog: s.backlog,
         ramps_done: s.ramps_done,
         ramp_done_mono: s.ramp_done_mono,
@@ -99,6 +102,7 @@ pub fn from_line(line: &str) -> Result<WorkerReport, String> {
         stats: IntervalStats {
             phases: [phase_from(&w.phases[0])?, phase_from(&w.phases[1])?],
             open_connections: w.open_connections,
+            peak_connections: w.peak_connections,
             backlog: w.backlog,
             ramps_done: w.ramps_done,
             ramp_done_mono: w.ramp_done_mono,

@@ -302,7 +302,9 @@ impl Pipeline {
                 measured.add(&stats.phases[MEASURED]);
                 all.add(&stats.phases[WARMUP]);
                 all.add(&stats.phases[MEASURED]);
-                peak_connections = peak_connections.max(stats.open_connections);
+                peak_connections = peak_connections
+                    .max(stats.open_connections)
+                    .max(stats.peak_connections);
                 window.add((k * interval_ns) as f64 / 1e9, end_s, &stats);
 
                 let h = &figures.headline;

@@ -145,6 +145,8 @@ struct Local {
     /// delivery's attempts).
     in_flight_attempts: RefCell<[[u64; ATTEMPT_SLOTS]; 2]>,
     open_conns: Cell<u64>,
+    /// Most connections open at once since the last report.
+    peak_conns: Cell<u64>,
     done: Cell<bool>,
     stopping: Cell<bool>,
     rng: RefCell<SplitMix64>,
@@ -194,6 +196,7 @@ async fn worker_main(plan: WorkerPlan) {
         in_flight: [Cell::new(0), Cell::new(0)],
         in_flight_attempts: RefCell::new([[0; ATTEMPT_SLOTS]; 2]),
         open_conns: Cell::new(0),
+        peak_conns: Cell::new(0),
         done: Cell::new(false),
         stopping: Cell::new(false),
         max_end: matches!(plan.schedule.shape, Shape::Max)
@@ -411,6 +414,7 @@ fn abandon(local: &Local) {
 fn flush(local: &Local, plan: &WorkerPlan, interval: u64, last: bool) {
     let mut stats = std::mem::take(&mut *local.stats.borrow_mut());
     stats.open_connections = local.open_conns.get();
+    stats.peak_connections = local.peak_conns.replace(local.open_conns.get());
     stats.backlog = (local.ready.borrow().len()
         + local.retry_ready.borrow().len()
         + local.retries.borrow().len()) as u64
@@ -578,7 +582,9 @@ async fn exchange(
         };
         match started {
             Ok(c) => {
-                local.open_conns.set(local.open_conns.get() + 1);
+                let open = local.open_conns.get() + 1;
+                local.open_conns.set(open);
+                local.peak_conns.set(local.peak_conns.get().max(open));
                 link.conn = Some(c);
             }
             Err(kind) => {
