@@ -384,6 +384,19 @@ impl Server {
         }
     }
 
+    /// Whether the server has a token and `req` does not carry it (counted as unauthorized).
+    fn refuses(&self, req: &Request<Incoming>) -> bool {
+        let refused = self
+            .opts
+            .token
+            .as_ref()
+            .is_some_and(|token| !authorized(req, token));
+        if refused {
+            self.stats.borrow_mut().unauthorized += 1;
+        }
+        refused
+    }
+
     /// Opens `subscriber`'s event stream (replacing an older one of the same subscriber).
     fn open_stream(self: &Rc<Self>, subscriber: u32) -> Response<PushBody> {
         let id = self.next_id.get();
@@ -533,11 +546,8 @@ async fn upgrade(
         if req.method() != hyper::Method::GET {
             return status(StatusCode::METHOD_NOT_ALLOWED);
         }
-        if let Some(token) = &server.opts.token {
-            if !authorized(&req, token) {
-                server.stats.borrow_mut().unauthorized += 1;
-                return status(StatusCode::UNAUTHORIZED);
-            }
+        if server.refuses(&req) {
+            return status(StatusCode::UNAUTHORIZED);
         }
         return Ok(server.open_stream(subscriber));
     }
@@ -548,11 +558,8 @@ async fn upgrade(
         server.stats.borrow_mut().malformed += 1;
         return status(StatusCode::UPGRADE_REQUIRED);
     }
-    if let Some(token) = &server.opts.token {
-        if !authorized(&req, token) {
-            server.stats.borrow_mut().unauthorized += 1;
-            return status(StatusCode::UNAUTHORIZED);
-        }
+    if server.refuses(&req) {
+        return status(StatusCode::UNAUTHORIZED);
     }
     let Ok((response, fut)) = fastwebsockets::upgrade::upgrade(&mut req) else {
         server.stats.borrow_mut().malformed += 1;

@@ -4,7 +4,6 @@
 //! current-thread runtime, `Rc` state: nothing is locked or shared with other workers.
 
 use std::cell::{Cell, RefCell};
-use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,22 +13,25 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::Interest;
 
 use crate::backoff::backoff_ns;
-use crate::clock::{mono_ns, real_ns, WallMap};
+use crate::clock::{mono_ns, real_ns};
 use crate::record::ErrorKind;
 use crate::record::{record_ns, Counter, IntervalStats, Reporter, WorkerReport, MEASURED, WARMUP};
 use crate::scenario::PushProtocol;
-use crate::scenario::{ReconnectPolicy, WsMode};
-use crate::schedule::{Schedule, SplitMix64};
+use crate::scenario::WsMode;
+use crate::schedule::SplitMix64;
 use crate::sse::parse::Parser;
 use crate::tls::session::ClientSession;
 use crate::websocket::client::{
-    handshake, tcp_connect, ClientConn, ClientWire, Framing, StreamReader, WsUrl,
+    handshake, tcp_connect, ClientConn, ClientWire, Framing, StreamReader,
 };
-use crate::websocket::frame::{self, FrameError, OpCode};
-use crate::websocket::proto::Event;
-use crate::websocket::sequence::{Seen, Sequences};
+use crate::websocket::frame::{self, OpCode};
+use crate::websocket::sequence::Sequences;
 
 mod echo;
+mod receive;
+mod spec;
+
+pub use spec::{FleetSpec, FleetTls, JsonFields};
 
 /// Largest message accepted from the server.
 const MAX_MESSAGE: usize = 16 << 20;
@@ -39,86 +41,6 @@ const MAX_PENDING: usize = 1 << 20;
 const MAX_SSE_LINE: usize = 512 * 1024;
 /// How long closing connections get to finish the close handshake.
 const CLOSE_GRACE_NS: u64 = 2_000_000_000;
-
-/// One worker's marching orders (serializable: worker processes read it from stdin).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct FleetSpec {
-    /// This worker.
-    pub worker: u64,
-    /// Number of workers.
-    pub workers: u64,
-    /// All subscribers of the run; this worker holds `s % workers == worker`.
-    pub subscribers: u64,
-    /// Server address.
-    pub addr: SocketAddr,
-    /// URL template.
-    pub url: WsUrl,
-    /// Source addresses to connect from, used in turn (empty = the kernel's choice).
-    pub source_ips: Vec<IpAddr>,
-    /// push, echo or idle.
-    pub mode: WsMode,
-    /// This worker's share of the connect rate.
-    pub connect_rate_per_sec: f64,
-    /// Heartbeat period.
-    pub ping_interval_ns: u64,
-    /// Reconnect backoff.
-    pub reconnect: ReconnectPolicy,
-    /// t = 0 of the run (the ramp starts here; intervals count from here).
-    pub ramp_start_mono: u64,
-    /// When the event schedule starts.
-    pub events_start_mono: u64,
-    /// Events intended before this (wall-clock us) belong to the warm-up.
-    pub warmup_end_real_us: u64,
-    /// When connections are closed and the worker reports for the last time.
-    pub close_at_mono: u64,
-    /// The event schedule (echo mode sends its share of it).
-    pub schedule: Schedule,
-    /// Event size.
-    pub payload_bytes: usize,
-    /// Interval length.
-    pub interval_ns: u64,
-    /// Seed for keys, masks and jitter.
-    pub seed: u64,
-    /// Monotonic -> wall clock.
-    pub wall: WallMap,
-    /// Text message sent after connecting (`{subscriber}` replaced).
-    pub subscribe: Option<String>,
-    /// Extra headers on the upgrade request.
-    #[serde(default)]
-    pub headers: Vec<crate::scenario::ExtraHeader>,
-    /// TLS (`wss://`): each worker builds its client from these.
-    #[serde(default)]
-    pub tls: Option<FleetTls>,
-    /// WebSocket connections or server-sent event streams.
-    #[serde(default)]
-    pub protocol: PushProtocol,
-    /// Report this process's memory before connecting (worker processes).
-    pub report_rss_baseline: bool,
-    /// External push servers: where time and sequence are in their JSON messages.
-    pub fields: Option<JsonFields>,
-    /// A server stall, wall-clock us `[from, to)`: events intended in it are the backlog.
-    #[serde(default)]
-    pub stall_real_us: Option<(u64, u64)>,
-}
-
-/// What a worker needs to speak TLS: the scenario's settings and, against the built-in
-/// server, the CA made for the run.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct FleetTls {
-    /// `[websocket] tls`.
-    pub settings: crate::scenario::TlsSettings,
-    /// The built-in server's CA (PEM).
-    pub run_ca_pem: Option<String>,
-}
-
-/// JSON pointers into an external server's messages.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct JsonFields {
-    /// Microseconds since the Unix epoch at which the server meant (or sent) the event.
-    pub timestamp: Option<String>,
-    /// Per-subscriber sequence number.
-    pub sequence: Option<String>,
-}
 
 /// The counter a close code is tallied under.
 fn close_counter(code: u16) -> Counter {
@@ -217,136 +139,6 @@ impl Fleet {
         }
     }
 
-    /// Handles the complete frames at the start of `buf`; returns bytes used or how it ended.
-    fn on_frames(&self, conn: &ClientConn, local: usize, buf: &mut [u8]) -> Result<usize, End> {
-        let mut at = 0;
-        loop {
-            let h = match frame::parse(&buf[at..], MAX_MESSAGE) {
-                Ok(Some(h)) if buf.len() - at >= h.frame_len() => h,
-                Ok(_) => return Ok(at),
-                Err(FrameError::TooBig | FrameError::Protocol) => return Err(End::Lost),
-            };
-            let payload = &mut buf[at + h.payload_at..at + h.frame_len()];
-            if let Some(mask) = h.mask {
-                frame::apply_mask(payload, mask);
-            }
-            match h.opcode {
-                OpCode::Binary | OpCode::Text => self.on_event(local, payload),
-                OpCode::Ping => {
-                    self.send_frame(conn, OpCode::Pong, payload);
-                }
-                OpCode::Pong => {
-                    let sent = conn.ping_out_ns.replace(0);
-                    if sent != 0 && payload.len() == 8 {
-                        let now = mono_ns();
-                        let phase = if now < self.warmup_end_mono {
-                            WARMUP
-                        } else {
-                            MEASURED
-                        };
-                        record_ns(&mut self.stats.borrow_mut().phases[phase].rtt, sent, now);
-                    }
-                }
-                OpCode::Close => {
-                    let code = frame::close_code(payload);
-                    self.send_frame(conn, OpCode::Close, &code.to_be_bytes());
-                    let _ = conn.flush();
-                    return Err(End::ServerClosed(code));
-                }
-                OpCode::Continuation => {}
-            }
-            at += h.frame_len();
-        }
-    }
-
-    fn on_event(&self, local: usize, payload: &[u8]) {
-        if self.plan.mode == WsMode::Idle {
-            return;
-        }
-        if let Some(fields) = &self.plan.fields {
-            self.on_external_event(local, payload, fields);
-            return;
-        }
-        let Some(e) = Event::read(payload) else {
-            return;
-        };
-        self.record_event(local, Some(e.intended_us), Some(e.sent_us), Some(e.seq));
-        if self.plan.mode == WsMode::Echo {
-            let mut in_flight = self.in_flight.borrow_mut();
-            let n = &mut in_flight[local];
-            *n = n.saturating_sub(1);
-            if *n == ECHO_WINDOW / 2 {
-                self.echo_room.notify_one();
-            }
-        }
-    }
-
-    /// A message from a server we do not control: its time and sequence come from the JSON
-    /// pointers the scenario names (parsing allocates; the built-in server's binary events do not).
-    fn on_external_event(&self, local: usize, payload: &[u8], fields: &JsonFields) {
-        let value: Option<serde_json::Value> = serde_json::from_slice(payload).ok();
-        let number = |pointer: &Option<String>| -> Option<u64> {
-            let v = value.as_ref()?.pointer(pointer.as_deref()?)?;
-            v.as_u64()
-                .or_else(|| v.as_f64().map(|f| f as u64))
-                .or_else(|| v.as_str()?.parse().ok())
-        };
-        let ts = number(&fields.timestamp);
-        let seq = number(&fields.sequence);
-        self.record_event(local, ts, ts, seq);
-    }
-
-    /// Counts one received event: latency from its intended (and sent) time when known, and its
-    /// place in the subscriber's sequence when it has one.
-    fn record_event(
-        &self,
-        local: usize,
-        intended_us: Option<u64>,
-        sent_us: Option<u64>,
-        seq: Option<u64>,
-    ) {
-        let now_us = real_ns() / 1000;
-        let phase = match intended_us {
-            Some(t) if t < self.plan.warmup_end_real_us => WARMUP,
-            Some(_) => MEASURED,
-            None => self.phase_now(),
-        };
-        let mut stats = self.stats.borrow_mut();
-        if phase == MEASURED {
-            stats.last_delivery_mono = mono_ns();
-        }
-        let p = &mut stats.phases[phase];
-        p.bump(Counter::Delivered, 1);
-        if let Some(t) = intended_us {
-            let latency_us = now_us.saturating_sub(t).max(1);
-            p.ack.saturating_record(latency_us);
-            if self.in_fault(t) {
-                p.backlog.saturating_record(latency_us);
-            }
-        }
-        if let Some(t) = sent_us {
-            p.ack_uncorrected
-                .saturating_record(now_us.saturating_sub(t).max(1));
-        }
-        let Some(seq) = seq else { return };
-        match self.sequences.borrow_mut().observe(local, seq) {
-            Seen::InOrder => {}
-            Seen::Gap(missing) => p.bump(Counter::Gaps, missing),
-            Seen::Late => p.bump(Counter::Reordered, 1),
-        }
-    }
-
-    /// Whether an event intended at `t_us` fell in a fault: the server's stall, or while this
-    /// worker's connections were down.
-    fn in_fault(&self, t_us: u64) -> bool {
-        let (from, to) = self.outage_real_us.get();
-        let stalled = self
-            .plan
-            .stall_real_us
-            .is_some_and(|(a, b)| (a..b).contains(&t_us));
-        stalled || (from != 0 && (from..=to).contains(&t_us))
-    }
-
     /// A held connection was lost (not closed by us): the first loss since all were up starts
     /// an outage, which lasts until every connection is back.
     fn on_loss(&self) {
@@ -371,83 +163,6 @@ impl Fleet {
         if to == u64::MAX {
             self.outage_real_us.set((from, real_ns() / 1000));
             self.stats.borrow_mut().recovered_mono = mono_ns();
-        }
-    }
-
-    fn on_readable(&self, conn: &ClientConn, local: usize) -> Result<(), End> {
-        if conn.stream.is_some() {
-            return conn.wire.read_frames(
-                |n| self.bump(self.phase_now(), Counter::BytesIn, n as u64),
-                |bytes| {
-                    self.on_stream_bytes(conn, local, bytes)
-                        .map(|()| bytes.len())
-                },
-                || End::Lost,
-            );
-        }
-        conn.wire.read_frames(
-            |n| self.bump(self.phase_now(), Counter::BytesIn, n as u64),
-            |frames| self.on_frames(conn, local, frames),
-            || End::Lost,
-        )
-    }
-
-    /// Part of an event stream's body: unchunked when it is chunked, parsed, each event
-    /// recorded. A broken coding or a malformed stream is counted and ends the connection.
-    fn on_stream_bytes(&self, conn: &ClientConn, local: usize, bytes: &[u8]) -> Result<(), End> {
-        let Some(reader) = &conn.stream else {
-            return Ok(());
-        };
-        let mut reader = reader.borrow_mut();
-        let StreamReader { dechunk, parser } = &mut *reader;
-        let mut on_event = |e: crate::sse::parse::Event<'_>| self.on_stream_event(local, e);
-        let mut malformed = None;
-        let ended = match dechunk {
-            Some(d) => {
-                let step = d.feed(bytes, |data| {
-                    if malformed.is_none() {
-                        malformed = parser.feed(data, &mut on_event).err();
-                    }
-                });
-                match step {
-                    Ok(step) => matches!(step, crate::chunked::Step::Done { .. }),
-                    Err(_) => {
-                        self.malformed(ErrorKind::BadResponse);
-                        return Err(End::Lost);
-                    }
-                }
-            }
-            None => {
-                malformed = parser.feed(bytes, &mut on_event).err();
-                false
-            }
-        };
-        if malformed.is_some() {
-            self.malformed(ErrorKind::BadResponse);
-            return Err(End::Lost);
-        }
-        if ended {
-            return Err(End::Ended);
-        }
-        Ok(())
-    }
-
-    /// A stream the server broke: counted by kind.
-    fn malformed(&self, kind: ErrorKind) {
-        self.stats.borrow_mut().phases[self.phase_now()].bump_error(kind);
-    }
-
-    /// One event of a stream: the built-in server's layout, or an external server's JSON.
-    fn on_stream_event(&self, local: usize, e: crate::sse::parse::Event<'_>) {
-        if self.plan.mode == WsMode::Idle {
-            return;
-        }
-        if let Some(fields) = &self.plan.fields {
-            self.on_external_event(local, e.data.as_bytes(), fields);
-            return;
-        }
-        if let Some(ev) = crate::sse::event::read(e.data) {
-            self.record_event(local, Some(ev.intended_us), Some(ev.sent_us), Some(ev.seq));
         }
     }
 

@@ -127,11 +127,11 @@ pub async fn run_websocket(
     let tls = match &cfg.tls {
         Some(settings) => {
             if !settings.verify {
-                ctx.warn(
-                    "websocket.tls.verify = false: the server's certificate is not checked \
-                     (use it against test targets only)"
-                        .into(),
-                );
+                ctx.warn(format!(
+                    "{}.tls.verify = false: the server's certificate is not checked (use it \
+                     against test targets only)",
+                    cfg.protocol.section()
+                ));
             }
             let fleet = FleetTls {
                 settings: settings.clone(),

@@ -112,16 +112,9 @@ impl<S: Records> Wire<S> {
                 PLAIN.with(|plain| {
                     let mut plain = plain.borrow_mut();
                     plain.clear();
-                    let mut reply = Vec::new();
-                    let open = tls
-                        .borrow_mut()
-                        .decrypt(&mut scratch[..n], &mut plain, &mut reply)
+                    let open = self
+                        .decrypt(tls, &mut scratch[..n], &mut plain)
                         .map_err(|_| gone())?;
-                    if !reply.is_empty()
-                        && send_or_queue(&self.stream, &self.pending, &reply, usize::MAX).is_none()
-                    {
-                        return Err(gone());
-                    }
                     if !plain.is_empty() {
                         self.hand_over(&mut plain, &mut frames)?;
                     }
@@ -149,22 +142,28 @@ impl<S: Records> Wire<S> {
             match &self.tls {
                 None => plain.extend_from_slice(&scratch[..n]),
                 Some(tls) => {
-                    let mut reply = Vec::new();
-                    let open = tls
-                        .borrow_mut()
-                        .decrypt(&mut scratch[..n], plain, &mut reply)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                    if !reply.is_empty() {
-                        send_or_queue(&self.stream, &self.pending, &reply, usize::MAX)
-                            .ok_or(io::ErrorKind::BrokenPipe)?;
-                    }
-                    if !open {
+                    if !self.decrypt(tls, &mut scratch[..n], plain)? {
                         return Err(io::ErrorKind::UnexpectedEof.into());
                     }
                 }
             }
             Ok(true)
         })
+    }
+
+    /// Decrypts `raw` onto `plain` and sends at once what the session must answer (a key
+    /// update). `Ok(false)`: the peer closed. A TLS error is `InvalidData`.
+    fn decrypt(&self, tls: &RefCell<S>, raw: &mut [u8], plain: &mut Vec<u8>) -> io::Result<bool> {
+        let mut reply = Vec::new();
+        let open = tls
+            .borrow_mut()
+            .decrypt(raw, plain, &mut reply)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if !reply.is_empty() {
+            send_or_queue(&self.stream, &self.pending, &reply, usize::MAX)
+                .ok_or(io::ErrorKind::BrokenPipe)?;
+        }
+        Ok(open)
     }
 
     /// `data` behind the incomplete frame, to the parser; what it leaves is kept.
