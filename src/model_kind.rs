@@ -31,11 +31,20 @@ pub enum ModelKind {
     /// Server-sent events: held `text/event-stream` responses, server push (events/s; streams
     /// in idle mode).
     Sse,
+    /// Long polling: a request held until events arrive, asked again at once (events/s).
+    #[serde(rename = "longpoll")]
+    #[value(name = "longpoll")]
+    LongPoll,
 }
 
 impl ModelKind {
     /// Every model, in the order a run runs them.
-    pub const ALL: [ModelKind; 3] = [ModelKind::Webhook, ModelKind::WebSocket, ModelKind::Sse];
+    pub const ALL: [ModelKind; 4] = [
+        ModelKind::Webhook,
+        ModelKind::WebSocket,
+        ModelKind::Sse,
+        ModelKind::LongPoll,
+    ];
 
     /// The name in results files, metric names and file names.
     pub fn name(self) -> &'static str {
@@ -43,6 +52,7 @@ impl ModelKind {
             ModelKind::Webhook => "webhook",
             ModelKind::WebSocket => "websocket",
             ModelKind::Sse => "sse",
+            ModelKind::LongPoll => "longpoll",
         }
     }
 
@@ -72,6 +82,6 @@ mod tests {
             let arg = <ModelKind as clap::ValueEnum>::from_str(m.name(), false).unwrap();
             assert_eq!(arg, m);
         }
-        assert_eq!(ModelKind::from_name("longpoll"), None);
+        assert_eq!(ModelKind::from_name("long-poll"), None);
     }
 }

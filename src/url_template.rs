@@ -48,6 +48,16 @@ impl UrlTemplate {
         Self::builtin_at(["http", "https"], port, secure, "/events/")
     }
 
+    /// The built-in push server's long-poll URL on a given port (`https://` when `secure`):
+    /// the cursor and the hold go in the query.
+    pub fn builtin_poll(port: u16, secure: bool, hold_ms: u64) -> Self {
+        let mut u = Self::builtin_at(["http", "https"], port, secure, "/poll/");
+        let query = format!("?cursor={{cursor}}&timeout_ms={hold_ms}");
+        u.raw.push_str(&query);
+        u.path_suffix = Some(query);
+        u
+    }
+
     /// The request path for a subscriber.
     pub fn path(&self, subscriber: u64) -> String {
         match &self.path_suffix {

@@ -91,6 +91,17 @@ pub enum Counter {
     TlsFull,
     /// TLS handshakes that resumed an earlier session.
     TlsResumed,
+    /// Push: events published again when their subscriber resumed after a lost stream or
+    /// poll (from the publisher's backlog).
+    Replayed,
+    /// Long polling: polls sent.
+    Polls,
+    /// Long polling: answers without events (the hold ran out).
+    EmptyPolls,
+    /// Long polling: answers that carried events.
+    Answers,
+    /// Long polling: answers without an array at the events pointer.
+    MissingPointer,
     /// First error-kind slot; `ErrorBase + kind as usize`.
     ErrorBase,
 }

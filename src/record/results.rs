@@ -164,6 +164,9 @@ pub struct ModelSummary {
     /// WebSocket connections; pong RTT and echo do not apply).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sse: Option<WsSummary>,
+    /// The same figures for long polling, with `polling` (polls per event, empty answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub longpoll: Option<WsSummary>,
     /// Whether the generator kept the offered schedule, and if not, who was the limit.
     pub saturation: crate::record::saturation::Saturation,
 }
@@ -222,6 +225,34 @@ pub struct WsSummary {
     pub server_processes: u64,
     /// What the built-in server counted.
     pub server: Option<ServerStats>,
+    /// Events the publisher sent again when their subscriber resumed (an event stream's
+    /// `Last-Event-ID`, a long poll's cursor): lost with a connection, or published while
+    /// nobody held the subscriber.
+    #[serde(default)]
+    pub replayed: u64,
+    /// Long polling's own figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polling: Option<PollFigures>,
+}
+
+/// What long polling cost (`longpoll.polling` in `summary.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PollFigures {
+    /// `keepalive` or `fresh`.
+    pub connection: String,
+    /// How long the server may hold an empty poll.
+    pub hold_s: f64,
+    /// Polls sent (measured window).
+    pub polls: u64,
+    /// Polls per delivered event: below 1, answers carry several events (batching).
+    pub polls_per_event: f64,
+    /// Events per answer that carried any.
+    pub events_per_answer: f64,
+    /// Answers without events (the hold ran out).
+    pub empty_answers: u64,
+    /// Answers that were not JSON or had no array at `events_field`.
+    pub bad_answers: u64,
 }
 
 /// A threshold and how the run did against it.
@@ -362,6 +393,12 @@ pub struct ServerStats {
     /// Server-sent event streams opened.
     #[serde(default)]
     pub streams: u64,
+    /// Long polls answered.
+    #[serde(default)]
+    pub polls: u64,
+    /// Of those, answered without events (the hold ran out).
+    #[serde(default)]
+    pub empty_polls: u64,
 }
 
 impl ServerStats {
@@ -384,6 +421,8 @@ impl ServerStats {
         self.held += o.held;
         self.unauthorized += o.unauthorized;
         self.streams += o.streams;
+        self.polls += o.polls;
+        self.empty_polls += o.empty_polls;
     }
 }
 
@@ -442,6 +481,10 @@ pub fn is_numeric_metric(path: &str) -> bool {
     let mut example = ModelSummary {
         receiver: Some(ReceiverCounters::default()),
         websocket: Some(WsSummary::default()),
+        longpoll: Some(WsSummary {
+            polling: Some(PollFigures::default()),
+            ..WsSummary::default()
+        }),
         ..ModelSummary::default()
     };
     for kind in super::ErrorKind::ALL {
@@ -454,7 +497,10 @@ pub fn is_numeric_metric(path: &str) -> bool {
 impl ModelSummary {
     /// The push fleet's figures: WebSocket or server-sent events.
     pub fn fleet(&self) -> Option<&WsSummary> {
-        self.websocket.as_ref().or(self.sse.as_ref())
+        self.websocket
+            .as_ref()
+            .or(self.sse.as_ref())
+            .or(self.longpoll.as_ref())
     }
 
     /// The number at a dotted path of this entry (`latency_us.p99`, `errors.timeout`), as

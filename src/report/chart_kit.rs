@@ -110,16 +110,21 @@ pub mod tab10 {
     pub const GRAY: RGBColor = RGBColor(127, 127, 127);
     /// A dark green (beyond tab10: a fourth shade for server-sent events).
     pub const DARK_GREEN: RGBColor = RGBColor(30, 95, 30);
+    /// Goldenrod (beyond tab10: long polling's own hue).
+    pub const GOLD: RGBColor = RGBColor(204, 150, 0);
+    /// Near black.
+    pub const BLACK: RGBColor = RGBColor(40, 40, 40);
 }
 
 /// A model's colours, one per overlaid run: webhooks blue, WebSocket warm, server-sent events
-/// green, so the model reads at a glance and the run from the shade.
+/// green, long polling gold and black, so the model reads at a glance and the run from the shade.
 fn palette(model: ModelKind) -> [RGBColor; 4] {
     use tab10::*;
     match model {
         ModelKind::Webhook => [BLUE, PURPLE, CYAN, GRAY],
         ModelKind::WebSocket => [ORANGE, RED, PINK, BROWN],
         ModelKind::Sse => [GREEN, OLIVE, DARK_GREEN, RGBColor(120, 200, 120)],
+        ModelKind::LongPoll => [GOLD, BLACK, RGBColor(140, 100, 0), RGBColor(120, 120, 120)],
     }
 }
 

@@ -37,6 +37,7 @@ fn label(m: ModelKind) -> &'static str {
         ModelKind::Webhook => "Webhooks",
         ModelKind::WebSocket => "WebSocket push",
         ModelKind::Sse => "Server-sent events",
+        ModelKind::LongPoll => "Long polling",
     }
 }
 

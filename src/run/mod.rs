@@ -149,12 +149,13 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport, Ru
             }
         }
     }
-    if error.is_none() && !ctx.interrupted.load(Ordering::Relaxed) {
-        if let Some(cfg) = &scenario.sse {
-            match crate::websocket::model::run_websocket(scenario, cfg, &mut ctx).await {
-                Ok(m) => models.push(m),
-                Err(e) => error = Some(e),
-            }
+    for cfg in [&scenario.sse, &scenario.longpoll].into_iter().flatten() {
+        if error.is_some() || ctx.interrupted.load(Ordering::Relaxed) {
+            break;
+        }
+        match crate::websocket::model::run_websocket(scenario, cfg, &mut ctx).await {
+            Ok(m) => models.push(m),
+            Err(e) => error = Some(e),
         }
     }
     ctx.timeseries.flush()?;

@@ -40,6 +40,8 @@ pub struct Scenario {
     pub websocket: Option<WebSocketConfig>,
     /// Present when the server-sent events model runs (`[sse]`: the push fleet over HTTP).
     pub sse: Option<WebSocketConfig>,
+    /// `[longpoll]`, when present.
+    pub longpoll: Option<WebSocketConfig>,
     /// Thresholds, conditions parsed, in file order.
     pub thresholds: Vec<Threshold>,
     /// The TOML text it was parsed from; see [`Scenario::redacted_source`].
@@ -353,6 +355,9 @@ pub enum PushProtocol {
     WebSocket,
     /// Server-sent events (a held `text/event-stream` response): `[sse]`.
     Sse,
+    /// Long polling (a request held until events arrive, then asked again): `[longpoll]`.
+    #[serde(rename = "longpoll")]
+    LongPoll,
 }
 
 impl PushProtocol {
@@ -361,6 +366,7 @@ impl PushProtocol {
         match self {
             Self::WebSocket => "websocket",
             Self::Sse => "sse",
+            Self::LongPoll => "longpoll",
         }
     }
 
@@ -369,6 +375,7 @@ impl PushProtocol {
         match self {
             Self::WebSocket => crate::model_kind::ModelKind::WebSocket,
             Self::Sse => crate::model_kind::ModelKind::Sse,
+            Self::LongPoll => crate::model_kind::ModelKind::LongPoll,
         }
     }
 }
@@ -483,8 +490,22 @@ pub struct WebSocketConfig {
     pub headers: Vec<ExtraHeader>,
     /// TLS (`wss://`, or `tls` with the built-in server); `None` = plaintext.
     pub tls: Option<TlsSettings>,
-    /// WebSocket (`[websocket]`) or server-sent events (`[sse]`).
+    /// WebSocket (`[websocket]`), server-sent events (`[sse]`) or long polling (`[longpoll]`).
     pub protocol: PushProtocol,
+    /// Long polling's own settings (`None` for the other protocols).
+    pub poll: Option<PollSettings>,
+}
+
+/// How a long-polling client asks (`[longpoll]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PollSettings {
+    /// How long the server may hold a poll with nothing to say; the client waits this plus a
+    /// margin before it calls the poll lost.
+    pub hold_ns: u64,
+    /// A new connection for every poll (`connection = "fresh"`) instead of keep-alive.
+    pub fresh: bool,
+    /// External servers: JSON pointer to the answer's array of events.
+    pub events_field: String,
 }
 
 /// One thing wrong with a scenario file.

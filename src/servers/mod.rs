@@ -3,6 +3,7 @@
 
 pub mod guard;
 pub mod launch;
+pub mod long_poll;
 pub mod receiver;
 pub mod sink;
 pub mod sse_stream;

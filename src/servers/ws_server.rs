@@ -1,9 +1,10 @@
 //! The built-in push server: WebSocket at `/ws/{subscriber}` (hyper + fastwebsockets for the
 //! upgrade, then lean framing on the raw socket so a held connection costs a few hundred bytes,
 //! not fastwebsockets' 8 KiB read buffer) and server-sent events at `/events/{subscriber}` (a
-//! held `text/event-stream` response, see [`super::sse_stream`]). It echoes WebSocket data
-//! frames, answers pings, and pushes the events the harness publishes over the control
-//! connection (see [`crate::websocket::proto`]) to the subscriber's connection or stream.
+//! held `text/event-stream` response, see [`super::sse_stream`]) and long polling at
+//! `/poll/{subscriber}` (see [`super::long_poll`]). It echoes WebSocket data frames, answers
+//! pings, and pushes the events the harness publishes over the control connection (see
+//! [`crate::websocket::proto`]) to the subscriber's connection, stream or poll mailbox.
 //!
 //! One process runs one thread (a current-thread runtime and a `LocalSet`, so connection state is
 //! `Rc`/`RefCell`, never locked). Several processes share one port with SO_REUSEPORT; each has
@@ -11,13 +12,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use http_body_util::{Either, Empty};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -28,6 +28,7 @@ use tokio::sync::Notify;
 use tokio_rustls::server::TlsStream;
 
 use super::guard::{ConnLimits, Ending, Guarded};
+use super::long_poll::{self, PollSlot};
 use super::sse_stream::{self, SseBody, SseConn};
 use crate::record::results::ServerStats;
 use crate::tls::session::ServerSession;
@@ -95,10 +96,13 @@ struct Server {
     stalled: Rc<Cell<bool>>,
     /// Server-sent event streams by subscriber.
     streams: RefCell<HashMap<u32, Rc<SseConn>>>,
+    /// Long-poll mailboxes by subscriber (kept between polls).
+    polls: RefCell<HashMap<u32, Rc<PollSlot>>>,
 }
 
-/// What the server answers with: nothing (an upgrade, a refusal) or an event stream.
-type PushBody = Either<Empty<Bytes>, SseBody>;
+/// What the server answers with: a whole body (empty for an upgrade or a refusal, JSON for a
+/// poll) or an event stream.
+type PushBody = Either<Full<Bytes>, SseBody>;
 
 impl Conn {
     /// Sends a frame now if the socket takes it, else queues it; false if it had to be dropped.
@@ -124,6 +128,15 @@ impl Server {
         let mut out = self.control_out.borrow_mut();
         out.push(tag);
         out.extend_from_slice(&subscriber.to_le_bytes());
+        self.control_wake.notify_one();
+    }
+
+    /// Tells the harness `subscriber` resumed here and wants its events from `from` on.
+    fn control_resume(&self, subscriber: u32, from: u64) {
+        let mut out = self.control_out.borrow_mut();
+        out.push(tag::RESUME);
+        out.extend_from_slice(&subscriber.to_le_bytes());
+        out.extend_from_slice(&from.to_le_bytes());
         self.control_wake.notify_one();
     }
 
@@ -333,20 +346,31 @@ impl Server {
         }
     }
 
-    /// An event for a subscriber that holds a stream here, if one does.
+    /// An event for a subscriber that holds a stream (or a poll mailbox) here, if one does.
     fn publish_to_stream(&self, c: &Control) {
-        let stream = self.streams.borrow().get(&c.subscriber).cloned();
-        let mut stats = self.stats.borrow_mut();
-        let Some(stream) = stream else {
-            stats.not_connected += 1;
-            return;
-        };
         let e = Event {
             seq: c.seq,
             intended_us: c.intended_us,
             sent_us: c.sent_us,
             subscriber: c.subscriber,
         };
+        let stream = self.streams.borrow().get(&c.subscriber).cloned();
+        let Some(stream) = stream else {
+            let slot = self.polls.borrow().get(&c.subscriber).cloned();
+            let mut stats = self.stats.borrow_mut();
+            match slot {
+                Some(slot) if slot.push(e, c.len, self.opts.max_pending_bytes) => {
+                    stats.pushed += 1;
+                    if self.stalled.get() {
+                        stats.held += 1;
+                    }
+                }
+                Some(_) => stats.dropped_slow += 1,
+                None => stats.not_connected += 1,
+            }
+            return;
+        };
+        let mut stats = self.stats.borrow_mut();
         let queued = stream.push(self.opts.max_pending_bytes, |out| {
             crate::sse::event::write(out, &e, c.len as usize)
         });
@@ -382,6 +406,98 @@ impl Server {
                 self.stats.borrow_mut().dropped += 1;
             }
         }
+        // A long poll's mailbox is lost as a restarted server loses it: the waiting poll is
+        // answered empty (or its connection cut), and the next poll resumes from its cursor.
+        let subs: Vec<u32> = self.polls.borrow().keys().copied().collect();
+        for (i, sub) in subs.into_iter().enumerate() {
+            if chosen(i) {
+                self.forget(
+                    sub,
+                    if code == 0 {
+                        long_poll::Gone::Cut
+                    } else {
+                        long_poll::Gone::Forgotten
+                    },
+                );
+                self.stats.borrow_mut().dropped += 1;
+            }
+        }
+    }
+
+    /// Lets go of `subscriber`'s poll mailbox here.
+    fn forget(&self, subscriber: u32, how: long_poll::Gone) {
+        let slot = self.polls.borrow_mut().remove(&subscriber);
+        if let Some(slot) = slot {
+            slot.gone.set(Some(how));
+            slot.wake.notify_one();
+        }
+    }
+
+    /// Answers one long poll: at once when events wait after `cursor`, else when one arrives or
+    /// `hold` runs out. A poll for a subscriber new here tells the harness, which routes its
+    /// events here and replays what came after the cursor.
+    async fn long_poll(
+        self: Rc<Self>,
+        subscriber: u32,
+        cursor: Option<u64>,
+        hold: std::time::Duration,
+    ) -> io::Result<Response<PushBody>> {
+        let existing = self.polls.borrow().get(&subscriber).cloned();
+        let slot = match existing {
+            Some(slot) => slot,
+            None => {
+                let id = self.next_id.get();
+                self.next_id.set(id + 1);
+                let slot = Rc::new(PollSlot::new(id));
+                self.polls.borrow_mut().insert(subscriber, slot.clone());
+                self.control_resume(subscriber, cursor.map_or(0, |c| c + 1));
+                slot
+            }
+        };
+        if let Some(c) = cursor {
+            slot.confirm(c);
+        }
+        let me = self.next_id.get();
+        self.next_id.set(me + 1);
+        slot.current_poll.set(me);
+        // A newer poll of the subscriber is answered instead of this one.
+        slot.wake.notify_one();
+        let deadline = tokio::time::Instant::now() + hold;
+        loop {
+            match slot.gone.get() {
+                Some(long_poll::Gone::Cut) => return Err(io::Error::other("dropped")),
+                Some(long_poll::Gone::Forgotten) => break,
+                None => {}
+            }
+            if slot.current_poll.get() != me {
+                break;
+            }
+            if slot.has_events() && !self.stalled.get() {
+                break;
+            }
+            tokio::select! {
+                _ = slot.wake.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let (body, n) = if slot.gone.get().is_some() || slot.current_poll.get() != me {
+            (Vec::from(*b"{\"cursor\":null,\"events\":[]}"), 0)
+        } else {
+            slot.answer(cursor)
+        };
+        {
+            let mut stats = self.stats.borrow_mut();
+            stats.polls += 1;
+            if n == 0 {
+                stats.empty_polls += 1;
+            }
+        }
+        let mut r = Response::new(Either::Left(Full::new(Bytes::from(body))));
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        Ok(r)
     }
 
     /// Whether the server has a token and `req` does not carry it (counted as unauthorized).
@@ -397,8 +513,9 @@ impl Server {
         refused
     }
 
-    /// Opens `subscriber`'s event stream (replacing an older one of the same subscriber).
-    fn open_stream(self: &Rc<Self>, subscriber: u32) -> Response<PushBody> {
+    /// Opens `subscriber`'s event stream (replacing an older one of the same subscriber),
+    /// resuming after event `last_id` when the client sent one.
+    fn open_stream(self: &Rc<Self>, subscriber: u32, last_id: Option<u64>) -> Response<PushBody> {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         let conn = Rc::new(SseConn::new(id, self.stalled.clone()));
@@ -406,7 +523,11 @@ impl Server {
             old.end(sse_stream::Ending::Finish);
         }
         self.stats.borrow_mut().streams += 1;
-        self.control_record(tag::HOLD, subscriber);
+        match last_id {
+            // What was published after it (while the stream was down) comes first.
+            Some(id) => self.control_resume(subscriber, id + 1),
+            None => self.control_record(tag::HOLD, subscriber),
+        }
         let server = self.clone();
         let body = SseBody::new(
             conn,
@@ -444,6 +565,9 @@ impl Server {
             for stream in self.streams.borrow().values() {
                 stream.wake();
             }
+            for slot in self.polls.borrow().values() {
+                slot.wake.notify_one();
+            }
         });
     }
 
@@ -473,6 +597,9 @@ impl Server {
                             tag::PUBLISH => self.publish(&c),
                             tag::DROP => self.drop_connections(c.seq as u16, c.len),
                             tag::STALL => self.clone().stall(c.seq),
+                            tag::FORGET => {
+                                self.forget(c.subscriber, long_poll::Gone::Forgotten)
+                            }
                             tag::STATS => {
                                 let mut stats = *self.stats.borrow();
                                 stats.connections = (self.conns.borrow().len()
@@ -530,12 +657,9 @@ fn authorized(req: &Request<Incoming>, token: &str) -> bool {
     bearer || query
 }
 
-async fn upgrade(
-    server: Rc<Server>,
-    mut req: Request<Incoming>,
-) -> Result<Response<PushBody>, Infallible> {
+async fn upgrade(server: Rc<Server>, mut req: Request<Incoming>) -> io::Result<Response<PushBody>> {
     let status = |s: StatusCode| {
-        let mut r = Response::new(Either::Left(Empty::new()));
+        let mut r = Response::new(Either::Left(Full::new(Bytes::new())));
         *r.status_mut() = s;
         Ok(r)
     };
@@ -549,7 +673,24 @@ async fn upgrade(
         if server.refuses(&req) {
             return status(StatusCode::UNAUTHORIZED);
         }
-        return Ok(server.open_stream(subscriber));
+        let last_id = req
+            .headers()
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok()?.trim().parse().ok());
+        return Ok(server.open_stream(subscriber, last_id));
+    }
+    if let Some(subscriber) = subscriber_of(req.uri().path(), "/poll/") {
+        if req.method() != hyper::Method::GET {
+            return status(StatusCode::METHOD_NOT_ALLOWED);
+        }
+        if server.refuses(&req) {
+            return status(StatusCode::UNAUTHORIZED);
+        }
+        let (cursor, timeout_ms) = long_poll::query(req.uri().query());
+        let hold = std::time::Duration::from_millis(
+            timeout_ms.unwrap_or(20_000).min(long_poll::MAX_HOLD_MS),
+        );
+        return server.long_poll(subscriber, cursor, hold).await;
     }
     let Some(subscriber) = subscriber_of(req.uri().path(), "/ws/") else {
         return status(StatusCode::NOT_FOUND);
@@ -592,7 +733,7 @@ async fn upgrade(
         };
         server.run_conn(subscriber, wire).await;
     });
-    Ok(response.map(Either::Left))
+    Ok(response.map(|_| Either::Left(Full::new(Bytes::new()))))
 }
 
 /// Serves WebSocket clients on `listener` and one harness at a time on `control`, until
@@ -614,6 +755,7 @@ pub async fn serve(
         payload_buf: RefCell::new(Vec::new()),
         stalled: Rc::new(Cell::new(false)),
         streams: RefCell::new(HashMap::new()),
+        polls: RefCell::new(HashMap::new()),
     });
     // RSS is this process's memory figure: once a second, hand back what the handshakes freed.
     tokio::task::spawn_local(async {

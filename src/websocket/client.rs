@@ -159,11 +159,6 @@ pub async fn handshake(
     key_bytes: [u8; 16],
     stream_after: Option<&str>,
 ) -> Result<Framing, ErrorKind> {
-    let mut sub_buf = itoa::Buffer::new();
-    let (sub_text, suffix) = match &url.path_suffix {
-        Some(suffix) => (sub_buf.format(subscriber), suffix.as_str()),
-        None => ("", ""),
-    };
     let mut key = [0u8; 24];
     B64.encode_slice(key_bytes, &mut key)
         .expect("16 bytes are 24 in base64");
@@ -174,12 +169,7 @@ pub async fn handshake(
     HANDSHAKE.with(|b| {
         let mut b = b.borrow_mut();
         b.clear();
-        for part in [
-            "GET ", &url.path_prefix, sub_text, suffix, " HTTP/1.1\r\nHost: ", host,
-            "\r\nUser-Agent: pushbench/", env!("CARGO_PKG_VERSION"),
-        ] {
-            b.extend_from_slice(part.as_bytes());
-        }
+        write_request_head(&mut b, host, url, headers, subscriber, None);
         match ask {
             Ask::Upgrade(key) => {
                 b.extend_from_slice(b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ");
@@ -191,16 +181,6 @@ pub async fn handshake(
                     b.extend_from_slice(b"\r\nLast-Event-ID: ");
                     b.extend_from_slice(last_id.as_bytes());
                 }
-            }
-        }
-        for h in headers {
-            b.extend_from_slice(b"\r\n");
-            b.extend_from_slice(h.name.as_bytes());
-            b.extend_from_slice(b": ");
-            b.extend_from_slice(h.value.prefix.as_bytes());
-            if let Some(suffix) = &h.value.suffix {
-                b.extend_from_slice(itoa::Buffer::new().format(subscriber).as_bytes());
-                b.extend_from_slice(suffix.as_bytes());
             }
         }
         b.extend_from_slice(b"\r\n\r\n");
@@ -250,6 +230,59 @@ pub async fn handshake(
     }
 }
 
+/// Writes a `GET` request's head without its final blank line: the request line (`url`'s path
+/// with `subscriber` in its placeholder and, when given, `cursor` for every `{cursor}`), Host,
+/// User-Agent and the scenario's headers. Nothing is allocated beyond `b`'s growth.
+pub fn write_request_head(
+    b: &mut Vec<u8>,
+    host: &str,
+    url: &WsUrl,
+    headers: &[crate::scenario::ExtraHeader],
+    subscriber: u64,
+    cursor: Option<&str>,
+) {
+    let mut sub_buf = itoa::Buffer::new();
+    let (sub_text, suffix) = match &url.path_suffix {
+        Some(suffix) => (sub_buf.format(subscriber), suffix.as_str()),
+        None => ("", ""),
+    };
+    let path_part = |b: &mut Vec<u8>, text: &str| match cursor {
+        Some(c) => {
+            let mut parts = text.split("{cursor}");
+            if let Some(first) = parts.next() {
+                b.extend_from_slice(first.as_bytes());
+            }
+            for part in parts {
+                b.extend_from_slice(c.as_bytes());
+                b.extend_from_slice(part.as_bytes());
+            }
+        }
+        None => b.extend_from_slice(text.as_bytes()),
+    };
+    b.extend_from_slice(b"GET ");
+    path_part(b, &url.path_prefix);
+    b.extend_from_slice(sub_text.as_bytes());
+    path_part(b, suffix);
+    for part in [
+        " HTTP/1.1\r\nHost: ",
+        host,
+        "\r\nUser-Agent: pushbench/",
+        env!("CARGO_PKG_VERSION"),
+    ] {
+        b.extend_from_slice(part.as_bytes());
+    }
+    for h in headers {
+        b.extend_from_slice(b"\r\n");
+        b.extend_from_slice(h.name.as_bytes());
+        b.extend_from_slice(b": ");
+        b.extend_from_slice(h.value.prefix.as_bytes());
+        if let Some(suffix) = &h.value.suffix {
+            b.extend_from_slice(itoa::Buffer::new().format(subscriber).as_bytes());
+            b.extend_from_slice(suffix.as_bytes());
+        }
+    }
+}
+
 /// A client connection's socket (and TLS session).
 pub type ClientWire = Wire<ClientSession>;
 
@@ -265,8 +298,10 @@ pub struct StreamReader {
 pub struct ClientConn {
     /// The socket, its TLS session and its buffers.
     pub wire: ClientWire,
-    /// Server-sent events: the body's reader (`None`: a WebSocket).
+    /// Server-sent events: the body's reader (`None`: a WebSocket or a long poll).
     pub stream: Option<Box<RefCell<StreamReader>>>,
+    /// Long polling: the answer being read.
+    pub poll: Option<Box<RefCell<crate::websocket::fleet::PollReader>>>,
     /// Monotonic send time of the unanswered ping (0 = none).
     pub ping_out_ns: Cell<u64>,
     /// When the next ping is due.
@@ -283,11 +318,18 @@ impl ClientConn {
         Self {
             wire,
             stream: stream.map(|r| Box::new(RefCell::new(r))),
+            poll: None,
             ping_out_ns: Cell::new(0),
             next_ping_ns: Cell::new(next_ping_ns),
             close_with: Cell::new(None),
             queued: Cell::new(false),
         }
+    }
+
+    /// Speaks HTTP (an event stream or long polls): no frames, no pings; the run's end shuts
+    /// the socket down.
+    pub fn is_http(&self) -> bool {
+        self.stream.is_some() || self.poll.is_some()
     }
 
     /// Writes now if the socket takes it, queueing the rest; returns bytes put on the wire,

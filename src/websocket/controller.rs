@@ -20,6 +20,7 @@ use crate::record::{
 };
 use crate::scenario::{DropFault, Stall};
 use crate::schedule::Schedule;
+use crate::websocket::backlog::Backlog;
 use crate::websocket::proto::{tag, Control, CONTROL_RECORD};
 
 /// Events published per write at most: a control buffer's worth.
@@ -60,6 +61,10 @@ pub struct ControllerPlan {
     pub worker_id: u64,
     /// Number of subscribers.
     pub subscribers: u64,
+    /// Remember recent events and re-publish them when a client resumes after a sequence (an
+    /// event stream's `Last-Event-ID`, a long poll's cursor): events published while nobody
+    /// held the subscriber wait here instead of being lost.
+    pub replay: bool,
     /// Set on Ctrl-C.
     pub stop: Arc<AtomicBool>,
     /// Where interval records go.
@@ -92,10 +97,22 @@ fn apply_route(routes: &mut [Route], server: usize, t: u8, sub: u32) {
     }
 }
 
+/// Events a resume re-publishes at most from the backlog: the ring holds this many of all
+/// subscribers' latest events (32 bytes each, 16 MiB at most).
+const BACKLOG_EVENTS: usize = 1 << 19;
+
+/// Length of a server's RESUME record.
+const RESUME_RECORD: usize = 13;
+
 struct Shared {
     /// Server process (index + 1) holding each subscriber; 0 = none.
     routes: RefCell<Vec<Route>>,
     replies: RefCell<Vec<Option<ServerStats>>>,
+    /// Resumes the servers reported, `(server, subscriber, from seq)`: applied by the publishing
+    /// loop, which re-publishes the backlog before any newer event goes to the new route.
+    resumes: RefCell<Vec<(usize, u32, u64)>>,
+    /// Wakes the publishing loop for a resume.
+    wake: tokio::sync::Notify,
 }
 
 async fn reader(index: usize, mut read: OwnedReadHalf, shared: Rc<Shared>) {
@@ -120,6 +137,16 @@ async fn reader(index: usize, mut read: OwnedReadHalf, shared: Rc<Shared>) {
                 at += 5 + len;
                 continue;
             }
+            if t == tag::RESUME {
+                if filled - at < RESUME_RECORD {
+                    break;
+                }
+                let from = u64::from_le_bytes(buf[at + 5..at + 13].try_into().expect("8 bytes"));
+                shared.resumes.borrow_mut().push((index, sub, from));
+                shared.wake.notify_one();
+                at += RESUME_RECORD;
+                continue;
+            }
             apply_route(&mut shared.routes.borrow_mut(), index, t, sub);
             at += 5;
         }
@@ -142,7 +169,13 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
     let shared = Rc::new(Shared {
         routes: RefCell::new(vec![0; plan.subscribers as usize]),
         replies: RefCell::new(vec![None; plan.controls.len()]),
+        resumes: RefCell::new(Vec::new()),
+        wake: tokio::sync::Notify::new(),
     });
+    let mut backlog = plan
+        .replay
+        .then(|| Backlog::new(plan.subscribers as usize, BACKLOG_EVENTS));
+    let mut replay = Vec::new();
     let mut writers = Vec::new();
     for (i, addr) in plan.controls.iter().enumerate() {
         let stream = TcpStream::connect(addr)
@@ -193,6 +226,39 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
         if plan.stop.load(Ordering::Relaxed) {
             finish_at = finish_at.min(now);
         }
+        let resumes = std::mem::take(&mut *shared.resumes.borrow_mut());
+        for (server, sub, from) in resumes {
+            let old = shared
+                .routes
+                .borrow()
+                .get(sub as usize)
+                .copied()
+                .unwrap_or(0);
+            apply_route(&mut shared.routes.borrow_mut(), server, tag::HOLD, sub);
+            if old != 0 && usize::from(old) != server + 1 {
+                // The process it left keeps nothing for it (a long poll's answered events).
+                forget(&mut bufs[usize::from(old) - 1], sub);
+            }
+            let Some(backlog) = &backlog else { continue };
+            backlog.since(sub, from, &mut replay);
+            for &(seq, intended_us) in &replay {
+                Control {
+                    tag: tag::PUBLISH,
+                    subscriber: sub,
+                    seq,
+                    intended_us,
+                    sent_us: plan.wall.to_real_ns(now) / 1000,
+                    len: plan.payload_bytes as u32,
+                }
+                .write(&mut bufs[server]);
+                let phase = if intended_us < plan.warmup_end_real_us {
+                    WARMUP
+                } else {
+                    MEASURED
+                };
+                stats.phases[phase].bump(Counter::Replayed, 1);
+            }
+        }
         let publishing = plan.publish && now < finish_at;
         // At most one buffer's worth per write: a behind publisher writes what the servers can
         // take, then looks at the clock again, so what it sends is never older than max_wait
@@ -221,11 +287,18 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
             let route = shared.routes.borrow()[sub];
             if route == 0 {
                 // Nobody holds this subscriber right now: the event is lost (and shows up as a
-                // gap at the client once it is back).
+                // gap at the client once it is back), unless a resume replays it.
                 p.bump(Counter::Dropped, 1);
+                if let Some(backlog) = &mut backlog {
+                    backlog.push(sub as u32, seqs[sub], intended_us);
+                    seqs[sub] += 1;
+                }
             } else {
                 let seq = seqs[sub];
                 seqs[sub] += 1;
+                if let Some(backlog) = &mut backlog {
+                    backlog.push(sub as u32, seq, intended_us);
+                }
                 Control {
                     tag: tag::PUBLISH,
                     subscriber: sub as u32,
@@ -315,7 +388,10 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
         // span in one write instead of spinning through it one wake per event.
         let now = mono_ns();
         next = next.min(now + 50_000_000).max(now + MIN_WAKE_GAP_NS);
-        timer.sleep_until(next).await.map_err(|e| e.to_string())?;
+        tokio::select! {
+            r = timer.sleep_until(next) => r.map_err(|e| e.to_string())?,
+            _ = shared.wake.notified() => {}
+        }
     }
 
     // Events whose time came but that were never published (the controller fell behind, or
@@ -364,6 +440,19 @@ async fn run(plan: ControllerPlan) -> Result<ServerStats, String> {
         total.add(s);
     }
     Ok(total)
+}
+
+/// Appends a FORGET of `subscriber` to a server's control stream.
+fn forget(buf: &mut Vec<u8>, subscriber: u32) {
+    Control {
+        tag: tag::FORGET,
+        subscriber,
+        seq: 0,
+        intended_us: 0,
+        sent_us: 0,
+        len: 0,
+    }
+    .write(buf);
 }
 
 #[cfg(test)]

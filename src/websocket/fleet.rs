@@ -28,9 +28,11 @@ use crate::websocket::frame::{self, OpCode};
 use crate::websocket::sequence::Sequences;
 
 mod echo;
+mod poll;
 mod receive;
 mod spec;
 
+pub use poll::PollReader;
 pub use spec::{FleetSpec, FleetTls, JsonFields};
 
 /// Largest message accepted from the server.
@@ -101,6 +103,12 @@ enum End {
     Ended,
     /// Lost without a close frame, or declared dead.
     Lost,
+    /// A long poll was answered and its connection is done with (`connection = "fresh"`, or
+    /// the server closes after answering): poll again at once, on a new one.
+    Answered,
+    /// The server refused or garbled an answer (counted as an error where it was seen): back
+    /// off, then ask again.
+    Refused,
 }
 
 impl Fleet {
@@ -219,6 +227,7 @@ impl Fleet {
         subscriber: u64,
         stream_after: Option<&str>,
     ) -> Result<(ClientWire, u64, Framing), ErrorKind> {
+        let poll = self.plan.protocol == PushProtocol::LongPoll;
         let ips = &self.plan.source_ips;
         let source = (!ips.is_empty()).then(|| ips[self.local(subscriber) % ips.len()]);
         let stream = tcp_connect(self.plan.addr, source)
@@ -250,6 +259,10 @@ impl Fleet {
             None => None,
         };
         let wire = ClientWire::new(stream, session);
+        if poll {
+            // The polls themselves are the requests.
+            return Ok((wire, tls_ns, Framing::Raw));
+        }
         let key = {
             let mut rng = self.rng.borrow_mut();
             let mut k = [0u8; 16];
@@ -279,13 +292,20 @@ impl Fleet {
         // connection's task does not carry its size.
         let sse = self.plan.protocol == PushProtocol::Sse;
         let mut resume: Option<Box<Parser>> = sse.then(|| Box::new(Parser::new(MAX_SSE_LINE)));
+        // A long poll's cursor (the last sequence seen) and answer buffer, kept between
+        // connections; a fresh connection per poll is no reconnect.
+        let long_poll = self.plan.protocol == PushProtocol::LongPoll;
+        let cursor = Cell::new(None);
+        let mut poll_reader: Option<Box<RefCell<PollReader>>> =
+            long_poll.then(|| Box::new(RefCell::new(PollReader::default())));
+        let mut repoll = false;
         while !self.closing.get() {
             // A bounded number of connects in flight per worker: a ramp the machine cannot keep
             // up with queues here instead of piling up half-open handshakes (whose freed state
             // would fragment the heap between the held connections).
             let permit = self.connecting.acquire().await.expect("never closed");
             let t0 = mono_ns();
-            if ever_connected {
+            if ever_connected && !repoll {
                 self.bump(self.phase_now(), Counter::ReconnectAttempts, 1);
             }
             // Boxed: the connect state (with its timer) is the largest, and it is only needed
@@ -306,7 +326,7 @@ impl Fleet {
                         let p = &mut stats.phases[phase];
                         record_ns(&mut p.connect, t0 + tls_ns, mono_ns());
                         p.bump(Counter::Connects, 1);
-                        if ever_connected {
+                        if ever_connected && !repoll {
                             p.bump(Counter::Reconnects, 1);
                         }
                     }
@@ -320,11 +340,10 @@ impl Fleet {
                             parser: *parser,
                         }
                     });
-                    let conn = Rc::new(ClientConn::new(
-                        wire,
-                        mono_ns() + self.plan.ping_interval_ns,
-                        reader,
-                    ));
+                    let mut conn =
+                        ClientConn::new(wire, mono_ns() + self.plan.ping_interval_ns, reader);
+                    conn.poll = poll_reader.take();
+                    let conn = Rc::new(conn);
                     if let Some(template) = &self.plan.subscribe {
                         let text = template.replace("{subscriber}", &subscriber.to_string());
                         self.send_frame(&conn, OpCode::Text, text.as_bytes());
@@ -342,7 +361,11 @@ impl Fleet {
                         stats.ramps_done += 1;
                         stats.ramp_done_mono = mono_ns();
                     }
-                    let end = self.session(&conn, local).await;
+                    let end = if long_poll {
+                        self.poll_session(&conn, local, subscriber, &cursor).await
+                    } else {
+                        self.session(&conn, local).await
+                    };
                     if let Some(reader) = &conn.stream {
                         let parser = std::mem::take(&mut reader.borrow_mut().parser);
                         resume = Some(Box::new(parser));
@@ -350,7 +373,14 @@ impl Fleet {
                     self.conns.borrow_mut()[local] = None;
                     self.open.set(self.open.get() - 1);
                     let phase = self.phase_now();
-                    if !matches!(end, End::WeClosed) {
+                    if let Some(reader) = &conn.poll {
+                        // The answer buffer goes on to the next connection (a fresh one per
+                        // poll reuses it), read from its start.
+                        let kept = std::mem::take(&mut *reader.borrow_mut()).reset();
+                        poll_reader = Some(Box::new(RefCell::new(kept)));
+                    }
+                    repoll = matches!(end, End::Answered);
+                    if !matches!(end, End::WeClosed | End::Answered) {
                         self.on_loss();
                     }
                     match end {
@@ -365,10 +395,11 @@ impl Fleet {
                         }
                         End::Lost => self.bump(phase, Counter::Disconnects, 1),
                         End::Ended => self.bump(phase, Counter::ServerCloses, 1),
-                        End::WeClosed => {}
+                        End::WeClosed | End::Answered | End::Refused => {}
                     }
                 }
                 Err(kind) => {
+                    repoll = false;
                     let mut stats = self.stats.borrow_mut();
                     stats.phases[phase].bump(Counter::ConnectErrors, 1);
                     stats.phases[phase].bump_error(kind);
@@ -376,6 +407,9 @@ impl Fleet {
             }
             if self.closing.get() {
                 break;
+            }
+            if repoll {
+                continue;
             }
             let u = self.rng.borrow_mut().next_f64();
             let mut wait = backoff_ns(&self.plan.reconnect.as_retry(), failures, u);
@@ -433,8 +467,8 @@ impl Fleet {
                 // A write its task is not waiting for (it waits to read): push it on.
                 let _ = conn.flush();
             }
-            // An event stream has no pings: the server keeps it alive.
-            if conn.stream.is_some() {
+            // An event stream or a poll has no pings: the server keeps it alive.
+            if conn.is_http() {
                 continue;
             }
             let out = conn.ping_out_ns.get();
@@ -552,8 +586,8 @@ pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: Reporter) {
                 fleet.conns.borrow().iter().flatten().cloned().collect();
             for conn in conns {
                 conn.close_with.set(Some(1000));
-                if conn.stream.is_some() {
-                    // An event stream ends when the client goes.
+                if conn.is_http() {
+                    // An event stream (or a poll) ends when the client goes.
                     let _ = socket2::SockRef::from(&conn.wire.stream)
                         .shutdown(std::net::Shutdown::Both);
                 } else {

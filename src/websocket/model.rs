@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::clock::{mono_ns, WallMap};
-use crate::record::results::{Connections, ModelSummary, PerConnection, WsSummary};
+use crate::record::results::{Connections, ModelSummary, PerConnection, PollFigures, WsSummary};
 use crate::record::saturation::{self, Saturation, SendFigures};
 use crate::record::ErrorKind;
 use crate::record::{Counter, IntervalStats, Percentiles, PhaseStats, Reporter, MEASURED};
@@ -115,6 +115,11 @@ pub async fn run_websocket(
                     UrlTemplate::builtin_ws(s.addr.port(), cfg.tls.is_some())
                 }
                 PushProtocol::Sse => UrlTemplate::builtin_sse(s.addr.port(), cfg.tls.is_some()),
+                PushProtocol::LongPoll => UrlTemplate::builtin_poll(
+                    s.addr.port(),
+                    cfg.tls.is_some(),
+                    cfg.poll.as_ref().map_or(20_000, |p| p.hold_ns / 1_000_000),
+                ),
             };
             let addr = s.addr;
             (Some(s), url, addr)
@@ -361,6 +366,7 @@ async fn drive(
                 sequence: cfg.sequence_field.clone(),
             }),
             stall_real_us,
+            poll: cfg.poll.clone(),
         };
         match &exe {
             Some(exe) => worker_procs.push(
@@ -400,6 +406,9 @@ async fn drive(
                 interval_ns,
                 worker_id: workers,
                 subscribers: subs,
+                // The fallbacks resume where they were: an event stream after its last id, a
+                // long poll from its cursor.
+                replay: cfg.protocol != PushProtocol::WebSocket,
                 stop: stop.clone(),
                 tx: Reporter::new(tx.clone(), workers),
             })
@@ -555,6 +564,7 @@ async fn drive(
             }
             WsMode::Push if external_push => "client, from the message's timestamp_field",
             WsMode::Push if cfg.protocol == PushProtocol::Sse => "client (event parsed)",
+            WsMode::Push if cfg.protocol == PushProtocol::LongPoll => "client (answer read)",
             WsMode::Push => "client (pushed frame received)",
             WsMode::Echo => "client (echo received)",
             WsMode::Idle => "none (idle)",
@@ -612,6 +622,27 @@ async fn drive(
             fleet_workers: workers,
             server_processes: servers.map_or(0, |s| s.controls.len() as u64),
             server: server_stats,
+            replayed: all.get(Counter::Replayed),
+            polling: cfg.poll.as_ref().map(|p| {
+                let polls = g.get(Counter::Polls);
+                let empty = g.get(Counter::EmptyPolls);
+                PollFigures {
+                    connection: if p.fresh { "fresh" } else { "keepalive" }.into(),
+                    hold_s: p.hold_ns as f64 / 1e9,
+                    polls,
+                    polls_per_event: if delivered > 0 {
+                        polls as f64 / delivered as f64
+                    } else {
+                        0.0
+                    },
+                    events_per_answer: match g.get(Counter::Answers) {
+                        0 => 0.0,
+                        answers => g.get(Counter::Delivered) as f64 / answers as f64,
+                    },
+                    empty_answers: empty,
+                    bad_answers: all.errors(ErrorKind::BadResponse),
+                }
+            }),
         }),
         saturation,
         ..common
@@ -627,9 +658,20 @@ async fn drive(
     if summary.tls.is_some() {
         metrics.push(("tls_handshake", &all.tls_handshake));
     }
-    if cfg.protocol == PushProtocol::Sse {
-        // Its figures under its own name: an event stream is no WebSocket.
-        summary.sse = summary.websocket.take();
+    // Their figures under their own names: an event stream or a poll is no WebSocket.
+    match cfg.protocol {
+        PushProtocol::WebSocket => {}
+        PushProtocol::Sse => summary.sse = summary.websocket.take(),
+        PushProtocol::LongPoll => summary.longpoll = summary.websocket.take(),
+    }
+    if let Some(p) = &cfg.poll {
+        let missing = all.get(Counter::MissingPointer);
+        if missing > 0 {
+            ctx.warn(format!(
+                "{missing} long-poll answers had no array at `{}` (longpoll.events_field): their events were not counted",
+                p.events_field
+            ));
+        }
     }
     write_percentiles(ctx, cfg.protocol.model(), &metrics)?;
     Ok(summary)

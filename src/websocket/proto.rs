@@ -9,11 +9,15 @@
 //! `tag u8 | subscriber u32 | seq u64 | intended_us u64 | sent_us u64 | len u32` where tag 1
 //! publishes an event of `len` bytes to `subscriber`, tag 2 drops connections (`seq` = close code,
 //! 0 for an abrupt reset; `len` = per-mille of connections), tag 3 asks for stats, tag 4 holds
-//! every push for `seq` microseconds (a stall: the backlog goes out after it). The server
+//! every push for `seq` microseconds (a stall: the backlog goes out after it), tag 5 tells a
+//! process that a subscriber resumed elsewhere (it forgets what it kept for it). The server
 //! answers with 5-byte records `tag u8 | subscriber u32`: 1 = now holds the subscriber, 2 = no
-//! longer holds it; and tag 3 with `len u32` and a JSON [`ServerStats`](crate::record::results::ServerStats). With several server
-//! processes behind one port, the hold/release records tell the publisher which process to send
-//! each subscriber's events to.
+//! longer holds it; 13-byte records `4 | subscriber u32 | from u64`: now holds the subscriber,
+//! which resumed and wants its events from sequence `from` on (an event stream's
+//! `Last-Event-ID` + 1, a long poll's cursor + 1); and tag 3 with `len u32` and a JSON
+//! [`ServerStats`](crate::record::results::ServerStats). With several server processes behind
+//! one port, the hold/release records tell the publisher which process to send each
+//! subscriber's events to.
 
 /// Smallest event payload.
 pub use crate::envelope::WS_EVENT_BYTES as EVENT_HEADER;
@@ -72,10 +76,14 @@ pub mod tag {
     pub const STATS: u8 = 3;
     /// Hold pushes for a while.
     pub const STALL: u8 = 4;
+    /// The subscriber resumed at another process: forget it here.
+    pub const FORGET: u8 = 5;
     /// Server -> harness: subscriber connected here.
     pub const HOLD: u8 = 1;
     /// Server -> harness: subscriber gone from here.
     pub const RELEASE: u8 = 2;
+    /// Server -> harness: subscriber resumed here, wants its events from a sequence on.
+    pub const RESUME: u8 = 4;
 }
 
 /// One harness -> server control record.

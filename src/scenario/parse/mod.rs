@@ -123,8 +123,9 @@ pub fn parse(
         };
     let websocket = push_fleet(&mut cx, PushProtocol::WebSocket);
     let sse = push_fleet(&mut cx, PushProtocol::Sse);
+    let longpoll = push_fleet(&mut cx, PushProtocol::LongPoll);
     let closed_loop = workload.as_ref().is_some_and(|w| w.shape == Shape::Max);
-    for fleet in [&websocket, &sse].into_iter().flatten() {
+    for fleet in [&websocket, &sse, &longpoll].into_iter().flatten() {
         if closed_loop && fleet.mode == WsMode::Push {
             let name = fleet.protocol.section();
             let line = root
@@ -150,11 +151,14 @@ pub fn parse(
     if root.table.get("sse").is_some() {
         models.push("sse");
     }
+    if root.table.get("longpoll").is_some() {
+        models.push("longpoll");
+    }
     if models.is_empty() {
         cx.problem(
             None,
             "",
-            "no model enabled: add a [webhook], [websocket] or [sse] table",
+            "no model enabled: add a [webhook], [websocket], [sse] or [longpoll] table",
         );
     }
 
@@ -175,6 +179,7 @@ pub fn parse(
         webhook,
         websocket,
         sse,
+        longpoll,
         thresholds,
         source: src.to_string(),
     })

@@ -2,11 +2,13 @@
 //! backoff, subscribe message, drain, JSON pointers into an external server's events) and the
 //! built-in server's `[websocket.server]` (processes, an upgrade token, a one-off drop, a
 //! stall), the upgrade's extra `headers`, and `tls` (`wss://`, or the built-in server over TLS).
+//! `[sse]` and `[longpoll]` are the same fleet over HTTP; long polling adds `hold`,
+//! `connection` and `events_field`.
 
 use super::{backoff, faults, headers, max_wait, tls::tls, url::target_url, Cx, Section};
 use crate::scenario::{
-    DropFault, Jitter, PushProtocol, ReconnectPolicy, Secret, WebSocketConfig, WsMode,
-    WsServerConfig, WsTarget,
+    DropFault, Jitter, PollSettings, PushProtocol, ReconnectPolicy, Secret, WebSocketConfig,
+    WsMode, WsServerConfig, WsTarget,
 };
 
 /// `[websocket]`, or `[sse]` (`protocol`): the same fleet, reading an event stream over HTTP
@@ -21,7 +23,7 @@ pub(super) fn websocket(
     let name = protocol.section();
     let scheme = match protocol {
         PushProtocol::WebSocket => "ws",
-        PushProtocol::Sse => "http",
+        PushProtocol::Sse | PushProtocol::LongPoll => "http",
     };
     let (external, is_builtin) = target_url(cx, s, scheme);
     let secure = external.as_ref().is_some_and(|u| u.secure);
@@ -32,7 +34,9 @@ pub(super) fn websocket(
             ("echo", WsMode::Echo),
             ("idle", WsMode::Idle),
         ],
-        PushProtocol::Sse => &[("push", WsMode::Push), ("idle", WsMode::Idle)],
+        PushProtocol::Sse | PushProtocol::LongPoll => {
+            &[("push", WsMode::Push), ("idle", WsMode::Idle)]
+        }
     };
     let mode = cx.choice(s, "mode", modes).unwrap_or(WsMode::Push);
     let connect_rate = cx.positive_rate(s, "connect_rate").unwrap_or(5000.0);
@@ -70,7 +74,7 @@ pub(super) fn websocket(
     };
     let subscribe = match protocol {
         PushProtocol::WebSocket => cx.string(s, "subscribe").map(|(t, _)| t.to_string()),
-        PushProtocol::Sse => None,
+        PushProtocol::Sse | PushProtocol::LongPoll => None,
     };
     let drain_ns = cx
         .duration(s, "drain")
@@ -100,6 +104,28 @@ pub(super) fn websocket(
     };
     let timestamp_field = pointer(cx, "timestamp_field");
     let sequence_field = pointer(cx, "sequence_field");
+    let poll = match protocol {
+        PushProtocol::LongPoll => {
+            let events_field = pointer(cx, "events_field").unwrap_or_else(|| "/events".into());
+            let hold_ns = match cx.duration(s, "hold") {
+                Some((ns, line)) if !(100_000_000..=120_000_000_000).contains(&ns) => {
+                    cx.problem(line, "longpoll.hold", "must be between 100ms and 120s");
+                    ns
+                }
+                Some((ns, _)) => ns,
+                None => 20_000_000_000,
+            };
+            let fresh = cx
+                .choice(s, "connection", &[("keepalive", false), ("fresh", true)])
+                .unwrap_or(false);
+            Some(PollSettings {
+                hold_ns,
+                fresh,
+                events_field,
+            })
+        }
+        _ => None,
+    };
     let headers = headers::headers(cx, s, env);
     let server = match cx.table(s, "server") {
         Some((mut sv, f)) => {
@@ -208,5 +234,6 @@ pub(super) fn websocket(
         headers,
         tls,
         protocol,
+        poll,
     })
 }

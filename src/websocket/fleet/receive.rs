@@ -98,7 +98,7 @@ impl Fleet {
 
     /// Counts one received event: latency from its intended (and sent) time when known, and its
     /// place in the subscriber's sequence when it has one.
-    fn record_event(
+    pub(super) fn record_event(
         &self,
         local: usize,
         intended_us: Option<u64>,

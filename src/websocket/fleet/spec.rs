@@ -66,6 +66,9 @@ pub struct FleetSpec {
     /// A server stall, wall-clock us `[from, to)`: events intended in it are the backlog.
     #[serde(default)]
     pub stall_real_us: Option<(u64, u64)>,
+    /// Long polling: how to poll.
+    #[serde(default)]
+    pub poll: Option<crate::scenario::PollSettings>,
 }
 
 /// What a worker needs to speak TLS: the scenario's settings and, against the built-in
