@@ -164,18 +164,50 @@ fn a_scenario_with_both_models_needs_model_named() {
 }
 
 #[test]
-fn capacity_says_it_does_not_step_the_sse_model_yet() {
+fn capacity_steps_the_fallback_models_too() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("s.toml"),
-        "[workload]\nevents_per_second = 10\nduration = \"1s\"\n[sse]\n",
+        "[workload]\nevents_per_second = 50\nsubscribers = 20\nduration = \"1s\"\n[sse]\n[longpoll]\nhold = \"1s\"\n",
     )
     .unwrap();
+    // Two models: the one to step must be named, and the message says how.
     let out = pushbench(&["capacity", "s.toml", "--slo", "p99 < 50ms"], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("does not step the sse model yet"), "{err}");
-    assert!(!dir.path().join("results").exists(), "nothing ran");
+    assert!(err.contains("--model sse or --model longpoll"), "{err}");
+    let out = pushbench(
+        &[
+            "capacity",
+            "s.toml",
+            "--slo",
+            "p99 < 1s",
+            "--model",
+            "longpoll",
+            "--max-steps",
+            "2",
+            "--step-duration",
+            "1s",
+            "--step-warmup",
+            "0s",
+            "--out",
+            "cap",
+        ],
+        dir.path(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("cap/capacity.json"))
+            .unwrap_or_else(|e| panic!("{e}: {err}")),
+    )
+    .unwrap();
+    assert_eq!(json["model"], "longpoll", "{json}");
+    let steps = json["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{json}");
+    for step in steps {
+        assert!(step["events"].as_u64().unwrap() > 0, "{step}");
+        assert_eq!(step["failed"], 0, "{step}");
+    }
 }
 
 #[test]

@@ -29,7 +29,7 @@ fn the_embedded_default_scenario_is_valid() {
     assert!(matches!(w.target, WebhookTarget::Builtin(_)));
     assert_eq!(
         s.workload.duration_ns + s.workload.warmup_ns,
-        17_000_000_000
+        12_000_000_000
     );
 }
 

@@ -280,7 +280,7 @@ mode = "push"
     assert!(
         table.contains("webhook")
             && table.contains("websocket")
-            && table.contains("better of the models")
+            && table.contains("best of the models")
     );
     let ts = std::fs::read_to_string(report.dir.join("timeseries.csv")).unwrap();
     assert!(ts.contains(",webhook,") && ts.contains(",websocket,"));

@@ -131,41 +131,31 @@ fn plan_model(
     scenario: &Scenario,
     choice: Option<ModelKind>,
 ) -> Result<(ModelKind, Knob), CapacityError> {
-    if choice == Some(ModelKind::Sse)
-        || (choice.is_none()
-            && scenario.sse.is_some()
-            && scenario.webhook.is_none()
-            && scenario.websocket.is_none())
-    {
-        return Err(usage(
-            "capacity does not step the sse model yet; search a [webhook] or [websocket] table"
-                .into(),
-        ));
-    }
-    let model = match (choice, &scenario.webhook, &scenario.websocket) {
-        (Some(ModelKind::Webhook), None, _) => {
-            return Err(usage("--model webhook: the scenario has no [webhook] table".into()))
+    let present: Vec<ModelKind> = ModelKind::ALL
+        .into_iter()
+        .filter(|m| scenario.enables(*m))
+        .collect();
+    let model = match (choice, present.as_slice()) {
+        (Some(m), _) if !present.contains(&m) => {
+            return Err(usage(format!(
+                "--model {m}: the scenario has no [{m}] table"
+            )))
         }
-        (Some(ModelKind::WebSocket), _, None) => {
-            return Err(usage(
-                "--model websocket: the scenario has no [websocket] table".into(),
-            ))
+        (Some(m), _) => m,
+        (None, []) => return Err(usage("the scenario enables no model".into())),
+        (None, [m]) => *m,
+        (None, many) => {
+            let names: Vec<String> = many.iter().map(|m| format!("--model {m}")).collect();
+            return Err(usage(format!(
+                "the scenario enables {} models; choose one with {}",
+                many.len(),
+                names.join(" or ")
+            )));
         }
-        (Some(m), _, _) => m,
-        (None, Some(_), None) => ModelKind::Webhook,
-        (None, None, Some(_)) => ModelKind::WebSocket,
-        (None, Some(_), Some(_)) => {
-            return Err(usage(
-                "the scenario enables both models; choose one with --model webhook or --model websocket".into(),
-            ))
-        }
-        (None, None, None) => return Err(usage("the scenario enables no model".into())),
     };
-    let idle = model == ModelKind::WebSocket
-        && scenario
-            .websocket
-            .as_ref()
-            .is_some_and(|w| w.mode == WsMode::Idle);
+    let idle = scenario
+        .push_fleet(model)
+        .is_some_and(|w| w.mode == WsMode::Idle);
     if idle {
         return Ok((model, Knob::Connections));
     }
@@ -412,7 +402,7 @@ fn fill_record(
 ) {
     r.verdicts = slo.check(m);
     r.pass = r.verdicts.iter().all(|v| v.pass);
-    if let Some(ws) = m.websocket.as_ref().filter(|w| w.mode == "idle") {
+    if let Some(ws) = m.fleet().filter(|w| w.mode == "idle") {
         // Idle steps hold connections: a step that never got them all up did not hold its load.
         let held = m.connections.peak >= m.connections.target;
         r.verdicts.push(Verdict {
@@ -424,7 +414,7 @@ fn fill_record(
     }
     // Idle steps deliver nothing: their latency is the connect latency, their failures the
     // connections that never came up.
-    let idle = m.websocket.as_ref().is_some_and(|w| w.mode == "idle");
+    let idle = m.fleet().is_some_and(|w| w.mode == "idle");
     let lat = if idle { &m.connect_us } else { &m.latency_us };
     r.p50_us = lat.p50;
     r.p99_us = lat.p99;
@@ -439,7 +429,7 @@ fn fill_record(
     r.late_sends = m.late_sends;
     let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let (gen_cpu, target_cpu) = measured_cpu(dir, m, step);
-    let gen_cores_usable = match (model, &step.webhook, &m.websocket) {
+    let gen_cores_usable = match (model, &step.webhook, m.fleet()) {
         (ModelKind::Webhook, Some(cfg), _) => {
             crate::webhook::model::delivery_workers(&step.workload, cfg) as f64
         }

@@ -404,7 +404,7 @@ fn connections_over_time<DB: DrawingBackend>(area: &Area<DB>, runs: &[RunData]) 
             format!("{} held", s.name),
         )?;
         // For webhooks the column counts retries, which the throughput chart covers.
-        if s.model == ModelKind::WebSocket {
+        if s.model != ModelKind::Webhook {
             let reconnects: Vec<(f64, f64)> = s
                 .rows()
                 .filter(|r| r.retries > 0)

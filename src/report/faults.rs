@@ -30,7 +30,7 @@ fn over_time<DB: DrawingBackend>(area: &Area<DB>, runs: &[RunData]) -> DrawResul
     )?;
     for s in &all {
         let color = s.color;
-        let what = if s.model == ModelKind::WebSocket {
+        let what = if s.model != ModelKind::Webhook {
             "reconnects"
         } else {
             "retries"

@@ -116,27 +116,38 @@ pub fn verdict(run: &RunData) -> Vec<String> {
         }
         _ => {}
     }
-    if let Some(ws) = ws {
-        if let Some(w) = ws.websocket.as_ref().filter(|_| ws.connections.peak > 0) {
-            let per_conn =
-                w.memory_per_connection_bytes.generator + w.memory_per_connection_bytes.target;
-            out.push(format!(
-                "Holding {} WebSocket connections cost about {} of memory ({:.1} KiB per connection: {:.1} KiB in the clients, {:.1} KiB in the server){}.",
-                ws.connections.peak,
-                fmt_mib((per_conn * ws.connections.peak as f64) as u64),
-                per_conn / 1024.0,
-                w.memory_per_connection_bytes.generator / 1024.0,
-                w.memory_per_connection_bytes.target / 1024.0,
-                if wh.is_some() {
-                    format!(
-                        "; webhooks hold no connection per subscriber (they used {} pooled connections)",
-                        wh.map_or(0, |m| m.connections.peak)
-                    )
-                } else {
-                    String::new()
-                }
-            ));
-        }
+    // What holding a connection (stream, poll) per subscriber cost, model by model.
+    let mut held = Vec::new();
+    for m in &s.models {
+        let Some(w) = m.fleet().filter(|_| m.connections.peak > 0) else {
+            continue;
+        };
+        let what = match m.model {
+            ModelKind::WebSocket => "WebSocket connections",
+            ModelKind::Sse => "server-sent event streams",
+            ModelKind::LongPoll => "long-polling subscribers",
+            ModelKind::Webhook => continue,
+        };
+        let per_conn =
+            w.memory_per_connection_bytes.generator + w.memory_per_connection_bytes.target;
+        held.push(format!(
+            "{} {what} cost about {} of memory ({:.1} KiB each: {:.1} KiB in the clients, {:.1} KiB in the server)",
+            m.connections.peak,
+            fmt_mib((per_conn * m.connections.peak as f64) as u64),
+            per_conn / 1024.0,
+            w.memory_per_connection_bytes.generator / 1024.0,
+            w.memory_per_connection_bytes.target / 1024.0,
+        ));
+    }
+    if !held.is_empty() {
+        let webhooks = match wh.filter(|m| m.connections.peak > 0) {
+            Some(m) => format!(
+                "; webhooks hold no connection per subscriber (they used {} pooled connections)",
+                m.connections.peak
+            ),
+            None => String::new(),
+        };
+        out.push(format!("Holding {}{webhooks}.", held.join("; ")));
     }
     // More than two models: each ranked by p99 and by CPU per event.
     if timed.len() > 2 {
@@ -313,7 +324,7 @@ fn comparison_table(h: &mut String, run: &RunData, titled: bool) {
     }
     let _ = write!(
         h,
-        "<p>{} s measured after {} s warm-up{}. Latency is measured from each event's intended time; bold = better of the models on that row.</p>",
+        "<p>{} s measured after {} s warm-up{}. Latency is measured from each event's intended time; bold = best of the models on that row.</p>",
         s.duration_s,
         s.warmup_s,
         if s.interrupted { ", interrupted" } else { "" }
@@ -429,7 +440,12 @@ mod tests {
         let v = verdict(&run_with(2_000, 5_000)).join("\n");
         assert!(v.contains("Webhooks delivered the 99th percentile faster: 2.00ms against 5.00ms for WebSocket push (2.5x"), "{v}");
         assert!(v.contains("Webhooks used 3.0x less CPU per event"), "{v}");
-        assert!(v.contains("Holding 10000 WebSocket connections cost about 29.3 MiB of memory (3.0 KiB per connection"), "{v}");
+        assert!(
+            v.contains(
+                "Holding 10000 WebSocket connections cost about 29.3 MiB of memory (3.0 KiB each"
+            ),
+            "{v}"
+        );
         assert!(
             v.contains("WebSocket push: 990 of 1000 events delivered, 10 not delivered"),
             "{v}"

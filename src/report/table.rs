@@ -221,6 +221,30 @@ fn rows(m: &ModelSummary) -> Vec<Row> {
             Neither,
         ),
         row(
+            "replayed after a resume",
+            ws.filter(|_| m.model != ModelKind::WebSocket)
+                .map_or_else(dash, |w| w.replayed.to_string()),
+            None,
+            Neither,
+        ),
+        row(
+            "polls / event (events / answer)",
+            ws.and_then(|w| w.polling.as_ref())
+                .filter(|_| m.delivered > 0)
+                .map_or_else(dash, |p| {
+                    format!("{:.2} ({:.1})", p.polls_per_event, p.events_per_answer)
+                }),
+            None,
+            Neither,
+        ),
+        row(
+            "empty answers (hold ran out)",
+            ws.and_then(|w| w.polling.as_ref())
+                .map_or_else(dash, |p| p.empty_answers.to_string()),
+            None,
+            Neither,
+        ),
+        row(
             "pong RTT p99",
             ws.filter(|w| w.pong_rtt_us.count > 0)
                 .map_or_else(dash, |w| fmt_us(w.pong_rtt_us.p99)),
@@ -414,7 +438,7 @@ pub fn render(summary: &Summary) -> String {
     );
     let _ = write!(out, "{:label_w$}", "");
     for (m, w) in grid.models.iter().zip(&widths) {
-        let _ = write!(out, "  {m:>w$}");
+        let _ = write!(out, "  {:>w$}", m.name());
     }
     out.push('\n');
     for (label, cells) in &grid.rows {
@@ -425,7 +449,7 @@ pub fn render(summary: &Summary) -> String {
         out.push('\n');
     }
     if grid.models.len() > 1 {
-        out.push_str("(* = better of the models on that row)\n");
+        out.push_str("(* = best of the models on that row)\n");
     }
     for m in &summary.models {
         if let Some(line) = m.saturation.headline(m.model) {

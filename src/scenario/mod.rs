@@ -346,6 +346,27 @@ pub struct WebhookConfig {
     pub headers: Vec<ExtraHeader>,
 }
 
+impl Scenario {
+    /// The push fleet's settings of `model` (WebSocket, server-sent events or long polling).
+    pub fn push_fleet(&self, model: crate::model_kind::ModelKind) -> Option<&WebSocketConfig> {
+        use crate::model_kind::ModelKind;
+        match model {
+            ModelKind::Webhook => None,
+            ModelKind::WebSocket => self.websocket.as_ref(),
+            ModelKind::Sse => self.sse.as_ref(),
+            ModelKind::LongPoll => self.longpoll.as_ref(),
+        }
+    }
+
+    /// Whether the scenario has `model`'s table.
+    pub fn enables(&self, model: crate::model_kind::ModelKind) -> bool {
+        match model {
+            crate::model_kind::ModelKind::Webhook => self.webhook.is_some(),
+            m => self.push_fleet(m).is_some(),
+        }
+    }
+}
+
 /// How a push fleet's connections speak: the same fleet, ramp, reconnects and publish path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

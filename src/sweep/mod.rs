@@ -280,8 +280,8 @@ fn cost_of(r: &SweepRow, metric: &str) -> f64 {
     }
 }
 
-/// Crossovers of the webhook and WebSocket cost lines over a numeric key, and a note for each
-/// cost where one model is cheaper throughout.
+/// Crossovers of every two models' cost lines over a numeric key (webhook and WebSocket,
+/// WebSocket and long polling, ...), and a note for each cost where one is cheaper throughout.
 fn find_crossovers(key: &str, rows: &[SweepRow]) -> (Vec<Crossover>, Vec<String>) {
     let pick = |model: ModelKind| -> Vec<&SweepRow> {
         let mut v: Vec<&SweepRow> = rows
@@ -291,19 +291,39 @@ fn find_crossovers(key: &str, rows: &[SweepRow]) -> (Vec<Crossover>, Vec<String>
         v.sort_by(|a, b| a.x.unwrap_or(0.0).total_cmp(&b.x.unwrap_or(0.0)));
         v
     };
-    let (hooks, sockets) = (pick(ModelKind::Webhook), pick(ModelKind::WebSocket));
-    // Only values both models ran at can be compared.
-    let pairs: Vec<(&SweepRow, &SweepRow)> = hooks
-        .iter()
-        .filter_map(|h| sockets.iter().find(|s| s.x == h.x).map(|s| (*h, *s)))
-        .collect();
     let mut found = Vec::new();
     let mut notes = Vec::new();
-    if pairs.len() < 2 {
-        if !hooks.is_empty() && !sockets.is_empty() {
-            notes.push("crossovers need at least two numeric values both models ran at".into());
+    let models = ModelKind::ALL;
+    for (i, &ma) in models.iter().enumerate() {
+        for &mb in &models[i + 1..] {
+            let (a_rows, b_rows) = (pick(ma), pick(mb));
+            if a_rows.is_empty() || b_rows.is_empty() {
+                continue;
+            }
+            crossovers_of(key, (ma, &a_rows), (mb, &b_rows), &mut found, &mut notes);
         }
-        return (found, notes);
+    }
+    (found, notes)
+}
+
+/// The crossovers of two models' cost lines (at the values both ran at).
+fn crossovers_of(
+    key: &str,
+    (ma, a_rows): (ModelKind, &[&SweepRow]),
+    (mb, b_rows): (ModelKind, &[&SweepRow]),
+    found: &mut Vec<Crossover>,
+    notes: &mut Vec<String>,
+) {
+    // Only values both models ran at can be compared.
+    let pairs: Vec<(&SweepRow, &SweepRow)> = a_rows
+        .iter()
+        .filter_map(|h| b_rows.iter().find(|s| s.x == h.x).map(|s| (*h, *s)))
+        .collect();
+    if pairs.len() < 2 {
+        notes.push(format!(
+            "{ma} and {mb}: crossovers need at least two numeric values both models ran at"
+        ));
+        return;
     }
     let xs: Vec<f64> = pairs.iter().map(|p| p.0.x.unwrap_or(0.0)).collect();
     for (metric, words) in COSTS {
@@ -314,12 +334,12 @@ fn find_crossovers(key: &str, rows: &[SweepRow]) -> (Vec<Crossover>, Vec<String>
             let range = format!("{key} = {} to {}", fmt_x(xs[0]), fmt_x(xs[xs.len() - 1]));
             let clearly = |x: f64, y: f64| x < y && y - x > TIE * y;
             let note = if a.iter().zip(&b).all(|(x, y)| clearly(*x, *y)) {
-                format!("{words}: no crossover from {range}; webhook is cheaper throughout")
+                format!("{words}: no crossover of {ma} and {mb} from {range}; {ma} is cheaper throughout")
             } else if a.iter().zip(&b).all(|(x, y)| clearly(*y, *x)) {
-                format!("{words}: no crossover from {range}; websocket is cheaper throughout")
+                format!("{words}: no crossover of {ma} and {mb} from {range}; {mb} is cheaper throughout")
             } else {
                 format!(
-                    "{words}: no crossover from {range}; the models are within {:.0}% of each other at some values",
+                    "{words}: no crossover of {ma} and {mb} from {range}; they are within {:.0}% of each other at some values",
                     TIE * 100.0
                 )
             };
@@ -330,13 +350,9 @@ fn find_crossovers(key: &str, rows: &[SweepRow]) -> (Vec<Crossover>, Vec<String>
             let epm = lo.0.events_per_subscriber_per_min
                 + (hi.0.events_per_subscriber_per_min - lo.0.events_per_subscriber_per_min)
                     * c.fraction;
-            let (below, above) = if c.a_lower_below {
-                (ModelKind::Webhook, ModelKind::WebSocket)
-            } else {
-                (ModelKind::WebSocket, ModelKind::Webhook)
-            };
+            let (below, above) = if c.a_lower_below { (ma, mb) } else { (mb, ma) };
             let message = format!(
-                "{words}: the models cross at {key} ≈ {} (between {} and {}; about {:.1} events per subscriber per minute): below it {below} is cheaper, above it {above}",
+                "{words}: {ma} and {mb} cross at {key} ≈ {} (between {} and {}; about {:.1} events per subscriber per minute): below it {below} is cheaper, above it {above}",
                 fmt_x(round_sig(c.x, 3)),
                 fmt_x(lo.0.x.unwrap_or(0.0)),
                 fmt_x(hi.0.x.unwrap_or(0.0)),
@@ -353,7 +369,6 @@ fn find_crossovers(key: &str, rows: &[SweepRow]) -> (Vec<Crossover>, Vec<String>
             });
         }
     }
-    (found, notes)
 }
 
 /// `x` rounded to `digits` significant digits (an interpolated crossing is no more exact).
@@ -570,6 +585,32 @@ mod tests {
         assert_eq!(notes.len(), 1, "memory never crosses: {notes:?}");
         assert!(
             notes[0].contains("webhook is cheaper throughout"),
+            "{notes:?}"
+        );
+
+        // A third model: every pair is compared, each crossing named by its two models.
+        let mut rows = rows;
+        rows.push(mk(100.0, "longpoll", 35.0));
+        rows.push(mk(1000.0, "longpoll", 25.0));
+        let (found, notes) = find_crossovers("workload.events_per_second", &rows);
+        let pairs: Vec<(&str, &str)> = found
+            .iter()
+            .map(|c| (c.cheaper_below.as_str(), c.cheaper_above.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("webhook", "websocket"), ("webhook", "longpoll")],
+            "{found:?}"
+        );
+        assert!(
+            found[1].message.contains("webhook and longpoll cross at"),
+            "{}",
+            found[1].message
+        );
+        assert!(
+            notes.iter().any(|n| n.contains("CPU")
+                && n.contains("of websocket and longpoll")
+                && n.contains("websocket is cheaper throughout")),
             "{notes:?}"
         );
     }
