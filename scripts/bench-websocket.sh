@@ -16,7 +16,9 @@
 #     rate must hold as the offer grows, every event accounted, and the summary must say the
 #     generator saturated.
 # SKIP_SCALE=1 skips (a) and (b), SKIP_ECHO=1 skips (c), SKIP_OVERLOAD=1 skips (d).
-# MODEL=sse runs (a), (b) and (d) with server-sent event streams instead ([sse]; no echo).
+# MODEL=sse runs (a), (b) and (d) with server-sent event streams instead ([sse]; no echo);
+# MODEL=longpoll with long polls ([longpoll], keep-alive; LONGPOLL_CONNECTION=fresh for a new
+# connection per poll), reporting polls per event and events per answer too.
 # TLS=1 runs every part over wss (the built-in server with a certificate made for the run;
 # TLS_RESUME=0 makes every connection a full handshake) and reports the handshakes.
 # Past one process's open-files limit the fleet and the server spread over processes by
@@ -28,7 +30,11 @@ PUSH_CONNS=${2:-50000}
 PUSH_RATE=${3:-20000}
 CONNECT_RATE=${CONNECT_RATE:-20000}
 MODEL=${MODEL:-websocket}
-if [ "$MODEL" = sse ]; then PING_LINE=''; SKIP_ECHO=1; else PING_LINE='ping_interval = "30s"'; fi
+case "$MODEL" in
+  sse) PING_LINE=''; SKIP_ECHO=1 ;;
+  longpoll) PING_LINE="connection = \"${LONGPOLL_CONNECTION:-keepalive}\""; SKIP_ECHO=1 ;;
+  *) PING_LINE='ping_interval = "30s"' ;;
+esac
 case "${TLS:-0}:${TLS_RESUME:-1}" in
   1:0) TLS_LINE='tls = { resume = false }' ;;
   1:*) TLS_LINE='tls = true' ;;
@@ -49,8 +55,8 @@ trap 'rm -rf "$WORK"' EXIT
 summary() { # dir -> selected figures of the websocket model
   python3 - "$1/summary.json" <<'PY'
 import json, sys
-m = next(m for m in json.load(open(sys.argv[1]))["models"] if m["model"] in ("websocket", "sse"))
-w = m.get("websocket") or m["sse"]
+m = next(m for m in json.load(open(sys.argv[1]))["models"] if m["model"] in ("websocket", "sse", "longpoll"))
+w = m.get("websocket") or m.get("sse") or m["longpoll"]
 mem = w["memory_per_connection_bytes"]
 l = m["latency_us"]
 print(f"  connections held {m['connections']['peak']} of {m['connections']['target']}, "
@@ -68,6 +74,11 @@ if m["events"]:
           f"lost {m['failed']}, gaps {w['gaps']}, late sends {m['late_sends']}")
     print(f"  latency from intended time: p50 {l['p50']} us, p90 {l['p90']} us, p99 {l['p99']} us, "
           f"p99.9 {l['p999']} us, max {l['max']} us")
+    if w.get("polling"):
+        p = w["polling"]
+        print(f"  polls {p['polls']} ({p['connection']}): {p['polls_per_event']:.2f} per event, "
+              f"{p['events_per_answer']:.2f} events per answer, {p['empty_answers']} empty answers; "
+              f"{m['bytes_per_event']:.0f} B on the wire per event")
     print(f"  CPU per event: generator {m['resources']['generator']['cpu_s'] / max(m['delivered'],1) * 1e6:.1f} us, "
           f"server {m['resources']['target']['cpu_s'] / max(m['delivered'],1) * 1e6:.1f} us")
 PY
@@ -177,8 +188,8 @@ TOML
   python3 - "$WORK/over-$rate" <<'PY'
 import csv, json, sys
 d = sys.argv[1]
-m = next(m for m in json.load(open(f"{d}/summary.json"))["models"] if m["model"] in ("websocket", "sse"))
-rows = [r for r in csv.DictReader(open(f"{d}/timeseries.csv")) if r["model"] == "websocket"]
+m = next(m for m in json.load(open(f"{d}/summary.json"))["models"] if m["model"] in ("websocket", "sse", "longpoll"))
+rows = [r for r in csv.DictReader(open(f"{d}/timeseries.csv")) if r["model"] == m["model"]]
 offered = sum(int(r["offered"]) for r in rows)
 ended = sum(int(r["delivered"]) + int(r.get("failed") or 0) for r in rows)
 s = m.get("saturation") or {}

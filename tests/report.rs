@@ -113,9 +113,17 @@ fn the_page_holds_the_table_every_chart_and_the_scenario() {
         "the scenario text is shown"
     );
     assert!(
-        html.contains("faster") || html.contains("within 10%"),
-        "a verdict on p99"
+        html.contains("Ranked by the 99th percentile of delivery latency: "),
+        "a verdict on p99, every model ranked"
     );
+    for name in [
+        "Webhooks",
+        "WebSocket push",
+        "Server-sent events",
+        "Long polling",
+    ] {
+        assert!(html.contains(&format!("{name}: 20000 of 20000")), "{name}");
+    }
     // The CSVs are re-rendered from the histograms and agree with the summary.
     let csv = std::fs::read_to_string(out.path().join("percentiles.csv")).unwrap();
     let max_row = csv
@@ -165,7 +173,7 @@ fn two_runs_overlay_with_both_labels() {
     assert_eq!(html.matches("<table class=\"comparison\">").count(), 2);
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     assert!(csv.starts_with("run,model,"));
-    assert_eq!(csv.lines().count(), 5, "header + two models of two runs");
+    assert_eq!(csv.lines().count(), 9, "header + four models of two runs");
 }
 
 #[test]

@@ -189,10 +189,22 @@ pub fn verdict(run: &RunData) -> Vec<String> {
         let lost = m.failed;
         let name = label(m.model);
         let extra = match m.fleet() {
-            Some(w) => format!(
-                ", {} missed in sequence gaps, {} reconnects",
-                w.gaps, m.connections.reconnects
-            ),
+            Some(w) => {
+                let mut text = format!(
+                    ", {} missed in sequence gaps, {} reconnects",
+                    w.gaps, m.connections.reconnects
+                );
+                if w.replayed > 0 {
+                    text += &format!(", {} replayed after a resume", w.replayed);
+                }
+                if let Some(p) = w.polling.as_ref().filter(|_| m.delivered > 0) {
+                    text += &format!(
+                        ", {:.2} polls per event ({:.1} events per answer, {} answered empty)",
+                        p.polls_per_event, p.events_per_answer, p.empty_answers
+                    );
+                }
+                text
+            }
             None => format!(", {} retries, {} duplicates", m.retries, m.duplicates),
         };
         let tls = m.tls.as_ref().map_or(String::new(), |t| {

@@ -18,6 +18,9 @@ use crate::websocket::proto::Event;
 /// Events one answer carries at most (the rest go with the next poll).
 pub const MAX_EVENTS_PER_ANSWER: usize = 1000;
 
+/// Subscribers one process keeps a mailbox for at most (a poll for one more is refused 503).
+pub const MAX_MAILBOXES: usize = 1 << 18;
+
 /// Longest hold a client may ask for.
 pub const MAX_HOLD_MS: u64 = 120_000;
 

@@ -445,12 +445,20 @@ impl Server {
         let existing = self.polls.borrow().get(&subscriber).cloned();
         let slot = match existing {
             Some(slot) => slot,
+            // Mailboxes outlive their polls: a client inventing subscribers must not grow them
+            // without bound.
+            None if self.polls.borrow().len() >= long_poll::MAX_MAILBOXES => {
+                self.stats.borrow_mut().malformed += 1;
+                let mut r = Response::new(Either::Left(Full::new(Bytes::new())));
+                *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                return Ok(r);
+            }
             None => {
                 let id = self.next_id.get();
                 self.next_id.set(id + 1);
                 let slot = Rc::new(PollSlot::new(id));
                 self.polls.borrow_mut().insert(subscriber, slot.clone());
-                self.control_resume(subscriber, cursor.map_or(0, |c| c + 1));
+                self.control_resume(subscriber, cursor.map_or(0, |c| c.saturating_add(1)));
                 slot
             }
         };
@@ -525,7 +533,7 @@ impl Server {
         self.stats.borrow_mut().streams += 1;
         match last_id {
             // What was published after it (while the stream was down) comes first.
-            Some(id) => self.control_resume(subscriber, id + 1),
+            Some(id) => self.control_resume(subscriber, id.saturating_add(1)),
             None => self.control_record(tag::HOLD, subscriber),
         }
         let server = self.clone();
