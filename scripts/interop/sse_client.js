@@ -1,8 +1,8 @@
 // Node's `eventsource` package (v2) against `pushbench serve ws`'s /events/{subscriber}, for
 // scripts/interop-sse.sh. It publishes through the server's control port (33-byte records, see
 // src/websocket/proto.rs), checks each event's id and data, then has the server end the stream
-// (a drop with code 1000): the client must reconnect by itself (it sends Last-Event-ID; the
-// built-in server does not replay from it yet) and get the
+// (a drop with code 1000): the client must reconnect by itself with Last-Event-ID, which the
+// server reports as a resume from the next sequence (a 13-byte RESUME record), and get the
 // next events. Usage: node sse_client.js PORT CONTROL_PORT. Exits 1 on the first mismatch.
 const net = require('net');
 const EventSource = require('eventsource');
@@ -27,10 +27,15 @@ ctl.on('data', (d) => {
   pending = Buffer.concat([pending, d]);
   while (pending.length >= 5) {
     const tag = pending[0], sub = pending.readUInt32LE(1);
-    pending = pending.subarray(5);
-    if (tag !== 1 || sub !== SUB) continue;
-    // Each time the stream is (re)opened, five more events.
+    const len = tag === 4 ? 13 : 5;
+    if (pending.length < len) break;
+    const resumeFrom = tag === 4 ? Number(pending.readBigUInt64LE(5)) : null;
+    pending = pending.subarray(len);
+    if ((tag !== 1 && tag !== 4) || sub !== SUB) continue;
+    // Each time the stream is (re)opened, five more events; a reopened one resumes after the
+    // Last-Event-ID the client sent.
     const from = holds * 5;
+    if (holds > 0 && resumeFrom !== from) fail(`resumed from ${resumeFrom}, expected ${from}`);
     holds++;
     for (let seq = from; seq < from + 5; seq++) ctl.write(record(1, SUB, seq, PAYLOAD));
   }
@@ -48,7 +53,7 @@ es.onmessage = (e) => {
   if (next === 5) ctl.write(record(2, 0, 1000, 1000)); // end every stream, cleanly
   if (next === 10) {
     if (holds !== 2) fail(`${holds} streams opened, expected 2`);
-    console.log('node eventsource client: 10 events in order over 2 streams (reconnected by itself)');
+    console.log('node eventsource client: 10 events in order over 2 streams (reconnected by itself, resumed after its Last-Event-ID)');
     process.exit(0);
   }
 };

@@ -340,10 +340,14 @@ impl Fleet {
                             parser: *parser,
                         }
                     });
-                    let mut conn =
-                        ClientConn::new(wire, mono_ns() + self.plan.ping_interval_ns, reader);
-                    conn.poll = poll_reader.take();
-                    let conn = Rc::new(conn);
+                    // Built in a block: a local `ClientConn` would keep its storage in the task
+                    // (across every await after it) even once moved into the `Rc`.
+                    let conn = Rc::new({
+                        let mut conn =
+                            ClientConn::new(wire, mono_ns() + self.plan.ping_interval_ns, reader);
+                        conn.poll = poll_reader.take();
+                        conn
+                    });
                     if let Some(template) = &self.plan.subscribe {
                         let text = template.replace("{subscriber}", &subscriber.to_string());
                         self.send_frame(&conn, OpCode::Text, text.as_bytes());
@@ -362,7 +366,9 @@ impl Fleet {
                         stats.ramp_done_mono = mono_ns();
                     }
                     let end = if long_poll {
-                        self.poll_session(&conn, local, subscriber, &cursor).await
+                        // Boxed: its timer would otherwise make every held connection's task
+                        // (WebSocket and event streams too) larger for good.
+                        Box::pin(self.poll_session(&conn, local, subscriber, &cursor)).await
                     } else {
                         self.session(&conn, local).await
                     };
