@@ -64,7 +64,8 @@ impl ModelKind {
 
 impl std::fmt::Display for ModelKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        // `pad`: widths and alignment in format strings apply (tables line up).
+        f.pad(self.name())
     }
 }
 
@@ -83,5 +84,10 @@ mod tests {
             assert_eq!(arg, m);
         }
         assert_eq!(ModelKind::from_name("long-poll"), None);
+        // Widths apply: the comparison and summary tables line their columns up with them.
+        assert_eq!(
+            format!("{:<9}|{:>9}", ModelKind::Sse, ModelKind::LongPoll),
+            "sse      | longpoll"
+        );
     }
 }
