@@ -275,3 +275,31 @@ async fn an_external_servers_events_are_read_through_the_pointers() {
     assert!(lp.reordered > 0);
     assert_eq!(m.errors.get("bad_response").copied().unwrap_or(0), 0);
 }
+
+#[tokio::test]
+async fn a_stall_holds_every_answer_and_the_backlog_follows() {
+    let (report, _dir) = run_in_process(&scenario(
+        "[workload]\nevents_per_second = 200\nsubscribers = 20\nduration = \"3s\"\nwarmup = \"0s\"\n[longpoll]\nhold = \"5s\"\n[longpoll.server]\nstall = { at = \"1s\", for = \"600ms\" }\n",
+    ))
+    .await;
+    let m = longpoll(&report);
+    let lp = m.longpoll.as_ref().unwrap();
+    assert_eq!((m.events, m.delivered, lp.gaps), (600, 600, 0), "{lp:?}");
+    let server = lp.server.as_ref().unwrap();
+    assert!(
+        server.held >= 100,
+        "about 120 events came in the window: {server:?}"
+    );
+    // The stall's events waited for its end: the first of them about 600 ms.
+    let backlog = &lp.backlog_latency_us;
+    assert!(backlog.count >= 100, "{backlog:?}");
+    assert!(
+        backlog.max >= 500_000 && backlog.max < 1_500_000,
+        "{backlog:?}"
+    );
+    // Held answers carry several events each.
+    assert!(
+        lp.polling.as_ref().unwrap().events_per_answer > 1.0,
+        "{lp:?}"
+    );
+}

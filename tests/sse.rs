@@ -245,9 +245,19 @@ async fn broken_stream_server(body: &'static [u8], hold: Duration) -> std::net::
 
 #[tokio::test]
 async fn a_malformed_stream_is_counted_and_dropped_never_a_crash() {
-    for body in [&b"retry: soon\n\n"[..], b"data: \xC3\x28\n\n"] {
-        // Held open: the client must be the one to give up on it.
-        let addr = broken_stream_server(body, Duration::from_secs(5)).await;
+    let mut long_line = b"data: ".to_vec();
+    long_line.resize(1 << 20, b'x');
+    let long_line: &'static [u8] = Box::leak(long_line.into_boxed_slice());
+    // Held open: the client must be the one to give up on it (a bad retry, invalid UTF-8, a
+    // 1 MiB line); or closed at once inside an event that no blank line ended.
+    let held = Duration::from_secs(5);
+    for (body, hold) in [
+        (&b"retry: soon\n\n"[..], held),
+        (b"data: \xC3\x28\n\n", held),
+        (long_line, held),
+        (b"id: 1\ndata: never ended", Duration::ZERO),
+    ] {
+        let addr = broken_stream_server(body, hold).await;
         let (report, _dir) = run_in_process(&scenario(&format!(
             "[workload]\nevents_per_second = 1\nsubscribers = 2\nduration = \"1s\"\nwarmup = \"0s\"\n[sse]\nurl = \"http://{addr}/events/{{subscriber}}\"\nmode = \"idle\"\nreconnect = {{ initial = \"100ms\", max = \"100ms\", jitter = \"none\" }}\n"
         )))

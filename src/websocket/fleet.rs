@@ -374,6 +374,11 @@ impl Fleet {
                     };
                     if let Some(reader) = &conn.stream {
                         let parser = std::mem::take(&mut reader.borrow_mut().parser);
+                        // Cut inside an event (no blank line ended it): the event is lost, and
+                        // the stream was malformed.
+                        if parser.pending() && !matches!(end, End::WeClosed) {
+                            self.malformed();
+                        }
                         resume = Some(Box::new(parser));
                     }
                     self.conns.borrow_mut()[local] = None;

@@ -211,7 +211,7 @@ impl Fleet {
     }
 
     /// A stream the server broke: counted as a bad response.
-    fn malformed(&self) {
+    pub(super) fn malformed(&self) {
         self.stats.borrow_mut().phases[self.phase_now()].bump_error(ErrorKind::BadResponse);
     }
 
