@@ -8,24 +8,10 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{run_in_process, scenario};
+use common::{control, run_in_process, scenario};
 use pushbench::record::results::ModelSummary;
 use pushbench::servers::launch::{launch_ws_servers, TargetLaunch};
-use pushbench::websocket::proto::{tag, Control};
-
-fn control(tag: u8, subscriber: u32, seq: u64, len: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    Control {
-        tag,
-        subscriber,
-        seq,
-        intended_us: 1_000 + seq,
-        sent_us: 2_000 + seq,
-        len,
-    }
-    .write(&mut out);
-    out
-}
+use pushbench::websocket::proto::tag;
 
 /// Sends one poll and reads its whole answer (Content-Length framed): status and JSON body.
 fn poll(stream: &mut TcpStream, path: &str) -> (u16, serde_json::Value) {
@@ -136,15 +122,7 @@ fn a_poll_is_answered_with_what_came_after_its_cursor_or_with_nothing_when_the_h
     assert!(held >= Duration::from_millis(290), "held {held:?}");
 
     // Counters over the control connection.
-    ctl.write_all(&control(tag::STATS, 0, 0, 0)).unwrap();
-    let mut head = [0u8; 5];
-    ctl.read_exact(&mut head).unwrap();
-    while head[0] != tag::STATS {
-        ctl.read_exact(&mut head).unwrap();
-    }
-    let mut json = vec![0u8; u32::from_le_bytes(head[1..5].try_into().unwrap()) as usize];
-    ctl.read_exact(&mut json).unwrap();
-    let stats: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let stats = common::server_stats(&mut ctl);
     assert_eq!(stats["pushed"], 3);
     assert_eq!(stats["empty_polls"], 1);
     assert!(stats["polls"].as_u64().unwrap() >= 3);

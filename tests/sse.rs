@@ -7,11 +7,11 @@ use std::time::Duration;
 
 mod common;
 
-use common::{run_in_process, scenario};
+use common::{control, run_in_process, scenario};
 use pushbench::chunked::{Dechunker, Step};
 use pushbench::servers::launch::{launch_ws_servers, TargetLaunch};
 use pushbench::sse::parse::Parser;
-use pushbench::websocket::proto::{tag, Control};
+use pushbench::websocket::proto::tag;
 
 /// Reads 5-byte server -> harness records until one with `want` for `subscriber` arrives.
 fn await_record(control: &mut TcpStream, want: u8, subscriber: u32) {
@@ -22,20 +22,6 @@ fn await_record(control: &mut TcpStream, want: u8, subscriber: u32) {
             return;
         }
     }
-}
-
-fn control(tag: u8, subscriber: u32, seq: u64, len: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    Control {
-        tag,
-        subscriber,
-        seq,
-        intended_us: 1_000 + seq,
-        sent_us: 2_000 + seq,
-        len,
-    }
-    .write(&mut out);
-    out
 }
 
 /// The stream's events (id, data) until `n` arrived or the body ended; and whether it ended.
@@ -157,15 +143,7 @@ fn published_events_reach_the_subscribers_stream_and_a_drop_ends_it() {
     );
 
     // Counters over the same control connection.
-    ctl.write_all(&control(tag::STATS, 0, 0, 0)).unwrap();
-    let mut head = [0u8; 5];
-    ctl.read_exact(&mut head).unwrap();
-    while head[0] != tag::STATS {
-        ctl.read_exact(&mut head).unwrap();
-    }
-    let mut json = vec![0u8; u32::from_le_bytes(head[1..5].try_into().unwrap()) as usize];
-    ctl.read_exact(&mut json).unwrap();
-    let stats: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let stats = common::server_stats(&mut ctl);
     assert_eq!(stats["streams"], 1);
     assert_eq!(stats["pushed"], 3);
     assert_eq!(stats["not_connected"], 1);

@@ -159,3 +159,35 @@ pub fn finish(
     let out = child.wait_with_output().unwrap();
     (out, rest.join().unwrap())
 }
+
+/// A harness -> push server control record (see `pushbench::websocket::proto`): intended and
+/// sent times are 1000 + seq and 2000 + seq.
+pub fn control(tag: u8, subscriber: u32, seq: u64, len: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    pushbench::websocket::proto::Control {
+        tag,
+        subscriber,
+        seq,
+        intended_us: 1_000 + seq,
+        sent_us: 2_000 + seq,
+        len,
+    }
+    .write(&mut out);
+    out
+}
+
+/// Asks a push server process for its counters over its control connection and reads them
+/// (skipping the hold/release records before the answer).
+pub fn server_stats(ctl: &mut std::net::TcpStream) -> serde_json::Value {
+    use std::io::{Read, Write};
+    ctl.write_all(&control(pushbench::websocket::proto::tag::STATS, 0, 0, 0))
+        .unwrap();
+    let mut head = [0u8; 5];
+    ctl.read_exact(&mut head).unwrap();
+    while head[0] != pushbench::websocket::proto::tag::STATS {
+        ctl.read_exact(&mut head).unwrap();
+    }
+    let mut json = vec![0u8; u32::from_le_bytes(head[1..5].try_into().unwrap()) as usize];
+    ctl.read_exact(&mut json).unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
