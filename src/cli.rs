@@ -32,6 +32,15 @@ pub enum Command {
         /// Also write the threshold verdicts as JUnit XML to this file.
         #[arg(long)]
         junit: Option<PathBuf>,
+        /// Run shard I of N (0-based): the subscribers with `subscriber % N == I`, their events
+        /// and connections; `auto` reads JOB_COMPLETION_INDEX with PUSHBENCH_SHARDS (Kubernetes)
+        /// or SLURM_PROCID with SLURM_NTASKS (Slurm). `pushbench merge` joins the shards.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Wait until this instant (unix seconds; or PUSHBENCH_START_AT) before starting, so
+        /// every shard's schedule starts together.
+        #[arg(long, env = "PUSHBENCH_START_AT")]
+        start_at: Option<String>,
     },
     /// Regression verdict between two results directories, per model and metric; exit 1 on a
     /// regression. Changes within run-to-run variation are reported as noise.
@@ -63,6 +72,17 @@ pub enum Command {
         /// `results/report-<UTC time>/`).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Merge the results directories of a run's shards (`run --shard I/N`) into one, as if one
+    /// machine had run the whole scenario: counts summed, histograms merged, thresholds judged
+    /// on the merged figures (exit 1 if one fails), report rendered.
+    Merge {
+        /// The shards' results directories (all N of them).
+        #[arg(required = true, num_args = 1..)]
+        dirs: Vec<PathBuf>,
+        /// Where to write the merged results.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Check a scenario file and print every problem; runs nothing.
     Validate {

@@ -187,7 +187,43 @@ pub struct Delivery {
     pub subscriber: u64,
 }
 
-/// The full delivery stream of a run: arrivals x fan-out, assigned round-robin to subscribers.
+/// One shard of a run spread over several machines (or processes): it owns the subscribers
+/// with `subscriber % count == index`, all their deliveries and their connections. The shards'
+/// schedules together are the whole run's, each delivery in exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    /// This shard, from 0.
+    pub index: u64,
+    /// Shards in the run (>= 1).
+    pub count: u64,
+}
+
+impl Default for Shard {
+    /// The whole run.
+    fn default() -> Self {
+        Self { index: 0, count: 1 }
+    }
+}
+
+impl Shard {
+    /// Whether this shard owns `subscriber`.
+    pub fn owns(&self, subscriber: u64) -> bool {
+        subscriber % self.count == self.index
+    }
+
+    /// How many of `subscribers` it owns.
+    pub fn subscribers_of(&self, subscribers: u64) -> u64 {
+        subscribers.saturating_sub(self.index).div_ceil(self.count)
+    }
+
+    /// Whether this is the whole run.
+    pub fn is_whole(&self) -> bool {
+        self.count == 1
+    }
+}
+
+/// The full delivery stream of a run: arrivals x fan-out, assigned round-robin to subscribers
+/// (only those of its shard, when the run is sharded).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Schedule {
     /// Arrival shape.
@@ -200,6 +236,9 @@ pub struct Schedule {
     pub fanout: u64,
     /// Number of subscribers (>= fanout).
     pub subscribers: u64,
+    /// The shard whose deliveries these are.
+    #[serde(default)]
+    pub shard: Shard,
 }
 
 impl Schedule {
@@ -207,12 +246,13 @@ impl Schedule {
     pub fn deliveries(&self, worker: u64, workers: u64) -> impl Iterator<Item = Delivery> + '_ {
         let fanout = self.fanout;
         let subscribers = self.subscribers;
+        let shard = self.shard;
         Arrivals::new(&self.shape, self.total_ns, self.seed)
             .enumerate()
             .flat_map(move |(event, intended_ns)| {
                 let first = event as u64 * fanout;
                 (first..first + fanout)
-                    .filter(move |d| d % workers == worker)
+                    .filter(move |d| shard.owns(d % subscribers) && d % workers == worker)
                     .map(move |index| Delivery {
                         index,
                         intended_ns,
@@ -221,9 +261,9 @@ impl Schedule {
             })
     }
 
-    /// Number of deliveries in the whole run.
+    /// Number of deliveries in the run (in its shard).
     pub fn delivery_count(&self) -> u64 {
-        Arrivals::new(&self.shape, self.total_ns, self.seed).count() as u64 * self.fanout
+        self.deliveries(0, 1).count() as u64
     }
 }
 
@@ -353,6 +393,7 @@ mod tests {
             seed: 1,
             fanout: 3,
             subscribers: 4,
+            shard: Shard::default(),
         };
         assert_eq!(schedule.delivery_count(), 30);
         let all: Vec<Delivery> = schedule.deliveries(0, 1).collect();

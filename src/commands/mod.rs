@@ -47,6 +47,30 @@ pub fn execute(command: Command) -> Outcome {
                 Outcome::Failed
             }
         },
+        Command::Merge { dirs, out } => match crate::merge::merge(&dirs, &out) {
+            Ok(merged) => {
+                print!("{}", crate::report::table::render(&merged.summary));
+                let starts: Vec<f64> = merged.summary.shards.iter().map(|s| s.started_s).collect();
+                let spread = starts.iter().cloned().fold(f64::MIN, f64::max)
+                    - starts.iter().cloned().fold(f64::MAX, f64::min);
+                println!(
+                    "merged {} shards; their starts spread over {:.3} s (each shard's own clock)",
+                    merged.summary.shards.len(),
+                    spread
+                );
+                println!("results: {}", merged.dir.display());
+                if merged.summary.thresholds.iter().all(|t| t.pass) {
+                    Outcome::Ok
+                } else {
+                    Outcome::CheckFailed
+                }
+            }
+            Err(e @ crate::merge::MergeError::Mismatch(_)) => usage_error(e),
+            Err(e) => {
+                eprintln!("error: {e}");
+                Outcome::Failed
+            }
+        },
         Command::Report { dirs, out } => {
             let out = out.unwrap_or_else(|| match dirs.as_slice() {
                 [one] => one.clone(),
@@ -109,8 +133,10 @@ pub fn execute(command: Command) -> Outcome {
             out,
             progress,
             junit,
+            shard,
+            start_at,
         } => {
-            let scenario = match scenario {
+            let mut scenario = match scenario {
                 Some(path) => match scenario::load(&path) {
                     Ok(s) => s,
                     Err(e) => {
@@ -120,6 +146,18 @@ pub fn execute(command: Command) -> Outcome {
                 },
                 None => scenario::default_scenario(),
             };
+            if let Some(arg) = &shard {
+                match crate::shards::parse_shard(arg, &|k| std::env::var(k).ok()) {
+                    Ok(s) => scenario.workload.shard = s,
+                    Err(e) => return usage_error(e),
+                }
+            }
+            if let Some(arg) = &start_at {
+                match crate::shards::parse_start_at(arg) {
+                    Ok(s) => scenario.workload.start_at_s = Some(s),
+                    Err(e) => return usage_error(e),
+                }
+            }
             let opts = match run_options(out, progress) {
                 Ok(o) => o,
                 Err(code) => return code,

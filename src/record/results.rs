@@ -291,6 +291,12 @@ pub struct Summary {
     pub models: Vec<ModelSummary>,
     /// Threshold verdicts.
     pub thresholds: Vec<ThresholdResult>,
+    /// This run is one shard of a larger one (`run --shard I/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shards::ShardInfo>,
+    /// A merge of shards (`pushbench merge`): each one's record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<crate::shards::ShardInfo>,
 }
 
 /// A model's TLS handshakes and what they negotiated.

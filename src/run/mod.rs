@@ -113,6 +113,12 @@ fn prepare_dir(scenario: &Scenario, opts: &RunOptions, stamp: &str) -> Result<Pa
 pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport, RunError> {
     let started_real_s = crate::clock::real_ns() / 1_000_000_000;
     let (stamp, started_at) = utc_stamps(started_real_s);
+    let shard = scenario.workload.shard;
+    let stamp = if shard.is_whole() {
+        stamp
+    } else {
+        format!("{stamp}-shard{}of{}", shard.index, shard.count)
+    };
     let dir = prepare_dir(scenario, opts, &stamp)?;
     let mut ctx = RunContext {
         timeseries: timeseries_writer(&dir).map_err(|e| RunError::OutDir {
@@ -133,9 +139,23 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport, Ru
         incomplete: None,
     };
 
+    // Shards start together: each waits for the agreed instant (Ctrl-C still ends the wait).
+    if let Some(at) = scenario.workload.start_at_s {
+        let ctrl_c = CtrlCFlag::watch();
+        while (crate::clock::real_ns() as f64) < at * 1e9 && !ctrl_c.is_set() {
+            let left_ns = (at * 1e9 - crate::clock::real_ns() as f64).max(0.0) as u64;
+            tokio::time::sleep(std::time::Duration::from_nanos(left_ns.min(50_000_000))).await;
+        }
+        if ctrl_c.is_set() {
+            ctx.interrupted.store(true, Ordering::Relaxed);
+        }
+    }
+    let started_s = crate::clock::real_ns() as f64 / 1e9;
+
     let mut models = Vec::new();
     let mut error = None;
-    if let Some(cfg) = &scenario.webhook {
+    let waited_out = ctx.interrupted.load(Ordering::Relaxed);
+    if let Some(cfg) = scenario.webhook.as_ref().filter(|_| !waited_out) {
         match crate::webhook::model::run_webhook(scenario, cfg, &mut ctx).await {
             Ok(m) => models.push(m),
             Err(e) => error = Some(e),
@@ -171,6 +191,15 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport, Ru
         incomplete: ctx.incomplete.clone(),
         host: HostInfo::current(),
         version: env!("CARGO_PKG_VERSION").into(),
+        shard: (!shard.is_whole()).then(|| crate::shards::ShardInfo {
+            index: shard.index,
+            count: shard.count,
+            start_at: scenario.workload.start_at_s,
+            started_s,
+            host: HostInfo::current().hostname,
+            events: models.iter().map(|m| m.events).sum(),
+        }),
+        shards: Vec::new(),
         models,
         thresholds: Vec::new(),
     };

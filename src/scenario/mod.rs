@@ -63,15 +63,34 @@ pub struct Workload {
     pub duration_ns: u64,
     /// Unmeasured lead-in before `duration`.
     pub warmup_ns: u64,
+    /// The part of the run this process runs (`run --shard I/N`; the whole run by default).
+    pub shard: crate::schedule::Shard,
+    /// When every shard starts, unix seconds (`run --start-at`): the run waits for it.
+    pub start_at_s: Option<f64>,
 }
 
 impl Workload {
-    /// Deliveries the schedule puts in the measured part (after the warm-up).
+    /// Deliveries the schedule puts in the measured part (after the warm-up), of this shard.
     pub fn measured_deliveries(&self, seed: u64) -> u64 {
-        crate::schedule::Arrivals::new(&self.shape, self.warmup_ns + self.duration_ns, seed)
+        if self.shard.is_whole() {
+            return crate::schedule::Arrivals::new(
+                &self.shape,
+                self.warmup_ns + self.duration_ns,
+                seed,
+            )
             .filter(|&t| t >= self.warmup_ns)
             .count() as u64
-            * self.fanout
+                * self.fanout;
+        }
+        self.schedule(seed)
+            .deliveries(0, 1)
+            .filter(|d| d.intended_ns >= self.warmup_ns)
+            .count() as u64
+    }
+
+    /// Subscribers (connections) this shard holds.
+    pub fn shard_subscribers(&self) -> u64 {
+        self.shard.subscribers_of(self.subscribers)
     }
 
     /// The full delivery schedule (warm-up plus measured part).
@@ -82,6 +101,7 @@ impl Workload {
             seed,
             fanout: self.fanout,
             subscribers: self.subscribers,
+            shard: self.shard,
         }
     }
 }

@@ -98,6 +98,8 @@ impl Driver for WebhookDriver {
                 ("latency", lat),
                 ("uncorrected_latency", unc),
                 ("ack_latency", measured.ack.clone()),
+                ("ack_uncorrected_latency", measured.ack_uncorrected.clone()),
+                ("schedule_lag", measured.lag.clone()),
                 // Connects belong to no event, so like the summary's connect_us they cover
                 // both phases.
                 ("connect", stats.merged(|p| &p.connect)),

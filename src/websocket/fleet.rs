@@ -113,7 +113,7 @@ enum End {
 
 impl Fleet {
     fn local(&self, subscriber: u64) -> usize {
-        (subscriber / self.plan.workers) as usize
+        (subscriber / self.plan.stride().1) as usize
     }
 
     /// Phase of something happening now: one monotonic clock read (it runs per frame).
@@ -439,8 +439,9 @@ impl Fleet {
     /// tasks: a tokio task cell is 128-byte aligned with a header and trailer, which cost each
     /// held connection about 130 bytes more. Only woken connections are polled.
     async fn ramp(self: Rc<Self>) {
-        let mine: Vec<u64> = (self.plan.worker..self.plan.subscribers)
-            .step_by(self.plan.workers as usize)
+        let (first, step) = self.plan.stride();
+        let mine: Vec<u64> = (first..self.plan.subscribers)
+            .step_by(step as usize)
             .collect();
         let mut held = FuturesUnordered::new();
         let mut started = 0usize;
@@ -524,10 +525,7 @@ pub fn spawn_fleet_worker(
 
 /// The worker's main loop: ramp, heartbeats, interval hand-overs, closing.
 pub async fn run_fleet(plan: FleetSpec, stop: Arc<AtomicBool>, tx: Reporter) {
-    let mine = plan
-        .subscribers
-        .saturating_sub(plan.worker)
-        .div_ceil(plan.workers) as usize;
+    let mine = plan.held();
     let seed = plan.seed ^ plan.worker.wrapping_mul(0x9E37_79B9);
     // The harness checked these settings (and probed the server) before starting workers.
     let tls = match &plan.tls {

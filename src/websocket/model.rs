@@ -86,7 +86,8 @@ pub async fn run_websocket(
     cfg: &WebSocketConfig,
     ctx: &mut RunContext,
 ) -> Result<ModelSummary, RunError> {
-    let subs = scenario.workload.subscribers;
+    // This shard's subscribers: all of them unless the run is sharded.
+    let subs = scenario.workload.shard_subscribers();
     // The built-in server serves TLS with a certificate made for this run, which the fleet
     // (and only it) trusts.
     let identity = match (&cfg.target, &cfg.tls) {
@@ -210,6 +211,8 @@ impl Driver for WsDriver {
             ("uncorrected_latency", m.ack_uncorrected.clone()),
             ("connect", stats.merged(|p| &p.connect)),
             ("pong_rtt", stats.merged(|p| &p.rtt)),
+            ("schedule_lag", m.lag.clone()),
+            ("backlog_latency", m.backlog.clone()),
         ];
         if self.tls {
             logged.push(("tls_handshake", stats.merged(|p| &p.tls_handshake)));
@@ -255,7 +258,9 @@ async fn drive(
             None => None,
         };
     let w = &scenario.workload;
-    let subs = w.subscribers;
+    // Connections this shard holds (the fleet's workers still number subscribers over all
+    // of them, and hold only the shard's).
+    let subs = w.shard_subscribers();
     let limit = open_files_limit();
     // Descriptors this process needs besides the fleet's sockets (and the servers', in-process).
     let reserve = 256
@@ -297,7 +302,9 @@ async fn drive(
     let wall = WallMap::now();
     let interval_ns = ctx.interval_ns;
     let ramp_start_mono = mono_ns() + 100_000_000;
-    let ramp_ns = (subs as f64 / cfg.connect_rate * 1e9) as u64;
+    // Each shard ramps its share at its share of the connect rate: together, the scenario's.
+    let connect_rate = cfg.connect_rate / w.shard.count as f64;
+    let ramp_ns = (subs as f64 / connect_rate * 1e9) as u64;
     // Events start once the ramp should be over, plus a second to settle.
     let events_start_mono = ramp_start_mono + ramp_ns + 1_000_000_000;
     let warmup_end_real_us = wall.to_real_ns(events_start_mono + w.warmup_ns) / 1000;
@@ -334,17 +341,18 @@ async fn drive(
         let spec = FleetSpec {
             worker,
             workers,
-            subscribers: subs,
+            subscribers: w.subscribers,
             addr,
             url: url.clone(),
             // Each worker its own loopback source address: its own 28k ephemeral ports.
+            // Shards on one machine (a rehearsal) connect from addresses of their own too.
             source_ips: if loopback {
-                source_ips(worker)
+                source_ips(w.shard.index + w.shard.count * worker)
             } else {
                 Vec::new()
             },
             mode: cfg.mode,
-            connect_rate_per_sec: cfg.connect_rate / workers as f64,
+            connect_rate_per_sec: connect_rate / workers as f64,
             ping_interval_ns: cfg.ping_interval_ns,
             reconnect: cfg.reconnect,
             ramp_start_mono,
@@ -367,6 +375,7 @@ async fn drive(
             }),
             stall_real_us,
             poll: cfg.poll.clone(),
+            shard: w.shard,
         };
         match &exe {
             Some(exe) => worker_procs.push(
@@ -405,7 +414,7 @@ async fn drive(
                 max_wait_ns: cfg.max_wait_ns,
                 interval_ns,
                 worker_id: workers,
-                subscribers: subs,
+                subscribers: w.subscribers,
                 // The fallbacks resume where they were: an event stream after its last id, a
                 // long poll from its cursor.
                 replay: cfg.protocol != PushProtocol::WebSocket,

@@ -88,6 +88,8 @@ pub(super) fn workload(
         payload_bytes,
         duration_ns: duration?.0,
         warmup_ns,
+        shard: crate::schedule::Shard::default(),
+        start_at_s: None,
     })
 }
 

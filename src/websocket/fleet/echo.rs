@@ -17,15 +17,14 @@ impl Fleet {
     pub(super) async fn echo_pacer(self: Rc<Self>) {
         let mut timer = PreciseTimer::new().expect("timerfd");
         let mut payload = vec![0u8; self.plan.payload_bytes.max(EVENT_HEADER)];
-        let workers = self.plan.workers;
-        let worker = self.plan.worker;
+        let (first, step) = self.plan.stride();
         let schedule = self.plan.schedule.clone();
         // Frames queued since the last write, per connection: when several events are due at
         // once (high rates, or catching up) each connection gets one write for all of them.
         let mut dirty: Vec<Rc<ClientConn>> = Vec::new();
         for d in schedule
             .deliveries(0, 1)
-            .filter(|d| d.subscriber % workers == worker)
+            .filter(|d| d.subscriber % step == first)
         {
             if self.closing.get() || self.stop.load(Ordering::Relaxed) {
                 break;
@@ -110,7 +109,8 @@ impl Fleet {
                 } else {
                     MEASURED
                 };
-                let subscriber = local as u64 * self.plan.workers + self.plan.worker;
+                let (first, step) = self.plan.stride();
+                let subscriber = local as u64 * step + first;
                 let mut sent = 0;
                 for _ in 0..room {
                     let seq = {

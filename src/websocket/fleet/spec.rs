@@ -69,6 +69,26 @@ pub struct FleetSpec {
     /// Long polling: how to poll.
     #[serde(default)]
     pub poll: Option<crate::scenario::PollSettings>,
+    /// The run's shard: the worker holds only subscribers it owns.
+    #[serde(default)]
+    pub shard: crate::schedule::Shard,
+}
+
+impl FleetSpec {
+    /// This worker's subscribers: `first`, `first + step`, ... below `subscribers` (its share
+    /// of its shard's: `subscriber % step == first`).
+    pub fn stride(&self) -> (u64, u64) {
+        (
+            self.shard.index + self.shard.count * self.worker,
+            self.shard.count * self.workers,
+        )
+    }
+
+    /// How many subscribers this worker holds.
+    pub fn held(&self) -> usize {
+        let (first, step) = self.stride();
+        self.subscribers.saturating_sub(first).div_ceil(step) as usize
+    }
 }
 
 /// What a worker needs to speak TLS: the scenario's settings and, against the built-in
