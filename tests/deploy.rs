@@ -7,7 +7,9 @@ use std::path::Path;
 use serde_yaml::Value;
 
 fn manifest(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/kubernetes")
+        .join(name);
     serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -32,9 +34,16 @@ fn the_indexed_job_gives_every_shard_what_it_reads() {
     let spec = &job["spec"];
     assert_eq!(spec["completionMode"], "Indexed");
     let n = spec["completions"].as_u64().unwrap();
-    assert_eq!(spec["parallelism"].as_u64(), Some(n), "every shard runs at once");
+    assert_eq!(
+        spec["parallelism"].as_u64(),
+        Some(n),
+        "every shard runs at once"
+    );
     let pod = &spec["template"]["spec"];
-    assert_eq!(pod["restartPolicy"], "Never", "a shard that fails is not run twice");
+    assert_eq!(
+        pod["restartPolicy"], "Never",
+        "a shard that fails is not run twice"
+    );
     let c = &pod["containers"][0];
     let args: Vec<&str> = c["args"].as_sequence().unwrap().iter().map(text).collect();
     assert_eq!(args[0], "run");
@@ -61,7 +70,10 @@ fn the_indexed_job_gives_every_shard_what_it_reads() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/submit.sh"),
     )
     .unwrap();
-    assert!(submit.contains("s/\\${START_AT}/$START_AT/"), "submit.sh fills the start");
+    assert!(
+        submit.contains("s/\\${START_AT}/$START_AT/"),
+        "submit.sh fills the start"
+    );
 
     // The scenario comes from the ConfigMap, mounted where the args read it, and parses.
     let mounts = c["volumeMounts"].as_sequence().unwrap();
@@ -77,7 +89,10 @@ fn the_indexed_job_gives_every_shard_what_it_reads() {
     let volumes = pod["volumes"].as_sequence().unwrap();
     let volume = |name: &str| volumes.iter().find(|v| v["name"] == name).unwrap().clone();
     let cm = manifest("scenario-configmap.yaml");
-    assert_eq!(volume("scenario")["configMap"]["name"], cm["metadata"]["name"]);
+    assert_eq!(
+        volume("scenario")["configMap"]["name"],
+        cm["metadata"]["name"]
+    );
     assert_eq!(args[1], format!("{}/scenario.toml", mount_of("scenario")));
     let scenario = text(&cm["data"]["scenario.toml"]);
     pushbench::scenario::parse(scenario, "configmap", &|_| None).expect("the scenario parses");
@@ -85,7 +100,10 @@ fn the_indexed_job_gives_every_shard_what_it_reads() {
     // Each shard writes its own directory on the shared volume; the merge reads them all there.
     let out = args[args.iter().position(|a| *a == "--out").unwrap() + 1];
     assert!(out.starts_with(&mount_of("results")), "{out}");
-    assert!(out.contains("$(JOB_COMPLETION_INDEX)"), "one directory per shard: {out}");
+    assert!(
+        out.contains("$(JOB_COMPLETION_INDEX)"),
+        "one directory per shard: {out}"
+    );
     let pvc = manifest("results-pvc.yaml");
     assert_eq!(
         volume("results")["persistentVolumeClaim"]["claimName"],
@@ -99,15 +117,24 @@ fn the_indexed_job_gives_every_shard_what_it_reads() {
         pvc["metadata"]["name"]
     );
     let script = text(&m["containers"][0]["args"][0]);
-    assert!(script.contains("pushbench merge /results/$PUSHBENCH_RUN/shard-*"), "{script}");
-    assert_eq!(m["containers"][0]["volumeMounts"][0]["mountPath"], "/results");
+    assert!(
+        script.contains("pushbench merge /results/$PUSHBENCH_RUN/shard-*"),
+        "{script}"
+    );
+    assert_eq!(
+        m["containers"][0]["volumeMounts"][0]["mountPath"],
+        "/results"
+    );
 }
 
 #[test]
 fn the_slurm_script_runs_one_shard_per_task_then_one_merge() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let sbatch = std::fs::read_to_string(root.join("deploy/slurm/pushbench.sbatch")).unwrap();
-    let srun = sbatch.lines().position(|l| l.starts_with("srun ")).expect("an srun step");
+    let srun = sbatch
+        .lines()
+        .position(|l| l.starts_with("srun "))
+        .expect("an srun step");
     let merge = sbatch
         .lines()
         .position(|l| l.contains(" merge ") && l.contains("shard-*"))
