@@ -16,6 +16,8 @@ pub struct ShardInfo {
     pub start_at: Option<f64>,
     /// When this shard's first model really started, unix seconds (its wall clock).
     pub started_s: f64,
+    /// The same, RFC 3339 UTC.
+    pub started_at: String,
     /// The machine.
     pub host: String,
     /// Events offered by this shard (all models).

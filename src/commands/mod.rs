@@ -53,6 +53,17 @@ pub fn execute(command: Command) -> Outcome {
                 let starts: Vec<f64> = merged.summary.shards.iter().map(|s| s.started_s).collect();
                 let spread = starts.iter().cloned().fold(f64::MIN, f64::max)
                     - starts.iter().cloned().fold(f64::MAX, f64::min);
+                for sh in &merged.summary.shards {
+                    println!(
+                        "shard {} of {} on {}: {} events, started {} (+{:.3} s)",
+                        sh.index,
+                        sh.count,
+                        sh.host,
+                        sh.events,
+                        sh.started_at,
+                        sh.started_s - starts.iter().cloned().fold(f64::MAX, f64::min)
+                    );
+                }
                 println!(
                     "merged {} shards; their starts spread over {:.3} s (each shard's own clock)",
                     merged.summary.shards.len(),

@@ -196,6 +196,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunReport, Ru
             count: shard.count,
             start_at: scenario.workload.start_at_s,
             started_s,
+            started_at: utc_stamps(started_s as u64).1,
             host: HostInfo::current().hostname,
             events: models.iter().map(|m| m.events).sum(),
         }),
