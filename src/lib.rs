@@ -42,6 +42,7 @@ pub mod envelope;
 pub mod local;
 pub mod merge;
 pub mod model_kind;
+pub mod netem;
 pub mod overrides;
 pub mod record;
 pub mod report;
