@@ -35,7 +35,22 @@ fn the_link_adds_its_round_trip_to_real_tcp_and_cleans_up() {
         delay_ns: 20 * ms,
         ..LinkSpec::default()
     };
+    // A namespace a crashed run left (its process long gone) is removed by the next start.
+    let stale = "pb-4194303-0";
+    let made = std::process::Command::new("ip")
+        .args(["netns", "add", stale])
+        .status();
     let link = EmulatedLink::start(one_way, one_way).expect("the link starts");
+    if made.is_ok_and(|s| s.success()) {
+        let list = std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&list.stdout).contains(stale),
+            "leftover removed"
+        );
+    }
     let ns = format!("/run/netns/{}", link.ns);
     // An echo server inside the namespace, on the target address.
     let (tx, rx) = std::sync::mpsc::channel();

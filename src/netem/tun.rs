@@ -101,6 +101,7 @@ impl EmulatedLink {
     /// Creates the namespace and devices and starts the pump: `up` shapes what the generator
     /// sends, `down` what comes back.
     pub fn start(up: LinkSpec, down: LinkSpec) -> io::Result<Self> {
+        remove_leftovers();
         let ns = format!(
             "pb-{}-{}",
             std::process::id(),
@@ -174,6 +175,29 @@ impl Drop for EmulatedLink {
     }
 }
 
+/// Removes the namespaces a crashed run left behind: `pb-<pid>-<n>` whose process is gone
+/// (their devices went with the process). Never touches another name.
+pub fn remove_leftovers() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        if let Some(pid) = leftover_pid(name) {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = ip(&["netns", "del", name]);
+            }
+        }
+    }
+}
+
+/// The owner's pid of a namespace named by [`EmulatedLink::start`], if it is one.
+fn leftover_pid(name: &str) -> Option<u32> {
+    let (pid, n) = name.strip_prefix("pb-")?.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
 /// Reads every packet `from` has now and hands it to `link`; what survives waits in `queue`.
 fn take_packets(from: RawFd, link: &mut Link, queue: &mut InFlight<Vec<u8>>, buf: &mut [u8]) {
     loop {
@@ -243,5 +267,18 @@ fn pump(
         let now = mono_ns();
         deliver(i, &mut to_inner, now, packets);
         deliver(o, &mut to_outer, now, packets);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_own_namespace_names_are_leftovers() {
+        assert_eq!(leftover_pid("pb-4242-0"), Some(4242));
+        for other in ["pb-x-0", "pb-4242", "pbx-4242-0", "blue", "pb-4242-0x"] {
+            assert_eq!(leftover_pid(other), None, "{other}");
+        }
     }
 }
