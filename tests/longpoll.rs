@@ -177,7 +177,10 @@ async fn fresh_polls_resume_from_their_cursor_after_the_server_loses_its_mailbox
     assert_eq!((m.events, m.delivered), (600, 600), "{:?} {lp:?}", m.errors);
     assert_eq!(lp.gaps, 0);
     assert!(lp.replayed > 0, "{lp:?}");
-    assert_eq!(lp.server.as_ref().unwrap().dropped, 20);
+    // Every subscriber's mailbox went (one moving to the other process at that instant can
+    // have had two).
+    let dropped = lp.server.as_ref().unwrap().dropped;
+    assert!((20..=40).contains(&dropped), "{dropped} mailboxes dropped");
     // A connection per poll, and none of them a reconnect.
     assert!(m.connections.opened >= 600 / 2, "{:?}", m.connections);
     assert_eq!(m.connections.reconnects, 0);
