@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use pushbench::netem::link::LinkSpec;
-use pushbench::netem::tun::{EmulatedLink, TARGET_IP};
+use pushbench::netem::tun::EmulatedLink;
 
 fn why_not() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
@@ -51,14 +51,15 @@ fn the_link_adds_its_round_trip_to_real_tcp_and_cleans_up() {
             "leftover removed"
         );
     }
-    let ns = format!("/run/netns/{}", link.ns);
+    let ns = link.ns_path();
+    let target = link.addrs.target;
     // An echo server inside the namespace, on the target address.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let f = std::fs::File::open(&ns).unwrap();
         // SAFETY: setns on a namespace file held open; it affects this thread only.
         assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-        let l = TcpListener::bind(SocketAddr::from((TARGET_IP, 0))).unwrap();
+        let l = TcpListener::bind(SocketAddr::from((target, 0))).unwrap();
         tx.send(l.local_addr().unwrap()).unwrap();
         for s in l.incoming().take(3) {
             let mut s = s.unwrap();
@@ -83,9 +84,14 @@ fn the_link_adds_its_round_trip_to_real_tcp_and_cleans_up() {
         assert!(echo >= Duration::from_millis(39), "echo {echo:?}");
         assert!(connect < Duration::from_secs(1) && echo < Duration::from_secs(1));
     }
-    assert!(link.packets.load(std::sync::atomic::Ordering::Relaxed) >= 12);
     let ns_name = link.ns.clone();
-    drop(link);
+    let figures = link.finish();
+    // Three connections: a handshake, a request and its answer, each way.
+    assert!(figures.written >= 12, "{figures:?}");
+    assert!(figures.up.packets >= 6 && figures.down.packets >= 6);
+    // The pump wakes when a packet is due, not a scheduler tick later.
+    let late = figures.late_us.value_at_quantile(0.5);
+    assert!(late < 1_000, "the pump's own delay p50 {late} us");
     let list = std::process::Command::new("ip")
         .args(["netns", "list"])
         .output()
@@ -100,6 +106,6 @@ fn the_link_adds_its_round_trip_to_real_tcp_and_cleans_up() {
         .unwrap();
     assert!(
         !String::from_utf8_lossy(&links.stdout).contains(&ns_name),
-        "the device is gone"
+        "the devices (TUN and the control veth) are gone"
     );
 }

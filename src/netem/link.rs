@@ -63,6 +63,8 @@ pub struct LinkCounts {
     pub lost: u64,
     /// Dropped at the full queue.
     pub queue_drops: u64,
+    /// Time the bottleneck spent sending (its busy share of a run is its utilization).
+    pub busy_ns: u64,
 }
 
 /// One direction's state.
@@ -114,6 +116,7 @@ impl Link {
                 }
                 let on_wire = (len as u128 * 8 * 1_000_000_000).div_ceil(bps.max(1) as u128);
                 self.busy_until_ns = start + on_wire as u64;
+                self.counts.busy_ns += on_wire as u64;
                 self.busy_until_ns
             }
             None => now_ns,
@@ -225,6 +228,8 @@ mod tests {
         }
         let c = l.counts();
         assert_eq!((c.packets, c.bytes, c.queue_drops, c.lost), (5, 7500, 1, 0));
+        // Four packets sent, 1 ms each on the wire.
+        assert_eq!(c.busy_ns, 4 * MS);
     }
 
     #[test]

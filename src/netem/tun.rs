@@ -6,18 +6,45 @@
 //! (`pb-<pid>-<n>`) and removed when the [`EmulatedLink`] is dropped.
 
 use std::io;
+use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use super::link::{Fate, InFlight, Link, LinkSpec};
+use hdrhistogram::Histogram;
+
+use super::link::{Fate, InFlight, Link, LinkCounts, LinkSpec};
 use crate::clock::mono_ns;
 
-/// The generator's side of the link.
-pub const GENERATOR_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 77, 0, 1);
-/// The targets' address, inside the namespace.
-pub const TARGET_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 77, 0, 2);
+/// Addresses of one link, in 198.18.0.0/15 (RFC 2544: set aside for benchmarks, never routed):
+/// the shaped path `198.18.2k.1` (generator) to `198.18.2k.2` (targets), and an unshaped
+/// control path `198.18.2k+1.1` to `.2` (a veth pair) over which the harness publishes events
+/// and pulls the targets' figures, so those never pay the emulated network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkAddrs {
+    /// The generator's side of the shaped path.
+    pub generator: Ipv4Addr,
+    /// The targets' address across the shaped path.
+    pub target: Ipv4Addr,
+    /// The harness's side of the control path.
+    pub control_here: Ipv4Addr,
+    /// The targets' address on the control path.
+    pub control: Ipv4Addr,
+}
+
+impl LinkAddrs {
+    /// The `k`-th link's addresses (`k` < 128).
+    pub fn nth(k: u8) -> Self {
+        let (a, b) = (2 * k, 2 * k + 1);
+        Self {
+            generator: Ipv4Addr::new(198, 18, a, 1),
+            target: Ipv4Addr::new(198, 18, a, 2),
+            control_here: Ipv4Addr::new(198, 18, b, 1),
+            control: Ipv4Addr::new(198, 18, b, 2),
+        }
+    }
+}
 
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const IFF_TUN: libc::c_short = 0x0001;
@@ -85,23 +112,82 @@ fn ip(args: &[&str]) -> io::Result<()> {
     }
 }
 
-/// A running emulated link: the namespace, the two devices and the pump.
+/// What the link did so far, as the pump last published it (every 50 ms and at its end).
+#[derive(Debug, Clone)]
+pub struct PumpFigures {
+    /// Generator to targets.
+    pub up: LinkCounts,
+    /// Targets to generator.
+    pub down: LinkCounts,
+    /// Packets written out at the far end, both directions.
+    pub written: u64,
+    /// How late each packet left against the time the link meant it to (microseconds): the
+    /// pump's own delay. At `rtt = 0` it is all the link adds.
+    pub late_us: Histogram<u64>,
+}
+
+impl Default for PumpFigures {
+    fn default() -> Self {
+        Self {
+            up: LinkCounts::default(),
+            down: LinkCounts::default(),
+            written: 0,
+            late_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+        }
+    }
+}
+
+struct Shared {
+    stop: AtomicBool,
+    /// The pump thread's id, for its CPU in /proc/self/task (0 until it runs).
+    tid: AtomicI32,
+    figures: Mutex<PumpFigures>,
+}
+
+/// A running emulated link: the namespace, the two devices, the control path and the pump.
 pub struct EmulatedLink {
     /// The namespace's name (`ip netns exec NAME ...` runs a target inside it).
     pub ns: String,
-    stop: Arc<AtomicBool>,
+    /// Its addresses.
+    pub addrs: LinkAddrs,
+    shared: Arc<Shared>,
     pump: Option<std::thread::JoinHandle<()>>,
-    /// Packets carried, both directions.
-    pub packets: Arc<AtomicU64>,
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
+/// Whether `addr` is on any interface of this namespace (another link holds it).
+fn address_in_use(addr: Ipv4Addr) -> bool {
+    Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(" {addr}/")))
+        .unwrap_or(false)
+}
+
 impl EmulatedLink {
-    /// Creates the namespace and devices and starts the pump: `up` shapes what the generator
-    /// sends, `down` what comes back.
+    /// Creates the namespace, devices and control path and starts the pump: `up` shapes what
+    /// the generator sends, `down` what comes back. Picks the first free address pair, so
+    /// several runs (shards on one machine) each get their own.
     pub fn start(up: LinkSpec, down: LinkSpec) -> io::Result<Self> {
         remove_leftovers();
+        let mut last = io::Error::other("no free 198.18.0.0/15 address pair");
+        for k in 0..128u8 {
+            let addrs = LinkAddrs::nth(k);
+            if address_in_use(addrs.generator) || address_in_use(addrs.control_here) {
+                continue;
+            }
+            match Self::start_at(addrs, up, down) {
+                Ok(link) => return Ok(link),
+                // Another run took the pair between the check and the set-up: try the next.
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    fn start_at(addrs: LinkAddrs, up: LinkSpec, down: LinkSpec) -> io::Result<Self> {
         let ns = format!(
             "pb-{}-{}",
             std::process::id(),
@@ -111,19 +197,31 @@ impl EmulatedLink {
         // From here on, dropping `link` removes what exists.
         let mut link = Self {
             ns: ns.clone(),
-            stop: Arc::new(AtomicBool::new(false)),
+            addrs,
+            shared: Arc::new(Shared {
+                stop: AtomicBool::new(false),
+                tid: AtomicI32::new(0),
+                figures: Mutex::new(PumpFigures::default()),
+            }),
             pump: None,
-            packets: Arc::new(AtomicU64::new(0)),
         };
         let outer_name = format!("{ns}o");
         let inner_name = format!("{ns}i");
         let outer = open_tun(&outer_name)?;
         let inner_dev = inner_name.clone();
         let inner = in_netns(&format!("/run/netns/{ns}"), move || open_tun(&inner_dev))?;
-        let (g, t) = (GENERATOR_IP.to_string(), TARGET_IP.to_string());
-        ip(&["addr", "add", &format!("{g}/32"), "dev", &outer_name])?;
-        ip(&["link", "set", &outer_name, "up"])?;
-        ip(&["route", "add", &format!("{t}/32"), "dev", &outer_name])?;
+        let (g, t) = (addrs.generator.to_string(), addrs.target.to_string());
+        let in_use = |e: io::Error| {
+            if e.to_string().contains("File exists") {
+                io::Error::new(io::ErrorKind::AddrInUse, e.to_string())
+            } else {
+                e
+            }
+        };
+        // The shaped path: a host route each way through the TUN pair.
+        ip(&["addr", "add", &format!("{g}/32"), "dev", &outer_name]).map_err(in_use)?;
+        ip(&["link", "set", &outer_name, "mtu", "1500", "up"])?;
+        ip(&["route", "add", &format!("{t}/32"), "dev", &outer_name]).map_err(in_use)?;
         ip(&["-n", &ns, "link", "set", "lo", "up"])?;
         ip(&[
             "-n",
@@ -134,7 +232,7 @@ impl EmulatedLink {
             "dev",
             &inner_name,
         ])?;
-        ip(&["-n", &ns, "link", "set", &inner_name, "up"])?;
+        ip(&["-n", &ns, "link", "set", &inner_name, "mtu", "1500", "up"])?;
         ip(&[
             "-n",
             &ns,
@@ -144,33 +242,71 @@ impl EmulatedLink {
             "dev",
             &inner_name,
         ])?;
-        let stop = link.stop.clone();
-        let packets = link.packets.clone();
+        // The control path: a veth pair, unshaped.
+        let (vh, vn) = (format!("{ns}v"), format!("{ns}w"));
+        ip(&[
+            "link", "add", &vh, "type", "veth", "peer", "name", &vn, "netns", &ns,
+        ])?;
+        let (ch, cn) = (addrs.control_here.to_string(), addrs.control.to_string());
+        ip(&["addr", "add", &format!("{ch}/30"), "dev", &vh]).map_err(in_use)?;
+        ip(&["link", "set", &vh, "up"])?;
+        ip(&["-n", &ns, "addr", "add", &format!("{cn}/30"), "dev", &vn])?;
+        ip(&["-n", &ns, "link", "set", &vn, "up"])?;
+        let shared = link.shared.clone();
         link.pump = Some(
             std::thread::Builder::new()
                 .name("netem-pump".into())
-                .spawn(move || {
-                    pump(
-                        outer,
-                        inner,
-                        Link::new(up),
-                        Link::new(down),
-                        &stop,
-                        &packets,
-                    )
-                })?,
+                .spawn(move || pump(outer, inner, Link::new(up), Link::new(down), &shared))?,
         );
         Ok(link)
+    }
+
+    /// The namespace's file, to enter it (`setns`).
+    pub fn ns_path(&self) -> String {
+        format!("/run/netns/{}", self.ns)
+    }
+
+    /// The pump thread's id (for its CPU under /proc/self/task), once it runs.
+    pub fn pump_tid(&self) -> Option<i32> {
+        for _ in 0..100 {
+            match self.shared.tid.load(Ordering::Relaxed) {
+                0 => std::thread::sleep(std::time::Duration::from_millis(1)),
+                t => return Some(t),
+            }
+        }
+        None
+    }
+
+    /// What the link did so far (as of the pump's last publication, at most 50 ms old).
+    pub fn figures(&self) -> PumpFigures {
+        self.shared
+            .figures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Stops the pump and removes everything; returns what the link did, to its end.
+    pub fn finish(mut self) -> PumpFigures {
+        self.stop_pump();
+        self.figures()
+    }
+
+    fn stop_pump(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(p) = self.pump.take() {
+            let _ = p.join();
+        }
     }
 }
 
 impl Drop for EmulatedLink {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(p) = self.pump.take() {
-            let _ = p.join();
-        }
-        // The devices go with their descriptors (closed by the pump); the namespace by name.
+        self.stop_pump();
+        // The TUN devices go with their descriptors (closed by the pump); the veth pair is
+        // deleted by name (the namespace itself may live on unnamed while its sockets finish
+        // TIME_WAIT, so its devices would otherwise linger with it).
+        let _ = ip(&["link", "del", &format!("{}v", self.ns)]);
         let _ = ip(&["netns", "del", &self.ns]);
     }
 }
@@ -189,6 +325,20 @@ pub fn remove_leftovers() {
             }
         }
     }
+    // The control path's outer end (`pb-<pid>-<n>v`) can outlive an unnamed namespace.
+    let Ok(out) = Command::new("ip").args(["-o", "link", "show"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // `16: pb-6089-0v@if3: <...`
+        let name = line.split(": ").nth(1).unwrap_or("");
+        let name = name.split('@').next().unwrap_or("");
+        if let Some(pid) = name.strip_suffix('v').and_then(leftover_pid) {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = ip(&["link", "del", name]);
+            }
+        }
+    }
 }
 
 /// The owner's pid of a namespace named by [`EmulatedLink::start`], if it is one.
@@ -198,49 +348,112 @@ fn leftover_pid(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
-/// Reads every packet `from` has now and hands it to `link`; what survives waits in `queue`.
-fn take_packets(from: RawFd, link: &mut Link, queue: &mut InFlight<Vec<u8>>, buf: &mut [u8]) {
+/// Packet buffers, reused: the pump allocates only while the packets in flight grow.
+#[derive(Default)]
+struct Pool(Vec<Vec<u8>>);
+
+/// Largest packet read from a device (its MTU is 1500).
+const PACKET_MAX: usize = 2048;
+
+impl Pool {
+    fn take(&mut self) -> Vec<u8> {
+        let mut b = self
+            .0
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(PACKET_MAX));
+        b.resize(PACKET_MAX, 0);
+        b
+    }
+
+    fn give(&mut self, b: Vec<u8>) {
+        self.0.push(b);
+    }
+}
+
+/// One direction of the pump: the device it reads, the link, the packets in flight.
+struct Direction {
+    from: RawFd,
+    to: RawFd,
+    link: Link,
+    queue: InFlight<Vec<u8>>,
+}
+
+impl Direction {
+    /// Reads every packet `from` has now and hands it to the link; what survives waits.
+    fn take(&mut self, pool: &mut Pool) {
+        loop {
+            let mut b = pool.take();
+            // SAFETY: reading into a buffer we own, of its length.
+            let n = unsafe { libc::read(self.from, b.as_mut_ptr().cast(), b.len()) };
+            if n <= 0 {
+                pool.give(b);
+                return;
+            }
+            b.truncate(n as usize);
+            match self.link.offer(mono_ns(), n as usize) {
+                Fate::At(t) => self.queue.push(t, b),
+                Fate::Lost | Fate::QueueFull => pool.give(b),
+            }
+        }
+    }
+
+    /// Writes what is due at `now` to the far device; returns the packets written.
+    fn deliver(&mut self, now: u64, pool: &mut Pool, late_us: &mut Histogram<u64>) -> u64 {
+        let mut n = 0;
+        while let Some(due) = self.queue.next_due().filter(|&t| t <= now) {
+            let p = self.queue.pop_due(now).expect("due");
+            // SAFETY: writing a buffer we own, of its length. A full device drops the
+            // packet, as a full link would.
+            unsafe { libc::write(self.to, p.as_ptr().cast(), p.len()) };
+            let _ = late_us.record((now - due) / 1000);
+            pool.give(p);
+            n += 1;
+        }
+        n
+    }
+}
+
+fn pump(outer: OwnedFd, inner: OwnedFd, up: Link, down: Link, shared: &Shared) {
+    // SAFETY: gettid and prctl have no preconditions; timer slack is this thread's own. A
+    // timer slack of 1 ns lets ppoll wake when the next packet is due, not 50 us later.
+    unsafe {
+        shared.tid.store(libc::gettid(), Ordering::Relaxed);
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1);
+    }
+    let (o, i) = (outer.as_raw_fd(), inner.as_raw_fd());
+    let mut dirs = [
+        Direction {
+            from: o,
+            to: i,
+            link: up,
+            queue: InFlight::default(),
+        },
+        Direction {
+            from: i,
+            to: o,
+            link: down,
+            queue: InFlight::default(),
+        },
+    ];
+    let mut pool = Pool::default();
+    let mut mine = PumpFigures::default();
+    let mut published_at = mono_ns();
     loop {
-        // SAFETY: reading into a buffer we own, of its length.
-        let n = unsafe { libc::read(from, buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
+        let stopping = shared.stop.load(Ordering::Relaxed);
+        let now = mono_ns();
+        if stopping || now - published_at >= 50_000_000 {
+            let mut f = shared.figures.lock().unwrap_or_else(|e| e.into_inner());
+            f.up = dirs[0].link.counts();
+            f.down = dirs[1].link.counts();
+            f.written = mine.written;
+            let _ = f.late_us.add(&mine.late_us);
+            mine.late_us.reset();
+            published_at = now;
+        }
+        if stopping {
             return;
         }
-        let n = n as usize;
-        if let Fate::At(t) = link.offer(mono_ns(), n) {
-            queue.push(t, buf[..n].to_vec());
-        }
-    }
-}
-
-/// Writes what is due from `queue` to `to`.
-fn deliver(to: RawFd, queue: &mut InFlight<Vec<u8>>, now: u64, packets: &AtomicU64) {
-    while let Some(p) = queue.pop_due(now) {
-        // SAFETY: writing a buffer we own, of its length. A full device drops the packet, as
-        // a full link would.
-        unsafe { libc::write(to, p.as_ptr().cast(), p.len()) };
-        packets.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-fn pump(
-    outer: OwnedFd,
-    inner: OwnedFd,
-    mut up: Link,
-    mut down: Link,
-    stop: &AtomicBool,
-    packets: &AtomicU64,
-) {
-    let (o, i) = (outer.as_raw_fd(), inner.as_raw_fd());
-    let mut to_inner: InFlight<Vec<u8>> = InFlight::default();
-    let mut to_outer: InFlight<Vec<u8>> = InFlight::default();
-    let mut buf = vec![0u8; 65536];
-    while !stop.load(Ordering::Relaxed) {
-        let now = mono_ns();
-        let next = [to_inner.next_due(), to_outer.next_due()]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = dirs.iter().filter_map(|d| d.queue.next_due()).min();
         // Wake for the next packet due (to the nanosecond), or at least every 10 ms to notice
         // the stop.
         let wait_ns = next.map_or(10_000_000, |t| t.saturating_sub(now).min(10_000_000));
@@ -248,25 +461,22 @@ fn pump(
             tv_sec: 0,
             tv_nsec: wait_ns as libc::c_long,
         };
-        let mut fds = [
-            libc::pollfd {
-                fd: o,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: i,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
+        let mut fds = [o, i].map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
         // SAFETY: polling two descriptors we own, through an array of their length.
         unsafe { libc::ppoll(fds.as_mut_ptr(), 2, &timeout, std::ptr::null()) };
-        take_packets(o, &mut up, &mut to_inner, &mut buf);
-        take_packets(i, &mut down, &mut to_outer, &mut buf);
+        for (d, fd) in dirs.iter_mut().zip(fds) {
+            if fd.revents & libc::POLLIN != 0 {
+                d.take(&mut pool);
+            }
+        }
         let now = mono_ns();
-        deliver(i, &mut to_inner, now, packets);
-        deliver(o, &mut to_outer, now, packets);
+        for d in &mut dirs {
+            mine.written += d.deliver(now, &mut pool, &mut mine.late_us);
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use toml_edit::Document;
 
 mod faults;
 mod headers;
+mod network;
 mod reader;
 mod thresholds;
 mod tls;
@@ -162,6 +163,36 @@ pub fn parse(
         );
     }
 
+    let network = match cx.table(&mut root, "network") {
+        Some((mut s, f)) => {
+            let n = network::network(&mut cx, &mut s);
+            cx.finish(s);
+            // The link stands between the generator and the built-in targets only.
+            let external = [
+                ("webhook", webhook.as_ref().map(|w| w.target.is_builtin())),
+                (
+                    "websocket",
+                    websocket.as_ref().map(|w| w.target.is_builtin()),
+                ),
+                ("sse", sse.as_ref().map(|w| w.target.is_builtin())),
+                ("longpoll", longpoll.as_ref().map(|w| w.target.is_builtin())),
+            ];
+            for (name, _) in external.iter().filter(|(_, b)| *b == Some(false)) {
+                cx.problem(
+                    f.line,
+                    "network",
+                    format!(
+                        "[network] emulates the link to the built-in targets; {name}.url is \
+                         an external server (emulate its network with the tools of that network, \
+                         or use url = \"builtin\")"
+                    ),
+                );
+            }
+            n
+        }
+        None => None,
+    };
+
     let mut thresholds = Vec::new();
     if let Some((mut s, _)) = cx.table(&mut root, "thresholds") {
         thresholds = parse_thresholds(&mut cx, &mut s, &models);
@@ -180,6 +211,7 @@ pub fn parse(
         websocket,
         sse,
         longpoll,
+        network,
         thresholds,
         source: src.to_string(),
     })
