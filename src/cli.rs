@@ -199,6 +199,9 @@ pub enum ServeTarget {
         /// Server processes sharing the port (SO_REUSEPORT), one thread each.
         #[arg(long, default_value_t = 1)]
         processes: usize,
+        /// Where the control port (publishes, figures) listens: the harness's own path.
+        #[arg(long, default_value = "127.0.0.1", hide = true)]
+        control_ip: std::net::IpAddr,
         /// Environment variable holding a token every upgrade must carry (Authorization:
         /// Bearer TOKEN, or ?token=TOKEN); others get 401.
         #[arg(long)]

@@ -108,6 +108,7 @@ pub async fn serve_webhook(addr: SocketAddr, opts: ReceiverOptions) -> std::io::
 /// With `token`, upgrades without it get 401; with `tls`, it serves `wss://`.
 pub fn serve_ws(
     addr: SocketAddr,
+    control_ip: std::net::IpAddr,
     processes: usize,
     token: Option<String>,
     tls: Option<crate::tls::Identity>,
@@ -121,7 +122,7 @@ pub fn serve_ws(
             .map_err(|e| e.to_string())?;
         let local = tokio::task::LocalSet::new();
         return local.block_on(&rt, async move {
-            let (listener, control) = crate::servers::ws_server::bind(addr)
+            let (listener, control) = crate::servers::ws_server::bind(addr, control_ip)
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let tls = tls.map(|id| id.server_config()).transpose()?;
             println!(
@@ -152,6 +153,7 @@ pub fn serve_ws(
         addr.ip(),
         token.as_deref(),
         tls.as_ref(),
+        None,
     )?;
     println!(
         "pushbench websocket server: {processes} processes on {scheme}://{}",
@@ -200,7 +202,17 @@ pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
     ))
 }
 
+/// Whether this process's network namespace is another than init's (an emulated link's, where
+/// every address is the link's own and nothing from outside can reach it).
+fn in_private_netns() -> bool {
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+    matches!((ns("self"), ns("1")), (Some(a), Some(b)) if a != b)
+}
+
 fn warn_if_exposed(addr: SocketAddr) {
+    if in_private_netns() {
+        return;
+    }
     if let Some(w) = exposure_warning(addr) {
         eprintln!("{w}");
     }
@@ -274,7 +286,12 @@ mod tests {
             max_body_bytes: 4096,
             verify: false,
         };
-        let args = receiver_args(&config, SignatureScheme::None, 7);
+        let args = receiver_args(
+            &config,
+            SignatureScheme::None,
+            7,
+            "127.0.0.1:0".parse().unwrap(),
+        );
         let cli = Cli::try_parse_from(std::iter::once("pushbench".to_string()).chain(args))
             .expect("the child's command line parses");
         let Command::Serve {

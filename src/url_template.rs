@@ -1,6 +1,8 @@
 //! Target URLs as scenarios write them: `http://host:port/path` or `ws://...`, with an optional
 //! `{subscriber}` placeholder in the path, filled per delivery or connection.
 
+use std::net::SocketAddr;
+
 /// An `http://host:port/path` URL with an optional `{subscriber}` placeholder in the path.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UrlTemplate {
@@ -19,13 +21,15 @@ pub struct UrlTemplate {
 }
 
 impl UrlTemplate {
-    /// A built-in target's URL on loopback: `scheme` (or its TLS twin when `secure`), then
-    /// `prefix` and the subscriber.
-    fn builtin_at(scheme: [&str; 2], port: u16, secure: bool, prefix: &str) -> Self {
+    /// A built-in target's URL at `addr` (loopback, or across an emulated link): `scheme` (or
+    /// its TLS twin when `secure`), then `prefix` and the subscriber.
+    fn builtin_at(scheme: [&str; 2], addr: SocketAddr, secure: bool, prefix: &str) -> Self {
         let scheme = scheme[usize::from(secure)];
+        let host = addr.ip().to_string();
+        let port = addr.port();
         Self {
-            raw: format!("{scheme}://127.0.0.1:{port}{prefix}{{subscriber}}"),
-            host: "127.0.0.1".into(),
+            raw: format!("{scheme}://{addr}{prefix}{{subscriber}}"),
+            host,
             port,
             secure,
             path_prefix: prefix.into(),
@@ -33,25 +37,25 @@ impl UrlTemplate {
         }
     }
 
-    /// The built-in receiver's URL on a given port (`https` when it serves TLS).
-    pub fn builtin(port: u16, secure: bool) -> Self {
-        Self::builtin_at(["http", "https"], port, secure, "/hooks/")
+    /// The built-in receiver's URL at `addr` (`https` when it serves TLS).
+    pub fn builtin(addr: SocketAddr, secure: bool) -> Self {
+        Self::builtin_at(["http", "https"], addr, secure, "/hooks/")
     }
 
-    /// The built-in WebSocket server's URL on a given port (`wss://` when `secure`).
-    pub fn builtin_ws(port: u16, secure: bool) -> Self {
-        Self::builtin_at(["ws", "wss"], port, secure, "/ws/")
+    /// The built-in WebSocket server's URL at `addr` (`wss://` when `secure`).
+    pub fn builtin_ws(addr: SocketAddr, secure: bool) -> Self {
+        Self::builtin_at(["ws", "wss"], addr, secure, "/ws/")
     }
 
-    /// The built-in push server's event-stream URL on a given port (`https://` when `secure`).
-    pub fn builtin_sse(port: u16, secure: bool) -> Self {
-        Self::builtin_at(["http", "https"], port, secure, "/events/")
+    /// The built-in push server's event-stream URL at `addr` (`https://` when `secure`).
+    pub fn builtin_sse(addr: SocketAddr, secure: bool) -> Self {
+        Self::builtin_at(["http", "https"], addr, secure, "/events/")
     }
 
-    /// The built-in push server's long-poll URL on a given port (`https://` when `secure`):
+    /// The built-in push server's long-poll URL at `addr` (`https://` when `secure`):
     /// the cursor and the hold go in the query.
-    pub fn builtin_poll(port: u16, secure: bool, hold_ms: u64) -> Self {
-        let mut u = Self::builtin_at(["http", "https"], port, secure, "/poll/");
+    pub fn builtin_poll(addr: SocketAddr, secure: bool, hold_ms: u64) -> Self {
+        let mut u = Self::builtin_at(["http", "https"], addr, secure, "/poll/");
         let query = format!("?cursor={{cursor}}&timeout_ms={hold_ms}");
         u.raw.push_str(&query);
         u.path_suffix = Some(query);

@@ -394,7 +394,7 @@ fn serve_ws_runs_several_processes_on_one_port_that_echo_and_stop_on_sigterm() {
                 tcp_connect(addr, None).await.unwrap(),
                 None,
             );
-            let url = pushbench::scenario::UrlTemplate::builtin_ws(addr.port(), false);
+            let url = pushbench::scenario::UrlTemplate::builtin_ws(addr, false);
             handshake(&wire, "t", &url, &[], sub, [sub as u8; 16], None)
                 .await
                 .unwrap();

@@ -52,6 +52,7 @@ fn a_poll_is_answered_with_what_came_after_its_cursor_or_with_nothing_when_the_h
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         None,
         None,
+        None,
     )
     .unwrap();
     let mut ctl = TcpStream::connect(servers.controls[0]).unwrap();

@@ -84,6 +84,7 @@ fn published_events_reach_the_subscribers_stream_and_a_drop_ends_it() {
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         None,
         None,
+        None,
     )
     .unwrap();
     let mut ctl = TcpStream::connect(servers.controls[0]).unwrap();

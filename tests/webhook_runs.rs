@@ -187,6 +187,7 @@ async fn a_wrong_secret_is_refused_and_counted_by_the_receiver() {
         Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
         1,
         None,
+        None,
     )
     .unwrap();
     let s = scenario(&format!(

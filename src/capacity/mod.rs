@@ -456,7 +456,10 @@ fn fill_record(
         },
         lag_p99_us: m.schedule_lag_us.p99 as f64,
         pool_occupancy,
-        generator_saturated: m.saturation.generator.then(|| m.saturation.reason.clone()),
+        // A step the harness's own side could not drive (the generator, or the emulated link)
+        // is never the target's limit.
+        generator_saturated: (m.saturation.generator || m.saturation.link)
+            .then(|| m.saturation.reason.clone()),
     };
 }
 

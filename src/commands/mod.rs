@@ -236,6 +236,7 @@ pub fn execute(command: Command) -> Outcome {
                 ServeTarget::Ws {
                     listen,
                     processes,
+                    control_ip,
                     token_env,
                     tls,
                 },
@@ -247,7 +248,7 @@ pub fn execute(command: Command) -> Outcome {
             .transpose()
             .and_then(|token| {
                 let identity = crate::serve::server_identity(&tls)?;
-                crate::serve::serve_ws(listen, processes, token, identity)
+                crate::serve::serve_ws(listen, control_ip, processes, token, identity)
             }) {
             Ok(()) => Outcome::Ok,
             Err(e) => {

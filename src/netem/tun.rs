@@ -80,6 +80,17 @@ fn open_tun(name: &str) -> io::Result<OwnedFd> {
     Ok(owned)
 }
 
+/// Moves the calling thread into the namespace at `ns_path` (the process's other threads stay
+/// where they are; sockets it makes from then on are the namespace's).
+pub fn enter_netns_here(ns_path: &str) -> io::Result<()> {
+    let ns = std::fs::File::open(ns_path)?;
+    // SAFETY: setns on a namespace file we hold open; it affects this thread only.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Runs `f` on a thread that has entered the namespace at `ns_path` (the caller's threads stay
 /// where they are).
 pub fn in_netns<T: Send + 'static>(
@@ -88,11 +99,7 @@ pub fn in_netns<T: Send + 'static>(
 ) -> io::Result<T> {
     let path = ns_path.to_string();
     std::thread::spawn(move || {
-        let ns = std::fs::File::open(&path)?;
-        // SAFETY: setns on a namespace file we hold open; it affects this thread only.
-        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        enter_netns_here(&path)?;
         f()
     })
     .join()
@@ -121,6 +128,8 @@ pub struct PumpFigures {
     pub down: LinkCounts,
     /// Packets written out at the far end, both directions.
     pub written: u64,
+    /// Time since the pump started (the span its counts cover).
+    pub elapsed_ns: u64,
     /// How late each packet left against the time the link meant it to (microseconds): the
     /// pump's own delay. At `rtt = 0` it is all the link adds.
     pub late_us: Histogram<u64>,
@@ -132,6 +141,7 @@ impl Default for PumpFigures {
             up: LinkCounts::default(),
             down: LinkCounts::default(),
             written: 0,
+            elapsed_ns: 0,
             late_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
         }
     }
@@ -437,7 +447,8 @@ fn pump(outer: OwnedFd, inner: OwnedFd, up: Link, down: Link, shared: &Shared) {
     ];
     let mut pool = Pool::default();
     let mut mine = PumpFigures::default();
-    let mut published_at = mono_ns();
+    let started = mono_ns();
+    let mut published_at = started;
     loop {
         let stopping = shared.stop.load(Ordering::Relaxed);
         let now = mono_ns();
@@ -446,6 +457,7 @@ fn pump(outer: OwnedFd, inner: OwnedFd, up: Link, down: Link, shared: &Shared) {
             f.up = dirs[0].link.counts();
             f.down = dirs[1].link.counts();
             f.written = mine.written;
+            f.elapsed_ns = now - started;
             let _ = f.late_us.add(&mine.late_us);
             mine.late_us.reset();
             published_at = now;

@@ -106,6 +106,9 @@ pub fn trim_heap() {
 #[derive(Debug, Clone, Default)]
 pub struct RoleMeter {
     pids: Vec<String>,
+    /// Threads inside those processes metered as a role of their own (the emulated link's
+    /// pump), whose CPU is not this role's.
+    minus: Vec<String>,
     first_cpu_s: Option<f64>,
     last_cpu_s: f64,
     last_at_s: f64,
@@ -127,6 +130,12 @@ impl RoleMeter {
         Self::new(pids.iter().map(u32::to_string).collect())
     }
 
+    /// Leaves out the CPU of these (`"self/task/<tid>"`: a thread metered as its own role).
+    pub fn without(mut self, minus: Vec<String>) -> Self {
+        self.minus = minus;
+        self
+    }
+
     /// Adds processes started after the first sample (their CPU counts from their start).
     pub fn add_pids(&mut self, pids: impl IntoIterator<Item = String>) {
         self.pids.extend(pids);
@@ -140,6 +149,11 @@ impl RoleMeter {
             if let Some(s) = sample(pid) {
                 cpu += s.cpu_s;
                 rss += s.rss_bytes;
+            }
+        }
+        for pid in &self.minus {
+            if let Some(s) = sample(pid) {
+                cpu -= s.cpu_s;
             }
         }
         let pct = match self.first_cpu_s {

@@ -86,6 +86,10 @@ pub struct Resources {
     pub generator: RoleCost,
     /// The system under test (only measured for built-in targets).
     pub target: RoleCost,
+    /// The emulated link between them (`[network]` only): its pump thread's CPU, taken out of
+    /// the generator's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<RoleCost>,
 }
 
 /// One model's figures. Counts cover the measured part of the run (warm-up excluded).
@@ -169,6 +173,56 @@ pub struct ModelSummary {
     pub longpoll: Option<WsSummary>,
     /// Whether the generator kept the offered schedule, and if not, who was the limit.
     pub saturation: crate::record::saturation::Saturation,
+    /// The emulated network the built-in targets sat behind (`[network]` only): its settings,
+    /// what it carried and dropped each way, and whether it kept its own schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSummary>,
+}
+
+/// What the emulated link did during one model's run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkSummary {
+    /// The settings in words (`rtt 40ms, loss 1%`).
+    pub settings: String,
+    /// Added round-trip time, us.
+    pub rtt_us: u64,
+    /// One-way delay variation, us.
+    pub jitter_us: u64,
+    /// Fraction of packets dropped each way.
+    pub loss: f64,
+    /// Bottleneck rate each way (bits per second), when set.
+    pub bandwidth_bps: Option<u64>,
+    /// Generator to targets.
+    pub up: LinkDirection,
+    /// Targets to generator.
+    pub down: LinkDirection,
+    /// How late the link let packets out against its own schedule, us: what it adds beyond
+    /// the settings (at `rtt = 0`, all it adds).
+    pub link_late_us: Percentiles,
+    /// The link's CPU per packet carried (both ways), ns.
+    pub cpu_ns_per_packet: f64,
+    /// False when the link could not keep its schedule (p99 lateness past 1 ms): the latency
+    /// then says more about the link than about the network it stands for.
+    pub kept_schedule: bool,
+}
+
+/// One direction of the emulated link.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LinkDirection {
+    /// Packets offered to it.
+    pub packets: u64,
+    /// Their bytes (IP headers included).
+    pub bytes: u64,
+    /// Dropped by the random loss.
+    pub lost: u64,
+    /// Dropped at the bottleneck's full queue.
+    pub queue_drops: u64,
+    /// Bytes per second carried over the link's life.
+    pub bytes_per_s: f64,
+    /// Share of the time the bottleneck was sending (0 without `bandwidth`).
+    pub utilization: f64,
 }
 
 /// Memory per held connection, from RSS growth over the ramp.

@@ -35,6 +35,10 @@ pub struct Saturation {
     /// True when the offered schedule was not kept (sends fell short, started late or were
     /// dropped), whoever was the limit; always false in a closed loop.
     pub behind: bool,
+    /// True when the emulated network (`[network]`), not the target, was the limit: its
+    /// bottleneck full, or the link itself behind its schedule.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub link: bool,
     /// What the schedule offered (deliveries per second; closed loop: what was sent).
     pub offered_per_s: f64,
     /// First attempts (pushes, sends) started per second in the measured window.
@@ -52,6 +56,15 @@ impl Saturation {
             return Some(format!(
                 "{model}: the generator could send {} of {}/s offered ({}): these figures \
                  describe the generator, not the target",
+                si(self.sent_per_s),
+                si(self.offered_per_s),
+                self.reason
+            ));
+        }
+        if self.link {
+            return Some(format!(
+                "{model}: {} of {}/s offered were sent; {}: these figures describe the \
+                 [network] settings, not the target",
                 si(self.sent_per_s),
                 si(self.offered_per_s),
                 self.reason
@@ -114,6 +127,7 @@ pub fn judge(f: &SendFigures) -> Saturation {
     let verdict = |generator: bool, behind: bool, reason: String| Saturation {
         generator,
         behind,
+        link: false,
         offered_per_s: offered,
         sent_per_s: f.sent_per_s,
         reason,

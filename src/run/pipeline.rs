@@ -45,6 +45,8 @@ pub struct PipelineSpec<'a> {
     pub window_s: (f64, f64),
     /// Process IDs of the target's processes (none: in-process or external).
     pub target_pids: &'a [u32],
+    /// The emulated link's pump thread (in this process), metered as the `link` role.
+    pub link_tid: Option<i32>,
     /// Hand freed memory back to the OS before each interval's memory reading, so RSS shows
     /// what held connections really keep (glibc otherwise caches it in its arenas).
     pub trim_heap: bool,
@@ -112,6 +114,8 @@ pub struct Recording {
     pub gen_meter: RoleMeter,
     /// The target's meter.
     pub target_meter: RoleMeter,
+    /// The emulated link's meter, when there is one.
+    pub link_meter: Option<RoleMeter>,
     /// The machine's CPU meter over the run.
     pub host_meter: HostMeter,
     /// Memory before any load: generator and target (bytes).
@@ -149,6 +153,11 @@ impl Recording {
             resources: Resources {
                 generator: self.gen_meter.cost(),
                 target: self.target_meter.cost(),
+                // A thread of this process: its memory is the generator's.
+                link: self.link_meter.as_ref().map(|m| RoleCost {
+                    cpu_s: m.cpu_s(),
+                    peak_rss_bytes: 0,
+                }),
             },
             ..ModelSummary::default()
         }
@@ -188,6 +197,7 @@ impl Recording {
 pub struct Pipeline {
     gen_meter: RoleMeter,
     target_meter: RoleMeter,
+    link_meter: Option<RoleMeter>,
     host_meter: HostMeter,
     rss_before: (u64, u64),
 }
@@ -195,13 +205,20 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts the meters (before the workers, so their start is metered).
     pub fn start(spec: &PipelineSpec<'_>) -> Self {
-        let mut gen_meter = RoleMeter::new(vec!["self".into()]);
+        let link = spec.link_tid.map(|tid| format!("self/task/{tid}"));
+        let mut gen_meter =
+            RoleMeter::new(vec!["self".into()]).without(link.iter().cloned().collect());
         let mut target_meter = RoleMeter::of_pids(spec.target_pids);
+        let mut link_meter = link.map(|l| RoleMeter::new(vec![l]));
         let (_, gen_rss) = gen_meter.tick(0.0);
         let (_, target_rss) = target_meter.tick(0.0);
+        if let Some(m) = &mut link_meter {
+            m.tick(0.0);
+        }
         Self {
             gen_meter,
             target_meter,
+            link_meter,
             host_meter: HostMeter::start(),
             rss_before: (gen_rss, target_rss),
         }
@@ -234,6 +251,7 @@ impl Pipeline {
         let Pipeline {
             mut gen_meter,
             mut target_meter,
+            mut link_meter,
             host_meter,
             rss_before,
         } = self;
@@ -289,6 +307,9 @@ impl Pipeline {
                 }
                 let (gen_cpu, gen_rss) = gen_meter.tick(end_s);
                 let (target_cpu, target_rss) = target_meter.tick(end_s);
+                if let Some(m) = &mut link_meter {
+                    m.tick(end_s);
+                }
                 let figures = driver.interval(
                     &Closed {
                         k,
@@ -378,6 +399,7 @@ impl Pipeline {
             peak_connections,
             gen_meter,
             target_meter,
+            link_meter,
             host_meter,
             rss_before,
             run_s: elapsed_s().max(1e-3),
@@ -457,6 +479,7 @@ mod tests {
             total_s: 2.0,
             window_s: (0.0, 2.0),
             target_pids: &[],
+            link_tid: None,
             trim_heap: false,
             last_row_carries_rest: false,
         };

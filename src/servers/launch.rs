@@ -2,14 +2,17 @@
 //! its CPU and memory are measured apart from the generator's), or on a thread of this process
 //! (tests). Also the tiny client that pulls `/stats`.
 
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::receiver::{self, ReceiverOptions, ReceiverStats};
+use crate::netem::tun::EmulatedLink;
 use crate::scenario::{OutageMode, ReceiverConfig};
 use crate::webhook::sign::SignatureScheme;
 
@@ -39,10 +42,15 @@ enum Handle {
 
 /// A receiver the harness started.
 pub struct RunningTarget {
-    /// Where it listens.
+    /// Where the generator reaches it (across the emulated link when there is one).
     pub addr: SocketAddr,
+    /// Where the harness pulls its `/stats`: `addr` on loopback, the link's unshaped control
+    /// path behind an emulated link (so the pulls never queue behind the load).
+    pub stats_addr: SocketAddr,
     /// Process ids to meter (empty when in-process).
     pub pids: Vec<u32>,
+    /// The pump thread of the emulated link it sits behind, to meter as the `link` role.
+    pub link_tid: Option<i32>,
     handle: Handle,
 }
 
@@ -93,13 +101,52 @@ fn startup_line(stdout: std::process::ChildStdout, timeout: Duration) -> Result<
     }
 }
 
+/// Where a built-in target listens: loopback, or every address of the emulated link's
+/// namespace (its end of the shaped path and of the control path; nothing else is there).
+fn listen_addr(net: Option<&EmulatedLink>) -> SocketAddr {
+    let ip = match net {
+        Some(_) => std::net::Ipv4Addr::UNSPECIFIED,
+        None => std::net::Ipv4Addr::LOCALHOST,
+    };
+    SocketAddr::new(ip.into(), 0)
+}
+
+/// The address a target bound to `bound` is reached at over `ip` (its port, the link's address).
+fn behind(bound: SocketAddr, ip: std::net::Ipv4Addr) -> SocketAddr {
+    SocketAddr::new(ip.into(), bound.port())
+}
+
+/// Puts a child into the link's namespace before it runs (its sockets are then the
+/// namespace's). The returned file must outlive the spawn.
+fn enter_netns(cmd: &mut Command, net: Option<&EmulatedLink>) -> Result<Option<File>, String> {
+    let Some(link) = net else { return Ok(None) };
+    let ns = File::open(link.ns_path())
+        .map_err(|e| format!("cannot open the link's namespace {}: {e}", link.ns))?;
+    let fd = ns.as_raw_fd();
+    // SAFETY: setns is async-signal-safe; `fd` stays open until after the spawn.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(Some(ns))
+}
+
 /// Command-line arguments that reproduce a receiver configuration for `serve webhook`.
-pub fn receiver_args(cfg: &ReceiverConfig, scheme: SignatureScheme, seed: u64) -> Vec<String> {
+pub fn receiver_args(
+    cfg: &ReceiverConfig,
+    scheme: SignatureScheme,
+    seed: u64,
+    listen: SocketAddr,
+) -> Vec<String> {
     let mut args = vec![
         "serve".into(),
         "webhook".into(),
         "--listen".into(),
-        "127.0.0.1:0".into(),
+        listen.to_string(),
         "--signature".into(),
         scheme.name().into(),
         "--seed".into(),
@@ -153,7 +200,7 @@ pub fn receiver_args(cfg: &ReceiverConfig, scheme: SignatureScheme, seed: u64) -
 }
 
 /// Starts a receiver and waits until it accepts connections; with `tls`, it serves TLS with
-/// that identity.
+/// that identity; with `net`, inside that link's namespace, reached across it.
 pub fn launch_receiver(
     launch: &TargetLaunch,
     cfg: &ReceiverConfig,
@@ -161,11 +208,20 @@ pub fn launch_receiver(
     secret: Option<&str>,
     seed: u64,
     tls: Option<&crate::tls::Identity>,
+    net: Option<&EmulatedLink>,
 ) -> Result<RunningTarget, String> {
+    let placed = |bound: SocketAddr| match net {
+        Some(link) => (
+            behind(bound, link.addrs.target),
+            behind(bound, link.addrs.control),
+        ),
+        None => (bound, bound),
+    };
     match launch {
         TargetLaunch::Child(exe) => {
             let mut cmd = Command::new(exe);
-            cmd.args(receiver_args(cfg, scheme, seed));
+            cmd.args(receiver_args(cfg, scheme, seed, listen_addr(net)));
+            let ns = enter_netns(&mut cmd, net)?;
             // The child reads its certificate and key before it says it listens; they are
             // removed then (the key never outlives the start-up in a file).
             let tls_files = match tls {
@@ -194,6 +250,7 @@ pub fn launch_receiver(
                     exe.display()
                 )
             })?;
+            drop(ns);
             let stdout = child.stdout.take().expect("piped");
             let read = startup_line(stdout, STARTUP_TIMEOUT);
             drop(tls_files);
@@ -203,9 +260,11 @@ pub fn launch_receiver(
                 .split_once("://")
                 .and_then(|(_, rest)| rest.trim().parse::<SocketAddr>().ok());
             match (&read, addr) {
-                (Ok(_), Some(addr)) => Ok(RunningTarget {
-                    addr,
+                (Ok(_), Some(bound)) => Ok(RunningTarget {
+                    addr: placed(bound).0,
+                    stats_addr: placed(bound).1,
                     pids: vec![child.id()],
+                    link_tid: net.and_then(EmulatedLink::pump_tid),
                     handle: Handle::Child(child),
                 }),
                 _ => {
@@ -222,9 +281,16 @@ pub fn launch_receiver(
             }
         }
         TargetLaunch::InProcess => {
-            let listener = StdListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+            let listen = listen_addr(net);
+            let listener = match net {
+                Some(link) => {
+                    crate::netem::tun::in_netns(&link.ns_path(), move || StdListener::bind(listen))
+                }
+                None => StdListener::bind(listen),
+            }
+            .map_err(|e| format!("bind: {e}"))?;
             listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            let (addr, stats_addr) = placed(listener.local_addr().map_err(|e| e.to_string())?);
             let key = receiver::key_for(scheme, secret)?;
             let opts = ReceiverOptions {
                 config: cfg.clone(),
@@ -253,7 +319,9 @@ pub fn launch_receiver(
                 .map_err(|e| e.to_string())?;
             Ok(RunningTarget {
                 addr,
+                stats_addr,
                 pids: Vec::new(),
+                link_tid: net.and_then(EmulatedLink::pump_tid),
                 handle: Handle::InProcess { shutdown, thread },
             })
         }
@@ -347,6 +415,8 @@ pub struct RunningWsServers {
     pub controls: Vec<SocketAddr>,
     /// Process ids to meter (empty when in-process).
     pub pids: Vec<u32>,
+    /// The pump thread of the emulated link they sit behind, to meter as the `link` role.
+    pub link_tid: Option<i32>,
     handles: Vec<Handle>,
 }
 
@@ -356,7 +426,9 @@ impl RunningWsServers {
         for handle in self.handles {
             RunningTarget {
                 addr: self.addr,
+                stats_addr: self.addr,
                 pids: Vec::new(),
+                link_tid: None,
                 handle,
             }
             .stop();
@@ -371,22 +443,36 @@ fn parse_ws_banner(line: &str) -> Option<(SocketAddr, SocketAddr)> {
 }
 
 /// Starts `processes` WebSocket servers on one port (the first picks a free one on `ip`);
-/// with `tls`, they serve TLS with that identity.
+/// with `tls`, they serve TLS with that identity; with `net`, inside that link's namespace
+/// (on all its addresses: `ip` is then unused), reached across it, their control ports over
+/// its unshaped control path.
 pub fn launch_ws_servers(
     launch: &TargetLaunch,
     processes: usize,
     ip: std::net::IpAddr,
     token: Option<&str>,
     tls: Option<&crate::tls::Identity>,
+    net: Option<&EmulatedLink>,
 ) -> Result<RunningWsServers, String> {
+    let (mut listen, control_ip): (SocketAddr, std::net::IpAddr) = match net {
+        Some(_) => (listen_addr(net), std::net::Ipv4Addr::UNSPECIFIED.into()),
+        None => (SocketAddr::new(ip, 0), std::net::Ipv4Addr::LOCALHOST.into()),
+    };
+    let placed = |bound: SocketAddr, control: SocketAddr| match net {
+        Some(link) => (
+            behind(bound, link.addrs.target),
+            behind(control, link.addrs.control),
+        ),
+        None => (bound, control),
+    };
     let mut servers = RunningWsServers {
-        addr: SocketAddr::new(ip, 0),
+        addr: listen,
         controls: Vec::new(),
         pids: Vec::new(),
+        link_tid: net.and_then(EmulatedLink::pump_tid),
         handles: Vec::new(),
     };
     for _ in 0..processes.max(1) {
-        let listen = servers.addr;
         match launch {
             TargetLaunch::Child(exe) => {
                 let mut cmd = Command::new(exe);
@@ -395,6 +481,8 @@ pub fn launch_ws_servers(
                     "ws",
                     "--listen",
                     &listen.to_string(),
+                    "--control-ip",
+                    &control_ip.to_string(),
                     "--processes",
                     "1",
                 ])
@@ -417,13 +505,15 @@ pub fn launch_ws_servers(
                         Ok(())
                     });
                 }
+                let ns = enter_netns(&mut cmd, net)?;
                 let mut child = cmd
                     .spawn()
                     .map_err(|e| format!("cannot start the built-in WebSocket server: {e}"))?;
+                drop(ns);
                 let line = startup_line(child.stdout.take().expect("piped"), STARTUP_TIMEOUT)
                     .unwrap_or_else(|e| e);
                 drop(tls_files);
-                let Some((addr, control)) = parse_ws_banner(&line) else {
+                let Some((bound, control)) = parse_ws_banner(&line) else {
                     let _ = child.kill();
                     let _ = child.wait();
                     servers.stop();
@@ -431,6 +521,8 @@ pub fn launch_ws_servers(
                         "the built-in WebSocket server did not start; it printed: {line:?}"
                     ));
                 };
+                listen = bound;
+                let (addr, control) = placed(bound, control);
                 servers.addr = addr;
                 servers.controls.push(control);
                 servers.pids.push(child.id());
@@ -444,16 +536,23 @@ pub fn launch_ws_servers(
                     tls: tls.map(|id| id.server_config()).transpose()?,
                     ..Default::default()
                 };
+                let ns = net.map(|link| link.ns_path());
                 let thread = std::thread::Builder::new()
                     .name("ws-server".into())
                     .spawn(move || {
+                        if let Some(path) = ns {
+                            if let Err(e) = crate::netem::tun::enter_netns_here(&path) {
+                                let _ = tx.send(Err(format!("entering the link's namespace: {e}")));
+                                return;
+                            }
+                        }
                         let rt = tokio::runtime::Builder::new_current_thread()
                             .enable_all()
                             .build()
                             .expect("server runtime");
                         let local = tokio::task::LocalSet::new();
                         local.block_on(&rt, async move {
-                            let bound = super::ws_server::bind(listen);
+                            let bound = super::ws_server::bind(listen, control_ip);
                             let (listener, control) = match bound {
                                 Ok(pair) => pair,
                                 Err(e) => {
@@ -473,7 +572,9 @@ pub fn launch_ws_servers(
                         });
                     })
                     .map_err(|e| e.to_string())?;
-                let (addr, control) = rx.recv().map_err(|e| e.to_string())??;
+                let (bound, control) = rx.recv().map_err(|e| e.to_string())??;
+                listen = bound;
+                let (addr, control) = placed(bound, control);
                 servers.addr = addr;
                 servers.controls.push(control);
                 servers.handles.push(Handle::InProcess { shutdown, thread });

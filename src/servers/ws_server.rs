@@ -677,8 +677,12 @@ impl Server {
     }
 }
 
-/// Binds the shared WebSocket port (SO_REUSEPORT, backlog 4096) and a private control port.
-pub fn bind(addr: std::net::SocketAddr) -> io::Result<(TcpListener, TcpListener)> {
+/// Binds the shared WebSocket port (SO_REUSEPORT, backlog 4096) and a private control port on
+/// `control_ip` (loopback, or all of an emulated link's namespace).
+pub fn bind(
+    addr: std::net::SocketAddr,
+    control_ip: std::net::IpAddr,
+) -> io::Result<(TcpListener, TcpListener)> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -688,7 +692,7 @@ pub fn bind(addr: std::net::SocketAddr) -> io::Result<(TcpListener, TcpListener)
     socket.set_reuseport(true)?;
     socket.bind(addr)?;
     let listener = socket.listen(8192)?;
-    let control = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let control = std::net::TcpListener::bind((control_ip, 0))?;
     control.set_nonblocking(true)?;
     Ok((listener, TcpListener::from_std(control)?))
 }

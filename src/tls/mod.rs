@@ -197,6 +197,12 @@ fn random_key() -> Result<[u8; 32], String> {
 impl Identity {
     /// A CA and a leaf for `localhost` and `127.0.0.1`, made for this run.
     pub fn generate() -> Result<Self, String> {
+        Self::generate_for(None)
+    }
+
+    /// As [`Identity::generate`], the leaf also valid for `also` (a target's address across an
+    /// emulated link).
+    pub fn generate_for(also: Option<std::net::IpAddr>) -> Result<Self, String> {
         use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
         let err = |e: rcgen::Error| format!("generating the run's certificate: {e}");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
@@ -207,9 +213,9 @@ impl Identity {
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(err)?)
             .map_err(err)?;
         let leaf_key = KeyPair::generate().map_err(err)?;
-        let mut leaf_params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .map_err(err)?;
+        let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        names.extend(also.map(|ip| ip.to_string()));
+        let mut leaf_params = CertificateParams::new(names).map_err(err)?;
         leaf_params
             .distinguished_name
             .push(DnType::CommonName, "pushbench built-in target");

@@ -126,12 +126,20 @@ pub async fn run_webhook(
     };
     let key = SigningKey::new(cfg.signature, &secret).map_err(RunError::Setup)?;
 
+    // With `[network]`, the built-in receiver sits behind an emulated link.
+    let link = crate::netem::start_for(
+        scenario.network.as_ref(),
+        cfg.target.is_builtin(),
+        scenario.seed,
+    )
+    .map_err(RunError::Setup)?;
     // The built-in receiver serves TLS with a certificate made for this run, which the
     // client (and only it) trusts.
     let identity = match (&cfg.target, &cfg.tls) {
-        (WebhookTarget::Builtin(_), Some(_)) => {
-            Some(crate::tls::Identity::generate().map_err(RunError::Setup)?)
-        }
+        (WebhookTarget::Builtin(_), Some(_)) => Some(
+            crate::tls::Identity::generate_for(link.as_ref().map(|l| l.addrs.target.into()))
+                .map_err(RunError::Setup)?,
+        ),
         _ => None,
     };
     let (target, url) = match &cfg.target {
@@ -144,9 +152,10 @@ pub async fn run_webhook(
                 secret,
                 scenario.seed,
                 identity.as_ref(),
+                link.as_ref(),
             )
             .map_err(RunError::Setup)?;
-            let url = UrlTemplate::builtin(t.addr.port(), cfg.tls.is_some());
+            let url = UrlTemplate::builtin(t.addr, cfg.tls.is_some());
             (Some(t), url)
         }
         WebhookTarget::External(url) => (None, url.clone()),
@@ -173,7 +182,10 @@ pub async fn run_webhook(
     if let Some(t) = target {
         t.stop();
     }
-    result
+    result.map(|mut summary| {
+        crate::netem::finish_into(link, scenario.network.as_ref(), &mut summary);
+        summary
+    })
 }
 
 /// Delivery threads a run uses: as configured, else one per 10k deliveries/s up to one per
@@ -251,13 +263,14 @@ async fn drive(
         total_s: schedule.total_ns as f64 / 1e9,
         window_s: (warmup_s, (w.warmup_ns + w.duration_ns) as f64 / 1e9),
         target_pids: target.map_or(&[][..], |t| &t.pids),
+        link_tid: target.and_then(|t| t.link_tid),
         trim_heap: false,
         last_row_carries_rest: false,
     };
     let pipeline = Pipeline::start(&spec_p);
-    if target.is_some() {
+    if let Some(t) = target {
         // Start the receiver's interval histograms empty.
-        let _ = fetch_stats(addr);
+        let _ = fetch_stats(t.stats_addr);
     }
     let mut handles = Vec::new();
     for worker in 0..workers as u64 {
@@ -281,7 +294,7 @@ async fn drive(
     drop(tx);
 
     let mut driver = WebhookDriver {
-        receiver: target.map(|t| t.addr),
+        receiver: target.map(|t| t.stats_addr),
         delivery: new_hist(),
         delivery_uncorrected: new_hist(),
         counters: None,

@@ -360,6 +360,9 @@ mod tests {
 
     #[test]
     fn builtin_paths_carry_the_subscriber() {
-        assert_eq!(WsUrl::builtin_ws(1, false).path(42), "/ws/42");
+        assert_eq!(
+            WsUrl::builtin_ws("127.0.0.1:1".parse().unwrap(), false).path(42),
+            "/ws/42"
+        );
     }
 }

@@ -90,10 +90,18 @@ pub async fn run_websocket(
     let subs = scenario.workload.shard_subscribers();
     // The built-in server serves TLS with a certificate made for this run, which the fleet
     // (and only it) trusts.
+    // With `[network]`, the built-in server sits behind an emulated link.
+    let link = crate::netem::start_for(
+        scenario.network.as_ref(),
+        cfg.target.is_builtin(),
+        scenario.seed,
+    )
+    .map_err(RunError::Setup)?;
     let identity = match (&cfg.target, &cfg.tls) {
-        (WsTarget::Builtin(_), Some(_)) => {
-            Some(crate::tls::Identity::generate().map_err(RunError::Setup)?)
-        }
+        (WsTarget::Builtin(_), Some(_)) => Some(
+            crate::tls::Identity::generate_for(link.as_ref().map(|l| l.addrs.target.into()))
+                .map_err(RunError::Setup)?,
+        ),
         _ => None,
     };
     let (servers, url, addr) = match &cfg.target {
@@ -109,15 +117,14 @@ pub async fn run_websocket(
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 token,
                 identity.as_ref(),
+                link.as_ref(),
             )
             .map_err(RunError::Setup)?;
             let url = match cfg.protocol {
-                PushProtocol::WebSocket => {
-                    UrlTemplate::builtin_ws(s.addr.port(), cfg.tls.is_some())
-                }
-                PushProtocol::Sse => UrlTemplate::builtin_sse(s.addr.port(), cfg.tls.is_some()),
+                PushProtocol::WebSocket => UrlTemplate::builtin_ws(s.addr, cfg.tls.is_some()),
+                PushProtocol::Sse => UrlTemplate::builtin_sse(s.addr, cfg.tls.is_some()),
                 PushProtocol::LongPoll => UrlTemplate::builtin_poll(
-                    s.addr.port(),
+                    s.addr,
                     cfg.tls.is_some(),
                     cfg.poll.as_ref().map_or(20_000, |p| p.hold_ns / 1_000_000),
                 ),
@@ -160,7 +167,10 @@ pub async fn run_websocket(
     if let Some(s) = servers {
         s.stop();
     }
-    result
+    result.map(|mut summary| {
+        crate::netem::finish_into(link, scenario.network.as_ref(), &mut summary);
+        summary
+    })
 }
 
 /// What the WebSocket model keeps of each interval beyond the pipeline's totals: memory at the
@@ -329,6 +339,7 @@ async fn drive(
         total_s: (close_at_mono - ramp_start_mono) as f64 / 1e9,
         window_s: (window_from_s, window_from_s + w.duration_ns as f64 / 1e9),
         target_pids: servers.map_or(&[][..], |s| &s.pids),
+        link_tid: servers.and_then(|s| s.link_tid),
         trim_heap: true,
         last_row_carries_rest: true,
     };
