@@ -21,7 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario (default: the built-in quick scenario) and write a results directory.
     Run {
-        /// Scenario file (TOML). Without it, the embedded scenarios/quick.toml runs.
+        /// Scenario file (TOML), or the name of an embedded one: `quick` (the default, on
+        /// loopback) or `wan` (every model behind an emulated 50 ms link, over TLS; needs root).
         scenario: Option<PathBuf>,
         /// Write results into exactly this directory.
         #[arg(long)]

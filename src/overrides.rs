@@ -133,7 +133,7 @@ pub fn value_of(text: &str) -> Value {
 
 /// Returns `source` with `key` set to `value` (parsed by [`value_of`]). Tables below the first
 /// segment are created as needed; the first segment must already be a table of the scenario
-/// (or the key a top-level key such as `seed`).
+/// (or the key a top-level key such as `seed`), except `network`, which is created too.
 pub fn set_key(source: &str, key: &str, value: &str) -> Result<String, OverrideError> {
     check_key(key)?;
     let mut doc: DocumentMut = source
@@ -142,7 +142,8 @@ pub fn set_key(source: &str, key: &str, value: &str) -> Result<String, OverrideE
     let segments: Vec<&str> = key.split('.').collect();
     if segments.len() > 1 {
         let first = segments[0];
-        if !doc.contains_key(first) {
+        // `[network]` is all defaults, so a sweep may add it (`--set network.rtt=...`).
+        if !doc.contains_key(first) && first != "network" {
             return Err(OverrideError::NoTable {
                 key: key.into(),
                 table: first.into(),
@@ -323,6 +324,16 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(s.source.contains("delay = \"10ms\""), "{}", s.source);
+    }
+
+    #[test]
+    fn a_sweep_over_the_network_adds_the_table_the_scenario_lacks() {
+        assert!(base().network.is_none());
+        let s = apply(&base(), "network.rtt", "80ms", &env).unwrap();
+        let n = s.network.expect("[network] created");
+        assert_eq!(n.rtt_ns, 80_000_000);
+        // Any other missing table is still a mistake.
+        assert!(apply(&base(), "nosuch.rtt", "80ms", &env).is_err());
     }
 
     #[test]

@@ -34,6 +34,22 @@ fn the_embedded_default_scenario_is_valid() {
 }
 
 #[test]
+fn the_embedded_wan_scenario_runs_every_model_behind_a_50ms_link_over_tls() {
+    // By name, as `pushbench run wan` takes it (no file of that name here).
+    let s = scenario::load_or_embedded(std::path::Path::new("wan")).unwrap();
+    assert_eq!(s.name, "wan");
+    assert_eq!(s.network.expect("[network]").rtt_ns, 50_000_000);
+    let w = s.webhook.expect("webhook model");
+    assert!(w.tls.is_some() && w.connection == ConnectionMode::Fresh);
+    for m in [s.websocket, s.sse, s.longpoll] {
+        assert!(m.expect("every model").tls.is_some());
+    }
+    // Not a name of an embedded scenario: the file's error.
+    let e = scenario::load_or_embedded(std::path::Path::new("no-such-scenario")).unwrap_err();
+    assert!(e.to_string().contains("cannot read the file"), "{e}");
+}
+
+#[test]
 fn a_full_file_parses_into_typed_settings() {
     let src = r#"
 name = "full"

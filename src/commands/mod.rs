@@ -148,7 +148,7 @@ pub fn execute(command: Command) -> Outcome {
             start_at,
         } => {
             let mut scenario = match scenario {
-                Some(path) => match scenario::load(&path) {
+                Some(path) => match scenario::load_or_embedded(&path) {
                     Ok(s) => s,
                     Err(e) => {
                         eprint!("{e}");
@@ -157,6 +157,9 @@ pub fn execute(command: Command) -> Outcome {
                 },
                 None => scenario::default_scenario(),
             };
+            if let Err(code) = network_preflight(&scenario, None) {
+                return code;
+            }
             if let Some(arg) = &shard {
                 match crate::shards::parse_shard(arg, &|k| std::env::var(k).ok()) {
                     Ok(s) => scenario.workload.shard = s,
@@ -319,13 +322,29 @@ fn run_options(
     })
 }
 
+/// A scenario with `[network]` (or a sweep that adds it) stops here, before anything runs,
+/// when this process cannot set up the emulated link.
+fn network_preflight(
+    scenario: &scenario::Scenario,
+    assignment: Option<&crate::overrides::Assignment>,
+) -> Result<(), Outcome> {
+    let adds = assignment.is_some_and(|a| a.key == "network" || a.key.starts_with("network."));
+    if scenario.network.is_none() && !adds {
+        return Ok(());
+    }
+    match crate::netem::missing_requirements() {
+        Some(why) => Err(usage_error(why)),
+        None => Ok(()),
+    }
+}
+
 fn usage_error(message: impl std::fmt::Display) -> Outcome {
     eprintln!("error: {message}");
     Outcome::Usage
 }
 
 fn load_scenario(path: &std::path::Path) -> Result<scenario::Scenario, Outcome> {
-    scenario::load(path).map_err(|e| {
+    scenario::load_or_embedded(path).map_err(|e| {
         eprint!("{e}");
         Outcome::Usage
     })
@@ -352,6 +371,9 @@ fn capacity_command(args: CapacityArgs) -> Outcome {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if let Err(code) = network_preflight(&scenario, None) {
+        return code;
+    }
     let run = match run_options(args.out, args.progress) {
         Ok(o) => o,
         Err(code) => return code,
@@ -412,6 +434,9 @@ fn sweep_command(
         Ok(s) => s,
         Err(code) => return code,
     };
+    if let Err(code) = network_preflight(&scenario, Some(&assignment)) {
+        return code;
+    }
     let opts = match run_options(out, progress) {
         Ok(o) => o,
         Err(code) => return code,

@@ -11,6 +11,52 @@ pub mod tun;
 
 use crate::scenario::NetworkConfig;
 
+/// Capabilities the link needs: CAP_NET_ADMIN (devices, addresses, routes) and CAP_SYS_ADMIN
+/// (`ip netns add` mounts the namespace's file), bits of `CapEff` in /proc/self/status.
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// What a `[network]` run needs that this process lacks, in words; `None` when it has it all.
+/// Checked before anything runs (exit 2).
+pub fn missing_requirements() -> Option<String> {
+    let caps = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0);
+    let mut missing = Vec::new();
+    for (bit, name) in [
+        (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+        (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
+    ] {
+        if caps & (1 << bit) == 0 {
+            missing.push(name.to_string());
+        }
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        missing.push("the TUN device /dev/net/tun".into());
+    }
+    let ip = std::process::Command::new("ip")
+        .arg("-V")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !ip.is_ok_and(|s| s.success()) {
+        missing.push("the `ip` command (Debian: iproute2)".into());
+    }
+    (!missing.is_empty()).then(|| {
+        format!(
+            "[network] emulates the network in a namespace of its own and needs {}: run as \
+             root (or in a container or CI runner with those capabilities), or remove \
+             [network] to run on loopback",
+            missing.join(", ")
+        )
+    })
+}
+
 /// Starts the link a model's built-in targets sit behind, when the scenario has `[network]`
 /// (and the targets are built in: an external target's network is the real one).
 pub fn start_for(
@@ -79,10 +125,11 @@ pub fn finish_into(
     if let Some(why) = link_limit(&net) {
         let s = &mut summary.saturation;
         s.link = true;
-        s.reason = if s.reason.is_empty() {
-            why
-        } else {
+        // What the generator's verdict adds only matters when the schedule was not kept.
+        s.reason = if s.behind || s.generator {
             format!("{why}; {}", s.reason)
+        } else {
+            why
         };
     }
     summary.network = Some(net);
@@ -97,7 +144,7 @@ fn link_limit(n: &crate::record::results::NetworkSummary) -> Option<String> {
     if !n.kept_schedule {
         return Some(format!(
             "the emulated link fell behind its own schedule (p99 {} late): latency includes \
-             the link's own delay",
+             the link's own delay besides the [network] settings",
             crate::units::fmt_us(n.link_late_us.p99)
         ));
     }
@@ -109,11 +156,65 @@ fn link_limit(n: &crate::record::results::NetworkSummary) -> Option<String> {
     (d.utilization >= LINK_BUSY || drops > 0).then(|| {
         format!(
             "the emulated link was the limit: {}bit/s {dir}, {:.0}% busy, {}B/s carried, {} \
-             packets dropped at its full queue",
+             packets dropped at its full queue: these figures describe the [network] \
+             settings, not the target",
             si(bw as f64),
             d.utilization * 100.0,
             si(d.bytes_per_s),
             drops
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(busy_ns: u64, queue_drops: u64, late_us: &[u64]) -> tun::PumpFigures {
+        let mut f = tun::PumpFigures {
+            elapsed_ns: 10_000_000_000,
+            ..Default::default()
+        };
+        f.down = link::LinkCounts {
+            packets: 10_000,
+            bytes: 12_500_000,
+            busy_ns,
+            queue_drops,
+            ..Default::default()
+        };
+        f.up.packets = 5_000;
+        for &l in late_us {
+            f.late_us.record(l).unwrap();
+        }
+        f
+    }
+
+    #[test]
+    fn a_full_bottleneck_or_a_late_link_is_named_and_a_quiet_one_is_not() {
+        let cfg = NetworkConfig {
+            bandwidth_bps: Some(10_000_000),
+            ..Default::default()
+        };
+        // 12.5 MB over 10 s is 1.25 MB/s: a 10 Mbit/s link kept busy all along.
+        let full = summary_of(&cfg, &figures(9_800_000_000, 0, &[10]), 0.15);
+        assert!((full.down.bytes_per_s - 1_250_000.0).abs() < 1.0);
+        assert!((full.down.utilization - 0.98).abs() < 1e-9);
+        assert!((full.cpu_ns_per_packet - 10_000.0).abs() < 1e-6);
+        let why = link_limit(&full).expect("the link was the limit");
+        assert!(
+            why.contains("10.0Mbit/s down") && why.contains("98% busy"),
+            "{why}"
+        );
+        // Drops at the queue name it too, however busy it was on average.
+        assert!(link_limit(&summary_of(&cfg, &figures(1, 3, &[10]), 0.0)).is_some());
+        // Half busy, nothing dropped, on time: not the link.
+        let quiet = summary_of(&cfg, &figures(5_000_000_000, 0, &[10, 20]), 0.0);
+        assert!(quiet.kept_schedule && link_limit(&quiet).is_none());
+        // Without a bandwidth there is no bottleneck; a late pump is still named.
+        let late = summary_of(&NetworkConfig::default(), &figures(0, 0, &[5_000]), 0.0);
+        assert!(!late.kept_schedule);
+        assert!(link_limit(&late)
+            .unwrap()
+            .contains("fell behind its own schedule"));
+    }
 }

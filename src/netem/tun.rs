@@ -430,6 +430,9 @@ fn pump(outer: OwnedFd, inner: OwnedFd, up: Link, down: Link, shared: &Shared) {
         shared.tid.store(libc::gettid(), Ordering::Relaxed);
         libc::prctl(libc::PR_SET_TIMERSLACK, 1);
     }
+    // An ordinary thread, on purpose: at real-time priority (SCHED_FIFO) or nice -10 its own
+    // delay fell (p99 30 us instead of 60 us at rtt 0) but every packet it woke a reader for
+    // preempted that reader, and keep-alive webhooks through it lost a fifth of their rate.
     let (o, i) = (outer.as_raw_fd(), inner.as_raw_fd());
     let mut dirs = [
         Direction {

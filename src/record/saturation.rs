@@ -63,8 +63,7 @@ impl Saturation {
         }
         if self.link {
             return Some(format!(
-                "{model}: {} of {}/s offered were sent; {}: these figures describe the \
-                 [network] settings, not the target",
+                "{model}: {} of {}/s offered were sent; {}",
                 si(self.sent_per_s),
                 si(self.offered_per_s),
                 self.reason

@@ -71,6 +71,7 @@ fn rows(m: &ModelSummary) -> Vec<Row> {
         failed += &format!(" ({} dropped)", m.dropped);
     }
     let ws = m.fleet();
+    let net = m.network.as_ref();
     let dash = || "-".to_string();
     let cost_per_million = |cpu_s: f64| (m.delivered > 0).then(|| cpu_s / m.delivered as f64 * 1e6);
     let gen_cost = cost_per_million(m.resources.generator.cpu_s);
@@ -266,6 +267,54 @@ fn rows(m: &ModelSummary) -> Vec<Row> {
                     "{:.1} / {:.1} KiB",
                     w.memory_per_connection_bytes.generator / 1024.0,
                     w.memory_per_connection_bytes.target / 1024.0
+                )
+            }),
+            None,
+            Neither,
+        ),
+        row(
+            "network (emulated link)",
+            net.map_or_else(dash, |n| n.settings.clone()),
+            None,
+            Neither,
+        ),
+        row(
+            "link packets up / down",
+            net.map_or_else(dash, |n| format!("{} / {}", n.up.packets, n.down.packets)),
+            None,
+            Neither,
+        ),
+        row(
+            "link lost / queue drops",
+            net.map_or_else(dash, |n| {
+                format!(
+                    "{} / {}",
+                    n.up.lost + n.down.lost,
+                    n.up.queue_drops + n.down.queue_drops
+                )
+            }),
+            None,
+            Neither,
+        ),
+        row(
+            "link's own delay p50 / p99",
+            net.map_or_else(dash, |n| {
+                format!(
+                    "{} / {}",
+                    fmt_us(n.link_late_us.p50),
+                    fmt_us(n.link_late_us.p99)
+                )
+            }),
+            None,
+            Neither,
+        ),
+        row(
+            "link CPU (per packet)",
+            net.map_or_else(dash, |n| {
+                format!(
+                    "{:.2} s ({:.1} us)",
+                    m.resources.link.map_or(0.0, |l| l.cpu_s),
+                    n.cpu_ns_per_packet / 1000.0
                 )
             }),
             None,

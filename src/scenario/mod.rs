@@ -782,3 +782,28 @@ pub fn default_scenario() -> Scenario {
     parse(DEFAULT_SCENARIO, "quick", &|name| std::env::var(name).ok())
         .expect("the embedded default scenario is valid (checked by a test)")
 }
+
+/// The scenarios compiled in, by the name `pushbench run NAME` takes: `quick` (the default, on
+/// loopback) and `wan` (every model behind an emulated 50 ms link, over TLS; needs root).
+pub const EMBEDDED: [(&str, &str); 2] = [
+    ("quick", DEFAULT_SCENARIO),
+    ("wan", include_str!("../../scenarios/wan.toml")),
+];
+
+/// A scenario file, or, when no file has that name, the embedded scenario of that name.
+pub fn load_or_embedded(path: &Path) -> Result<Scenario, ScenarioError> {
+    let named = path.to_str().filter(|_| !path.exists()).and_then(|name| {
+        EMBEDDED
+            .iter()
+            .find(|(n, _)| *n == name || format!("{n}.toml") == name)
+    });
+    match named {
+        Some((name, text)) => from_bytes(
+            text.as_bytes(),
+            &format!("the embedded scenario `{name}`"),
+            name,
+            &|k| std::env::var(k).ok(),
+        ),
+        None => load(path),
+    }
+}
