@@ -87,8 +87,14 @@ fn over_a_40ms_link_a_kept_connection_pays_half_a_round_trip_and_a_connect_one()
         assert!((20.0..22.0).contains(&p50), "{name} latency p50 {p50} ms");
         let net = &m["network"];
         assert_eq!(net["rtt_us"], 40_000, "{name}");
-        assert!(net["up"]["packets"].as_u64().unwrap() > 100, "{name}: {net}");
-        assert!(net["down"]["packets"].as_u64().unwrap() > 100, "{name}: {net}");
+        assert!(
+            net["up"]["packets"].as_u64().unwrap() > 100,
+            "{name}: {net}"
+        );
+        assert!(
+            net["down"]["packets"].as_u64().unwrap() > 100,
+            "{name}: {net}"
+        );
         assert!(m["resources"]["link"]["cpu_s"].as_f64().is_some(), "{name}");
     }
     // A TCP connect is one round trip: SYN across, SYN-ACK back.
@@ -101,7 +107,10 @@ fn over_a_40ms_link_a_kept_connection_pays_half_a_round_trip_and_a_connect_one()
         String::from_utf8_lossy(&o.stdout).contains(&format!("pb-{pid}-"))
     };
     assert!(!left(&["netns", "list"]), "a namespace of the run is left");
-    assert!(!left(&["-o", "link", "show"]), "a device of the run is left");
+    assert!(
+        !left(&["-o", "link", "show"]),
+        "a device of the run is left"
+    );
 }
 
 #[test]
@@ -127,7 +136,10 @@ fn without_what_the_link_needs_a_network_run_stops_before_anything_runs() {
     };
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("[network]") && err.contains("CAP_NET_ADMIN"), "{err}");
+    assert!(
+        err.contains("[network]") && err.contains("CAP_NET_ADMIN"),
+        "{err}"
+    );
     assert!(err.contains("remove [network]"), "{err}");
     assert!(!dir.path().join("r").exists(), "nothing may run");
 }

@@ -63,6 +63,8 @@ pub struct LinkCounts {
     pub lost: u64,
     /// Dropped at the full queue.
     pub queue_drops: u64,
+    /// Bytes of the packets that got through (neither lost nor dropped).
+    pub carried_bytes: u64,
     /// Time the bottleneck spent sending (its busy share of a run is its utilization).
     pub busy_ns: u64,
 }
@@ -134,6 +136,7 @@ impl Link {
             at = at.max(self.last_delivery_ns);
         }
         self.last_delivery_ns = self.last_delivery_ns.max(at);
+        self.counts.carried_bytes += len as u64;
         Fate::At(at)
     }
 }
@@ -230,6 +233,7 @@ mod tests {
         assert_eq!((c.packets, c.bytes, c.queue_drops, c.lost), (5, 7500, 1, 0));
         // Four packets sent, 1 ms each on the wire.
         assert_eq!(c.busy_ns, 4 * MS);
+        assert_eq!(c.carried_bytes, 4 * 1500);
     }
 
     #[test]

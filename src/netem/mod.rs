@@ -90,7 +90,7 @@ pub fn summary_of(
         bytes: c.bytes,
         lost: c.lost,
         queue_drops: c.queue_drops,
-        bytes_per_s: c.bytes as f64 / secs,
+        bytes_per_s: c.carried_bytes as f64 / secs,
         utilization: c.busy_ns as f64 / f.elapsed_ns.max(1) as f64,
     };
     let late = crate::record::Percentiles::of(&f.late_us);
@@ -177,7 +177,8 @@ mod tests {
         };
         f.down = link::LinkCounts {
             packets: 10_000,
-            bytes: 12_500_000,
+            bytes: 12_600_000,
+            carried_bytes: 12_500_000,
             busy_ns,
             queue_drops,
             ..Default::default()

@@ -219,7 +219,7 @@ pub struct LinkDirection {
     pub lost: u64,
     /// Dropped at the bottleneck's full queue.
     pub queue_drops: u64,
-    /// Bytes per second carried over the link's life.
+    /// Bytes per second that got through (neither lost nor dropped), over the link's life.
     pub bytes_per_s: f64,
     /// Share of the time the bottleneck was sending (0 without `bandwidth`).
     pub utilization: f64,
