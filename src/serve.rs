@@ -202,11 +202,20 @@ pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
     ))
 }
 
-/// Whether this process's network namespace is another than init's (an emulated link's, where
-/// every address is the link's own and nothing from outside can reach it).
+/// Whether this process listens in an emulated link's namespace: every interface there but
+/// loopback is one of the link's own (`pb-...`), so nothing from outside can reach it.
+/// (`/proc/self/net/dev` lists the interfaces of the caller's namespace.)
 fn in_private_netns() -> bool {
-    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
-    matches!((ns("self"), ns("1")), (Some(a), Some(b)) if a != b)
+    let Ok(dev) = std::fs::read_to_string("/proc/self/net/dev") else {
+        return false;
+    };
+    let mut names = dev
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(name, _)| name.trim())
+        .filter(|n| *n != "lo")
+        .peekable();
+    names.peek().is_some() && names.all(|n| n.starts_with("pb-"))
 }
 
 fn warn_if_exposed(addr: SocketAddr) {
