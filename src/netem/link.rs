@@ -27,6 +27,14 @@ pub struct LinkSpec {
     pub seed: u64,
 }
 
+impl LinkSpec {
+    /// Whether this direction delays, shapes or drops anything (else it only carries packets
+    /// on at once).
+    pub fn shapes(&self) -> bool {
+        self.delay_ns > 0 || self.jitter_ns > 0 || self.bandwidth_bps.is_some() || self.loss > 0.0
+    }
+}
+
 impl Default for LinkSpec {
     fn default() -> Self {
         Self {

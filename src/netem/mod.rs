@@ -103,6 +103,7 @@ pub fn summary_of(
         up: direction(&f.up),
         down: direction(&f.down),
         kept_schedule: late.p99 <= LATE_P99_US,
+        realtime: f.realtime,
         link_late_us: late,
         cpu_ns_per_packet: link_cpu_s * 1e9 / (f.up.packets + f.down.packets).max(1) as f64,
     }

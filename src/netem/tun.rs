@@ -130,6 +130,8 @@ pub struct PumpFigures {
     pub written: u64,
     /// Time since the pump started (the span its counts cover).
     pub elapsed_ns: u64,
+    /// The pump runs at real-time priority (a link that delays or shapes).
+    pub realtime: bool,
     /// How late each packet left against the time the link meant it to (microseconds): the
     /// pump's own delay. At `rtt = 0` it is all the link adds.
     pub late_us: Histogram<u64>,
@@ -142,6 +144,7 @@ impl Default for PumpFigures {
             down: LinkCounts::default(),
             written: 0,
             elapsed_ns: 0,
+            realtime: false,
             late_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
         }
     }
@@ -266,7 +269,16 @@ impl EmulatedLink {
         link.pump = Some(
             std::thread::Builder::new()
                 .name("netem-pump".into())
-                .spawn(move || pump(outer, inner, Link::new(up), Link::new(down), &shared))?,
+                .spawn(move || {
+                    pump(
+                        outer,
+                        inner,
+                        Link::new(up),
+                        Link::new(down),
+                        up.shapes() || down.shapes(),
+                        &shared,
+                    )
+                })?,
         );
         Ok(link)
     }
@@ -423,16 +435,32 @@ impl Direction {
     }
 }
 
-fn pump(outer: OwnedFd, inner: OwnedFd, up: Link, down: Link, shared: &Shared) {
+fn pump(outer: OwnedFd, inner: OwnedFd, up: Link, down: Link, realtime: bool, shared: &Shared) {
     // SAFETY: gettid and prctl have no preconditions; timer slack is this thread's own. A
     // timer slack of 1 ns lets ppoll wake when the next packet is due, not 50 us later.
     unsafe {
         shared.tid.store(libc::gettid(), Ordering::Relaxed);
         libc::prctl(libc::PR_SET_TIMERSLACK, 1);
     }
-    // An ordinary thread, on purpose: at real-time priority (SCHED_FIFO) or nice -10 its own
-    // delay fell (p99 30 us instead of 60 us at rtt 0) but every packet it woke a reader for
-    // preempted that reader, and keep-alive webhooks through it lost a fifth of their rate.
+    // A link that delays or shapes stands for a network, which does not wait for this
+    // machine's CPU: at real-time priority (SCHED_FIFO) it lets packets out on time while
+    // generator and target keep both cores busy (`run wan` on 2 cores: its own delay p99
+    // 0.1-0.4 ms, against 2-5 ms as an ordinary thread). A link that adds nothing (rtt 0, no
+    // bandwidth) has no schedule but "now", and stays an ordinary thread: at real-time
+    // priority every packet it woke a reader for preempted that reader, and keep-alive
+    // webhooks through it lost about a tenth of their rate. It sleeps whenever nothing is
+    // due, so it never holds a core it does not use.
+    if realtime {
+        let fifo = libc::sched_param { sched_priority: 1 };
+        // SAFETY: setting this thread's own scheduling policy; refused without
+        // CAP_SYS_NICE, when it runs as an ordinary thread (and says so in its figures).
+        let got = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &fifo) } == 0;
+        shared
+            .figures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .realtime = got;
+    }
     let (o, i) = (outer.as_raw_fd(), inner.as_raw_fd());
     let mut dirs = [
         Direction {

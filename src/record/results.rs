@@ -202,6 +202,8 @@ pub struct NetworkSummary {
     pub link_late_us: Percentiles,
     /// The link's CPU per packet carried (both ways), ns.
     pub cpu_ns_per_packet: f64,
+    /// The link ran at real-time priority (SCHED_FIFO): it does whenever it delays or shapes.
+    pub realtime: bool,
     /// False when the link could not keep its schedule (p99 lateness past 1 ms): the latency
     /// then says more about the link than about the network it stands for.
     pub kept_schedule: bool,
