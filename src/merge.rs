@@ -280,7 +280,7 @@ fn merge_model(parts: &[&ModelSummary], hists: &BTreeMap<String, Histogram<u64>>
     m.saturation = parts
         .iter()
         .map(|p| p.saturation.clone())
-        .find(|s| s.generator || s.behind)
+        .find(|s| s.generator || s.behind || s.link)
         .unwrap_or_else(|| parts[0].saturation.clone());
     m.saturation.offered_per_s = parts.iter().map(|p| p.saturation.offered_per_s).sum();
     m.saturation.sent_per_s = parts.iter().map(|p| p.saturation.sent_per_s).sum();
@@ -335,6 +335,8 @@ fn merge_model(parts: &[&ModelSummary], hists: &BTreeMap<String, Histogram<u64>>
     if let (Some(t), Some(first)) = (&mut m.tls, parts[0].tls.as_ref()) {
         t.resume = first.resume;
     }
+    let links: Vec<_> = parts.iter().filter_map(|p| p.network.as_ref()).collect();
+    m.network = crate::netem::merged(&links, m.resources.link.map_or(0.0, |l| l.cpu_s));
     m
 }
 

@@ -105,8 +105,50 @@ pub fn summary_of(
         kept_schedule: late.p99 <= LATE_P99_US,
         realtime: f.realtime,
         link_late_us: late,
+        link_late_hist: crate::record::encode_hist(&f.late_us),
         cpu_ns_per_packet: link_cpu_s * 1e9 / (f.up.packets + f.down.packets).max(1) as f64,
     }
+}
+
+/// The `network` entry of shards merged (`merge`): each shard had a link of its own with the
+/// same settings, so counts and rates add up, the busiest bottleneck speaks for utilization,
+/// and the lateness histograms are added (never their percentiles). `link_cpu_s` is the
+/// shards' link CPU together.
+pub fn merged(
+    parts: &[&crate::record::results::NetworkSummary],
+    link_cpu_s: f64,
+) -> Option<crate::record::results::NetworkSummary> {
+    use crate::record::results::{LinkDirection, NetworkSummary};
+    let first = *parts.first()?;
+    let mut late = tun::PumpFigures::default().late_us;
+    for p in parts {
+        if let Ok(h) = crate::record::decode_hist(&p.link_late_hist) {
+            let _ = late.add(&h);
+        }
+    }
+    let direction = |pick: fn(&NetworkSummary) -> &LinkDirection| LinkDirection {
+        packets: parts.iter().map(|p| pick(p).packets).sum(),
+        bytes: parts.iter().map(|p| pick(p).bytes).sum(),
+        lost: parts.iter().map(|p| pick(p).lost).sum(),
+        queue_drops: parts.iter().map(|p| pick(p).queue_drops).sum(),
+        bytes_per_s: parts.iter().map(|p| pick(p).bytes_per_s).sum(),
+        utilization: parts
+            .iter()
+            .map(|p| pick(p).utilization)
+            .fold(0.0, f64::max),
+    };
+    let (up, down) = (direction(|n| &n.up), direction(|n| &n.down));
+    let p = crate::record::Percentiles::of(&late);
+    Some(NetworkSummary {
+        cpu_ns_per_packet: link_cpu_s * 1e9 / (up.packets + down.packets).max(1) as f64,
+        up,
+        down,
+        kept_schedule: p.p99 <= LATE_P99_US,
+        realtime: parts.iter().all(|n| n.realtime),
+        link_late_us: p,
+        link_late_hist: crate::record::encode_hist(&late),
+        ..first.clone()
+    })
 }
 
 /// Ends a model's link (if it had one) and puts what it did into the model's summary: the
@@ -218,5 +260,28 @@ mod tests {
         assert!(link_limit(&late)
             .unwrap()
             .contains("fell behind its own schedule"));
+    }
+
+    #[test]
+    fn shards_merge_by_adding_counts_and_histograms_never_percentiles() {
+        let cfg = NetworkConfig {
+            rtt_ns: 40_000_000,
+            ..Default::default()
+        };
+        // One shard on time (99 packets 10 us late), one with 99 packets 5 ms late: together
+        // half are late, so the merged p99 is 5 ms, whatever the two p99s would average to.
+        let a = summary_of(&cfg, &figures(0, 0, &[10; 99]), 1.0);
+        let b = summary_of(&cfg, &figures(0, 0, &[5_000; 99]), 2.0);
+        let m = merged(&[&a, &b], 3.0).unwrap();
+        assert_eq!(m.rtt_us, 40_000, "settings are not summed");
+        assert_eq!(m.down.packets, 20_000);
+        assert_eq!(m.link_late_us.count, 198);
+        assert!(
+            (4_990..=5_010).contains(&m.link_late_us.p99),
+            "{:?}",
+            m.link_late_us
+        );
+        assert!(!m.kept_schedule);
+        assert!((m.cpu_ns_per_packet - 3e9 / 30_000.0).abs() < 1e-6);
     }
 }

@@ -200,6 +200,10 @@ pub struct NetworkSummary {
     /// How late the link let packets out against its own schedule, us: what it adds beyond
     /// the settings (at `rtt = 0`, all it adds).
     pub link_late_us: Percentiles,
+    /// The same as a histogram (base64 of its V2 deflate encoding), so `merge` adds shards'
+    /// histograms instead of their percentiles.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub link_late_hist: String,
     /// The link's CPU per packet carried (both ways), ns.
     pub cpu_ns_per_packet: f64,
     /// The link ran at real-time priority (SCHED_FIFO): it does whenever it delays or shapes.
