@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use common::pushbench;
 
 use common::scenario;
 use pushbench::capacity::bottleneck::Bottleneck;
@@ -109,14 +108,6 @@ delay = "40ms"
         .join("report.html")
         .is_file());
     assert!(again.stdout.contains("capacity of webhook (pool4)"));
-}
-
-fn pushbench(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pushbench"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("binary runs")
 }
 
 const BOTH: &str = r#"

@@ -3,8 +3,12 @@
 //! distributions those of the union of the shards' histograms, its events and subscribers the
 //! unsharded scenario's; directories that are not one run's shards are refused with exit 2.
 
+mod common;
+
+use common::pushbench;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use pushbench::record::hist::{new_hist, Percentiles};
 use pushbench::record::results::Summary;
@@ -24,14 +28,6 @@ pool = 8
 "webhook.failed" = "== 0"
 "websocket.delivered" = "> 0"
 "#;
-
-fn pushbench(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pushbench"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("pushbench runs")
-}
 
 fn summary(dir: &Path) -> Summary {
     serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()

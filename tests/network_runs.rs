@@ -3,16 +3,12 @@
 //! stop (exit 2) where the process lacks what the link needs. The runs need CAP_NET_ADMIN
 //! (root), /dev/net/tun and `ip`; without them those tests say why and pass without running.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn pushbench(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pushbench"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("binary runs")
-}
+use common::pushbench;
+
+use std::path::Path;
+use std::process::Command;
 
 fn summary(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json");

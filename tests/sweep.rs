@@ -3,8 +3,9 @@
 
 mod common;
 
+use common::pushbench;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use common::scenario;
 use pushbench::overrides::parse_assignment;
@@ -86,14 +87,6 @@ async fn two_values_give_one_row_per_value_per_model_and_the_charts() {
         assert!(again.dir.join(format!("{stem}.png")).is_file(), "{stem}");
     }
     assert!(again.dir.join(&r.rows[0].dir).join("report.html").is_file());
-}
-
-fn pushbench(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pushbench"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("binary runs")
 }
 
 #[test]

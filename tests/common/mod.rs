@@ -6,6 +6,15 @@ use pushbench::run::{run, ProgressMode, RunOptions, RunReport};
 use pushbench::scenario::{parse, Scenario};
 use pushbench::servers::launch::TargetLaunch;
 
+/// Runs this build's binary with `args` in `dir`, as a user at a terminal would.
+pub fn pushbench(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the binary runs")
+}
+
 /// Parses scenario text; `env:` secrets resolve from the test's own table.
 pub fn scenario(src: &str) -> Scenario {
     parse(src, "test", &|name| match name {
