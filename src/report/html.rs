@@ -234,10 +234,26 @@ pub fn verdict(run: &RunData) -> Vec<String> {
             format!("Thresholds failed: {}.", failed.join("; "))
         });
     }
-    out.push(format!(
-        "Generator and targets shared one host ({} cores): compare the models with each other, and check absolute figures against your own deployment.",
-        s.host.cores
-    ));
+    let net = s.models.iter().find_map(|m| m.network.as_ref());
+    out.push(match net {
+        Some(n) => format!(
+            "Generator and targets shared one host ({} cores), the targets behind an emulated network ({}: kernel TCP at both ends, the link's own delay p99 {}): compare the models with each other, and check absolute figures against your own deployment.",
+            s.host.cores,
+            n.settings,
+            crate::units::fmt_us(
+                s.models
+                    .iter()
+                    .filter_map(|m| m.network.as_ref())
+                    .map(|n| n.link_late_us.p99)
+                    .max()
+                    .unwrap_or(0)
+            )
+        ),
+        None => format!(
+            "Generator and targets shared one host ({} cores), on loopback: compare the models with each other, and check absolute figures against your own deployment (a [network] section puts its round trips into the run).",
+            s.host.cores
+        ),
+    });
     out
 }
 
