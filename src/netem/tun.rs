@@ -33,7 +33,20 @@ pub struct LinkAddrs {
     pub control: Ipv4Addr,
 }
 
+/// Extra generator addresses on the shaped path (`198.18.2k.16` to `.47`): each has its own
+/// 28k ephemeral ports per target port, so a fleet can hold more connections across the link
+/// than one address allows.
+pub const SOURCES: u8 = 32;
+
 impl LinkAddrs {
+    /// The generator's extra source addresses on the shaped path.
+    pub fn sources(&self) -> Vec<Ipv4Addr> {
+        let [a, b, c, _] = self.generator.octets();
+        (16..16 + SOURCES)
+            .map(|d| Ipv4Addr::new(a, b, c, d))
+            .collect()
+    }
+
     /// The `k`-th link's addresses (`k` < 128).
     pub fn nth(k: u8) -> Self {
         let (a, b) = (2 * k, 2 * k + 1);
@@ -114,6 +127,31 @@ fn ip(args: &[&str]) -> io::Result<()> {
         Err(io::Error::other(format!(
             "ip {}: {}",
             args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Runs `ip -batch -` on these commands, one per line.
+fn ip_batch(commands: &str) -> io::Result<()> {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(commands.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "ip -batch: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )))
     }
@@ -233,6 +271,12 @@ impl EmulatedLink {
         };
         // The shaped path: a host route each way through the TUN pair.
         ip(&["addr", "add", &format!("{g}/32"), "dev", &outer_name]).map_err(in_use)?;
+        let batch: String = addrs
+            .sources()
+            .iter()
+            .map(|src| format!("addr add {src}/32 dev {outer_name}\n"))
+            .collect();
+        ip_batch(&batch).map_err(in_use)?;
         ip(&["link", "set", &outer_name, "mtu", "1500", "up"])?;
         ip(&["route", "add", &format!("{t}/32"), "dev", &outer_name]).map_err(in_use)?;
         ip(&["-n", &ns, "link", "set", "lo", "up"])?;
@@ -246,12 +290,15 @@ impl EmulatedLink {
             &inner_name,
         ])?;
         ip(&["-n", &ns, "link", "set", &inner_name, "mtu", "1500", "up"])?;
+        // Back to the generator's addresses (its own and the extra sources: the /24 around
+        // them; the target's own address stays local).
+        let [a, b, c, _] = addrs.generator.octets();
         ip(&[
             "-n",
             &ns,
             "route",
             "add",
-            &format!("{g}/32"),
+            &format!("{a}.{b}.{c}.0/24"),
             "dev",
             &inner_name,
         ])?;

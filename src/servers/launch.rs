@@ -417,6 +417,9 @@ pub struct RunningWsServers {
     pub pids: Vec<u32>,
     /// The pump thread of the emulated link they sit behind, to meter as the `link` role.
     pub link_tid: Option<i32>,
+    /// Behind an emulated link: the generator's source addresses on its shaped path (each its
+    /// own ephemeral ports); empty on loopback.
+    pub link_sources: Vec<std::net::IpAddr>,
     handles: Vec<Handle>,
 }
 
@@ -470,6 +473,9 @@ pub fn launch_ws_servers(
         controls: Vec::new(),
         pids: Vec::new(),
         link_tid: net.and_then(EmulatedLink::pump_tid),
+        link_sources: net.map_or_else(Vec::new, |l| {
+            l.addrs.sources().into_iter().map(Into::into).collect()
+        }),
         handles: Vec::new(),
     };
     for _ in 0..processes.max(1) {

@@ -80,6 +80,21 @@ pub fn source_ips(w: u64) -> Vec<IpAddr> {
         .collect()
 }
 
+/// Fleet worker `w`'s share of an emulated link's source addresses: every `workers`-th one,
+/// so workers use addresses of their own while there are enough (one each when there are not).
+pub fn link_share(sources: &[IpAddr], w: u64, workers: u64) -> Vec<IpAddr> {
+    let n = sources.len() as u64;
+    let mine: Vec<IpAddr> = (0..n)
+        .filter(|i| i % workers == w % workers)
+        .map(|i| sources[i as usize])
+        .collect();
+    if mine.is_empty() {
+        vec![sources[(w % n) as usize]]
+    } else {
+        mine
+    }
+}
+
 /// Runs the WebSocket model and returns its summary entry.
 pub async fn run_websocket(
     scenario: &Scenario,
@@ -357,10 +372,11 @@ async fn drive(
             url: url.clone(),
             // Each worker its own loopback source address: its own 28k ephemeral ports.
             // Shards on one machine (a rehearsal) connect from addresses of their own too.
-            source_ips: if loopback {
-                source_ips(w.shard.index + w.shard.count * worker)
-            } else {
-                Vec::new()
+            // Across an emulated link, the link's own source addresses, shared out.
+            source_ips: match servers.map(|s| &s.link_sources) {
+                Some(link) if !link.is_empty() => link_share(link, worker, workers),
+                _ if loopback => source_ips(w.shard.index + w.shard.count * worker),
+                _ => Vec::new(),
             },
             mode: cfg.mode,
             connect_rate_per_sec: connect_rate / workers as f64,
@@ -695,4 +711,27 @@ async fn drive(
     }
     write_percentiles(ctx, cfg.protocol.model(), &metrics)?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_links_source_addresses_are_shared_out_without_overlap_while_they_last() {
+        let sources: Vec<IpAddr> = (16..48u8)
+            .map(|d| IpAddr::V4(Ipv4Addr::new(198, 18, 0, d)))
+            .collect();
+        // Four workers: eight addresses each, none shared, all used.
+        let shares: Vec<Vec<IpAddr>> = (0..4).map(|w| link_share(&sources, w, 4)).collect();
+        let mut all: Vec<IpAddr> = shares.iter().flatten().copied().collect();
+        assert!(shares.iter().all(|s| s.len() == 8));
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 32);
+        // More workers than addresses: one each, every worker has one.
+        for w in 0..40 {
+            assert_eq!(link_share(&sources, w, 40).len(), 1, "worker {w}");
+        }
+    }
 }
