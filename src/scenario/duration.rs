@@ -1,16 +1,33 @@
 //! Human durations in scenario files: `"250ms"`, `"30s"`, `"2m"`, `"1.5h"`, `"500us"`.
 
-/// Parses a duration string into nanoseconds, or says what is wrong with it.
-pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
-    let text = text.trim();
+/// Splits `"250ms"` into `(250.0, "ms")`, or says what is wrong: no unit (`example_units`
+/// shows what to write, e.g. `["s", "ms"]` -> `write e.g. "250s" or "250ms"`), or no number.
+/// Shared by every quantity with a unit in scenario files (durations, rates, sizes).
+pub fn number_and_unit<'a>(
+    text: &'a str,
+    example_units: &[&str],
+) -> Result<(f64, &'a str), String> {
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("`{text}` has no unit; write e.g. \"{text}s\" or \"{text}ms\""))?;
+        .ok_or_else(|| {
+            let examples: Vec<String> = example_units
+                .iter()
+                .map(|u| format!("\"{text}{u}\""))
+                .collect();
+            format!("`{text}` has no unit; write e.g. {}", examples.join(" or "))
+        })?;
     let (number, unit) = text.split_at(split);
     let value: f64 = number
         .parse()
         .map_err(|_| format!("`{text}` does not start with a number"))?;
-    let unit_ns = match unit.trim() {
+    Ok((value, unit.trim()))
+}
+
+/// Parses a duration string into nanoseconds, or says what is wrong with it.
+pub fn parse_duration_ns(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (value, unit) = number_and_unit(text, &["s", "ms"])?;
+    let unit_ns = match unit {
         "ns" => 1.0,
         "us" | "µs" => 1e3,
         "ms" => 1e6,

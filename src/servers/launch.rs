@@ -111,9 +111,21 @@ fn listen_addr(net: Option<&EmulatedLink>) -> SocketAddr {
     SocketAddr::new(ip.into(), 0)
 }
 
-/// The address a target bound to `bound` is reached at over `ip` (its port, the link's address).
-fn behind(bound: SocketAddr, ip: std::net::Ipv4Addr) -> SocketAddr {
-    SocketAddr::new(ip.into(), bound.port())
+/// Where a target that bound `bound` (and `control`, its harness-side port) is reached: as
+/// bound on loopback; behind a link, the same ports at the link's target address and at its
+/// unshaped control address.
+fn placed(
+    net: Option<&EmulatedLink>,
+    bound: SocketAddr,
+    control: SocketAddr,
+) -> (SocketAddr, SocketAddr) {
+    match net {
+        Some(link) => (
+            SocketAddr::new(link.addrs.target.into(), bound.port()),
+            SocketAddr::new(link.addrs.control.into(), control.port()),
+        ),
+        None => (bound, control),
+    }
 }
 
 /// Puts a child into the link's namespace before it runs (its sockets are then the
@@ -210,13 +222,6 @@ pub fn launch_receiver(
     tls: Option<&crate::tls::Identity>,
     net: Option<&EmulatedLink>,
 ) -> Result<RunningTarget, String> {
-    let placed = |bound: SocketAddr| match net {
-        Some(link) => (
-            behind(bound, link.addrs.target),
-            behind(bound, link.addrs.control),
-        ),
-        None => (bound, bound),
-    };
     match launch {
         TargetLaunch::Child(exe) => {
             let mut cmd = Command::new(exe);
@@ -260,13 +265,17 @@ pub fn launch_receiver(
                 .split_once("://")
                 .and_then(|(_, rest)| rest.trim().parse::<SocketAddr>().ok());
             match (&read, addr) {
-                (Ok(_), Some(bound)) => Ok(RunningTarget {
-                    addr: placed(bound).0,
-                    stats_addr: placed(bound).1,
-                    pids: vec![child.id()],
-                    link_tid: net.and_then(EmulatedLink::pump_tid),
-                    handle: Handle::Child(child),
-                }),
+                (Ok(_), Some(bound)) => {
+                    // `/stats` is served on the same listener.
+                    let (addr, stats_addr) = placed(net, bound, bound);
+                    Ok(RunningTarget {
+                        addr,
+                        stats_addr,
+                        pids: vec![child.id()],
+                        link_tid: net.and_then(EmulatedLink::pump_tid),
+                        handle: Handle::Child(child),
+                    })
+                }
                 _ => {
                     let _ = child.kill();
                     let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
@@ -290,7 +299,8 @@ pub fn launch_receiver(
             }
             .map_err(|e| format!("bind: {e}"))?;
             listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-            let (addr, stats_addr) = placed(listener.local_addr().map_err(|e| e.to_string())?);
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            let (addr, stats_addr) = placed(net, bound, bound);
             let key = receiver::key_for(scheme, secret)?;
             let opts = ReceiverOptions {
                 config: cfg.clone(),
@@ -461,13 +471,6 @@ pub fn launch_ws_servers(
         Some(_) => (listen_addr(net), std::net::Ipv4Addr::UNSPECIFIED.into()),
         None => (SocketAddr::new(ip, 0), std::net::Ipv4Addr::LOCALHOST.into()),
     };
-    let placed = |bound: SocketAddr, control: SocketAddr| match net {
-        Some(link) => (
-            behind(bound, link.addrs.target),
-            behind(control, link.addrs.control),
-        ),
-        None => (bound, control),
-    };
     let mut servers = RunningWsServers {
         addr: listen,
         controls: Vec::new(),
@@ -528,7 +531,7 @@ pub fn launch_ws_servers(
                     ));
                 };
                 listen = bound;
-                let (addr, control) = placed(bound, control);
+                let (addr, control) = placed(net, bound, control);
                 servers.addr = addr;
                 servers.controls.push(control);
                 servers.pids.push(child.id());
@@ -580,7 +583,7 @@ pub fn launch_ws_servers(
                     .map_err(|e| e.to_string())?;
                 let (bound, control) = rx.recv().map_err(|e| e.to_string())??;
                 listen = bound;
-                let (addr, control) = placed(bound, control);
+                let (addr, control) = placed(net, bound, control);
                 servers.addr = addr;
                 servers.controls.push(control);
                 servers.handles.push(Handle::InProcess { shutdown, thread });

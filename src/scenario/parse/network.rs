@@ -3,6 +3,7 @@
 //! rates like `"100Mbit"`.
 
 use super::{Cx, Section};
+use crate::scenario::duration::number_and_unit;
 use crate::scenario::NetworkConfig;
 
 /// Reads `[network]`.
@@ -72,14 +73,8 @@ pub(super) fn network(cx: &mut Cx<'_>, s: &mut Section<'_>) -> Option<NetworkCon
 /// `"100Mbit"`, `"1.5Gbit"`, `"500kbit"`, `"12MB/s"` -> bits per second.
 pub fn parse_bits_per_second(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("`{t}` has no unit; write e.g. \"{t}Mbit\""))?;
-    let (number, unit) = t.split_at(split);
-    let v: f64 = number
-        .parse()
-        .map_err(|_| format!("`{t}` does not start with a number"))?;
-    let per_s = match unit.trim() {
+    let (v, unit) = number_and_unit(t, &["Mbit"])?;
+    let per_s = match unit {
         "bit" | "bps" => 1.0,
         "kbit" | "Kbit" => 1e3,
         "Mbit" => 1e6,
@@ -104,14 +99,8 @@ pub fn parse_bits_per_second(text: &str) -> Result<u64, String> {
 /// `"64KiB"`, `"1MiB"`, `"1500B"`, `"100kB"` -> bytes.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("`{t}` has no unit; write e.g. \"{t}KiB\""))?;
-    let (number, unit) = t.split_at(split);
-    let v: f64 = number
-        .parse()
-        .map_err(|_| format!("`{t}` does not start with a number"))?;
-    let scale = match unit.trim() {
+    let (v, unit) = number_and_unit(t, &["KiB"])?;
+    let scale = match unit {
         "B" => 1.0,
         "kB" | "KB" => 1e3,
         "KiB" => 1024.0,
