@@ -14,6 +14,11 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A pool of 2 against a receiver that holds every answer 5 ms: about 400 deliveries/s.
 fn slow_pool(load: &str) -> String {
+    slow_pool_on(load, "keepalive")
+}
+
+/// [`slow_pool`] with its connections kept alive or fresh per attempt.
+fn slow_pool_on(load: &str, connection: &str) -> String {
     format!(
         r#"
 [workload]
@@ -22,6 +27,7 @@ subscribers = 100
 duration = "3s"
 warmup = "1s"
 [webhook]
+connection = "{connection}"
 pool = 2
 workers = 1
 signature = "none"
@@ -65,20 +71,31 @@ fn assert_accounted(report: &RunReport, m: &ModelSummary) {
 #[tokio::test]
 async fn twenty_times_past_capacity_still_delivers_at_capacity_and_counts_the_rest() {
     let _one_at_a_time = SERIAL.lock().await;
-    let (closed, _d1) = run_in_process(&scenario(&slow_pool(r#"shape = "max""#))).await;
+    // Both delivery engines: kept-alive connections on tokio, fresh ones on the epoll loop.
+    for mode in ["keepalive", "fresh"] {
+        past_capacity_on(mode).await;
+    }
+}
+
+async fn past_capacity_on(mode: &str) {
+    let (closed, _d1) = run_in_process(&scenario(&slow_pool_on(r#"shape = "max""#, mode))).await;
     let closed = webhook(&closed).clone();
     let capacity = closed.achieved_rate;
-    assert!(capacity > 50.0, "closed loop delivered: {capacity}/s");
+    assert!(
+        capacity > 50.0,
+        "{mode}: closed loop delivered: {capacity}/s"
+    );
 
     let offered = (capacity * 20.0).round();
-    let (open, _d2) = run_in_process(&scenario(&slow_pool(&format!(
-        "events_per_second = {offered}"
-    ))))
+    let (open, _d2) = run_in_process(&scenario(&slow_pool_on(
+        &format!("events_per_second = {offered}"),
+        mode,
+    )))
     .await;
     let m = webhook(&open);
     assert!(
         m.achieved_rate >= 0.7 * capacity,
-        "offered {offered}/s: achieved {:.0}/s against a closed-loop capacity of {capacity:.0}/s",
+        "{mode}: offered {offered}/s: achieved {:.0}/s against a closed-loop capacity of {capacity:.0}/s",
         m.achieved_rate
     );
     assert!(

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{run_in_process, scenario, webhook};
+use common::{per_connection_mode, run_in_process, scenario, webhook};
 use pushbench::run::RunError;
 use pushbench::scenario::ReceiverConfig;
 use pushbench::servers::launch::{fetch_stats, launch_receiver, TargetLaunch};
@@ -102,8 +102,7 @@ pool = 8
 
 #[tokio::test]
 async fn failures_are_retried_until_every_event_is_delivered() {
-    let s = scenario(
-        r#"
+    let src = r#"
 seed = 3
 [workload]
 events_per_second = 400
@@ -114,22 +113,27 @@ pool = 16
 retry = { attempts = 12, initial = "5ms", max = "50ms", jitter = "full" }
 [webhook.receiver]
 fail_rate = 0.3
-"#,
-    );
-    let (report, _dir) = run_in_process(&s).await;
-    let m = webhook(&report);
-    let r = m.receiver.unwrap();
-    assert_eq!((m.delivered, m.failed), (800, 0), "{m:#?}");
-    assert!(m.retries > 100, "about 30% of attempts fail: {}", m.retries);
-    assert_eq!(
-        m.retries, r.injected_failures,
-        "each injected 503 was retried once"
-    );
-    assert_eq!(m.errors["status_5xx"], m.retries);
-    assert_eq!(
-        r.unique, 800,
-        "retries reuse the id, so nothing is delivered twice"
-    );
+"#;
+    for (mode, s) in per_connection_mode(src) {
+        let (report, _dir) = run_in_process(&s).await;
+        let m = webhook(&report);
+        let r = m.receiver.unwrap();
+        assert_eq!((m.delivered, m.failed), (800, 0), "{mode}: {m:#?}");
+        assert!(
+            m.retries > 100,
+            "{mode}: about 30% of attempts fail: {}",
+            m.retries
+        );
+        assert_eq!(
+            m.retries, r.injected_failures,
+            "each injected 503 was retried once"
+        );
+        assert_eq!(m.errors["status_5xx"], m.retries);
+        assert_eq!(
+            r.unique, 800,
+            "retries reuse the id, so nothing is delivered twice"
+        );
+    }
 }
 
 #[tokio::test]
@@ -245,8 +249,7 @@ async fn a_target_that_dies_mid_run_is_counted_and_the_run_finishes() {
     // The receiver hangs up on every connection from 1.5 s to past the end: deliveries intended
     // before then arrive, the rest fail after their retry, and the run still finishes and
     // writes its results.
-    let s = scenario(
-        r#"
+    let src = r#"
 [workload]
 events_per_second = 200
 duration = "3s"
@@ -256,38 +259,38 @@ timeout = "500ms"
 retry = { attempts = 2, initial = "10ms", max = "10ms" }
 [webhook.receiver]
 outage = { at = "1500ms", for = "10s", mode = "drop" }
-"#,
-    );
-    let (report, _dir) = run_in_process(&s).await;
-    assert!(
-        report.error.is_none(),
-        "a failing target does not abort the run"
-    );
-    let m = webhook(&report);
-    assert_eq!(m.events, 600);
-    assert_eq!(
-        m.delivered + m.failed,
-        600,
-        "every delivery ends delivered or failed"
-    );
-    assert!(
-        (280..=320).contains(&m.delivered),
-        "the first half delivered: {}",
-        m.delivered
-    );
-    let hung_up = m.errors["closed"] + m.errors["reset"];
-    assert!(
-        hung_up >= 2 * m.failed,
-        "each failure tried twice: {:?}",
-        m.errors
-    );
-    assert!(report.dir.join("summary.json").is_file());
+"#;
+    for (mode, s) in per_connection_mode(src) {
+        let (report, _dir) = run_in_process(&s).await;
+        assert!(
+            report.error.is_none(),
+            "{mode}: a failing target does not abort the run"
+        );
+        let m = webhook(&report);
+        assert_eq!(m.events, 600);
+        assert_eq!(
+            m.delivered + m.failed,
+            600,
+            "every delivery ends delivered or failed"
+        );
+        assert!(
+            (280..=320).contains(&m.delivered),
+            "{mode}: the first half delivered: {}",
+            m.delivered
+        );
+        let hung_up = m.errors["closed"] + m.errors["reset"];
+        assert!(
+            hung_up >= 2 * m.failed,
+            "{mode}: each failure tried twice: {:?}",
+            m.errors
+        );
+        assert!(report.dir.join("summary.json").is_file());
+    }
 }
 
 #[tokio::test]
 async fn deliveries_beyond_the_backlog_are_dropped_and_counted_not_queued() {
-    let s = scenario(
-        r#"
+    let src = r#"
 [workload]
 events_per_second = 400
 duration = "1s"
@@ -297,27 +300,27 @@ workers = 1
 max_backlog = 50
 [webhook.receiver]
 delay = "200ms"
-"#,
-    );
-    let (report, _dir) = run_in_process(&s).await;
-    let m = webhook(&report);
-    assert_eq!(m.events, 400);
-    assert!(
-        m.dropped > 250,
-        "2 connections at 5/s each cannot keep up: {}",
-        m.dropped
-    );
-    assert_eq!(m.errors["dropped"], m.dropped);
-    assert_eq!(m.delivered + m.failed, 400);
-    assert!(m.failed >= m.dropped);
+"#;
+    for (mode, s) in per_connection_mode(src) {
+        let (report, _dir) = run_in_process(&s).await;
+        let m = webhook(&report);
+        assert_eq!(m.events, 400);
+        assert!(
+            m.dropped > 250,
+            "{mode}: 2 connections at 5/s each cannot keep up: {}",
+            m.dropped
+        );
+        assert_eq!(m.errors["dropped"], m.dropped);
+        assert_eq!(m.delivered + m.failed, 400);
+        assert!(m.failed >= m.dropped);
+    }
 }
 
 #[tokio::test]
 async fn timeouts_on_a_slow_receiver_cause_duplicates_which_it_counts() {
     // The receiver processes each delivery, then answers after 300 ms; the provider gives up
     // after 100 ms and retries with the same id. Idempotency is what keeps this safe.
-    let s = scenario(
-        r#"
+    let src = r#"
 [workload]
 events_per_second = 20
 duration = "1s"
@@ -326,20 +329,21 @@ timeout = "100ms"
 retry = { attempts = 3, initial = "10ms", max = "10ms" }
 [webhook.receiver]
 delay = "300ms"
-"#,
-    );
-    let (report, _dir) = run_in_process(&s).await;
-    let m = webhook(&report);
-    let r = m.receiver.unwrap();
-    assert_eq!(
-        (m.delivered, m.failed),
-        (0, 20),
-        "the provider saw only timeouts"
-    );
-    assert_eq!(m.errors["timeout"], 60);
-    assert_eq!(r.unique, 20, "yet every event was received");
-    assert_eq!(r.duplicates, 40, "and each retry was a duplicate");
-    assert_eq!(m.duplicates, 40);
+"#;
+    for (mode, s) in per_connection_mode(src) {
+        let (report, _dir) = run_in_process(&s).await;
+        let m = webhook(&report);
+        let r = m.receiver.unwrap();
+        assert_eq!(
+            (m.delivered, m.failed),
+            (0, 20),
+            "{mode}: the provider saw only timeouts"
+        );
+        assert_eq!(m.errors["timeout"], 60, "{mode}");
+        assert_eq!(r.unique, 20, "yet every event was received");
+        assert_eq!(r.duplicates, 40, "{mode}: and each retry was a duplicate");
+        assert_eq!(m.duplicates, 40);
+    }
 }
 
 #[tokio::test]

@@ -18,17 +18,8 @@ use tokio::net::TcpStream;
 
 use crate::record::ErrorKind;
 use crate::tls::ClientTls;
-
-/// What came back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Response {
-    /// HTTP status.
-    pub status: u16,
-    /// Whether the connection may carry another request.
-    pub keep_alive: bool,
-    /// `Retry-After` in its seconds form (the HTTP-date form is ignored).
-    pub retry_after_s: Option<u32>,
-}
+pub use crate::webhook::response::Response;
+use crate::webhook::response::ResponseReader;
 
 /// The socket under a connection.
 enum Stream {
@@ -111,7 +102,7 @@ pub struct Conn {
 }
 
 /// Largest response head accepted.
-const READ_BUF: usize = 8 * 1024;
+pub(super) const READ_BUF: usize = 8 * 1024;
 
 /// Where a connection opened by [`Conn::start`] is in its TCP handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,149 +340,18 @@ impl Conn {
     }
 
     async fn read_response(&mut self) -> Result<Response, ErrorKind> {
-        // Head.
-        let (head_len, status, framing, keep_alive, retry_after_s) = loop {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&self.buf[..self.filled]) {
-                Ok(httparse::Status::Complete(len)) => {
-                    let status = resp.code.unwrap_or(0);
-                    let http11 = resp.version == Some(1);
-                    let mut keep_alive = http11;
-                    let mut framing = Framing::UntilClose;
-                    let mut retry_after_s = None;
-                    for h in resp.headers.iter() {
-                        if h.name.eq_ignore_ascii_case("content-length") {
-                            let len = std::str::from_utf8(h.value)
-                                .ok()
-                                .and_then(|v| v.trim().parse().ok())
-                                .ok_or(ErrorKind::BadResponse)?;
-                            framing = Framing::Length(len);
-                        } else if h.name.eq_ignore_ascii_case("transfer-encoding")
-                            && contains_token(h.value, b"chunked")
-                        {
-                            framing = Framing::Chunked;
-                        } else if h.name.eq_ignore_ascii_case("retry-after") {
-                            retry_after_s = std::str::from_utf8(h.value)
-                                .ok()
-                                .and_then(|v| v.trim().parse().ok());
-                        } else if h.name.eq_ignore_ascii_case("connection") {
-                            if contains_token(h.value, b"close") {
-                                keep_alive = false;
-                            } else if contains_token(h.value, b"keep-alive") {
-                                keep_alive = true;
-                            }
-                        }
-                    }
-                    if status == 204 || status == 304 || (100..200).contains(&status) {
-                        framing = Framing::Length(0);
-                    }
-                    break (len, status, framing, keep_alive, retry_after_s);
-                }
-                Ok(httparse::Status::Partial) => {
-                    if self.fill_more().await? == 0 {
-                        return Err(ErrorKind::Closed);
-                    }
-                }
-                Err(_) => return Err(ErrorKind::BadResponse),
-            }
-        };
-        self.consume(head_len);
-        // Body, discarded.
-        let keep_alive = match framing {
-            Framing::Length(len) => {
-                self.skip(len).await?;
-                keep_alive
-            }
-            Framing::Chunked => {
-                self.skip_chunked().await?;
-                keep_alive
-            }
-            Framing::UntilClose => {
-                loop {
-                    self.filled = 0;
-                    if self.fill_more().await? == 0 {
-                        break;
-                    }
-                }
-                false
-            }
-        };
-        // Informational answers (100 Continue) are followed by the real one.
-        if (100..200).contains(&status) {
-            return Box::pin(self.read_response()).await;
-        }
-        Ok(Response {
-            status,
-            keep_alive,
-            retry_after_s,
-        })
-    }
-
-    async fn skip_chunked(&mut self) -> Result<(), ErrorKind> {
+        let mut reader = ResponseReader::new();
+        let mut eof = false;
         loop {
-            let line_end = self.line().await?;
-            let size_text =
-                std::str::from_utf8(&self.buf[..line_end]).map_err(|_| ErrorKind::BadResponse)?;
-            let size_text = size_text.split(';').next().unwrap_or("").trim();
-            let size = u64::from_str_radix(size_text, 16).map_err(|_| ErrorKind::BadResponse)?;
-            self.consume(line_end + 2);
-            if size == 0 {
-                // Trailers end with an empty line.
-                loop {
-                    let end = self.line().await?;
-                    self.consume(end + 2);
-                    if end == 0 {
-                        return Ok(());
-                    }
-                }
+            let full = self.filled == self.buf.len();
+            let (used, done) = reader.advance(&self.buf[..self.filled], eof, full)?;
+            self.consume(used);
+            if let Some(response) = done {
+                return Ok(response);
             }
-            self.skip(size + 2).await?; // data + CRLF
+            eof = self.fill_more().await? == 0;
         }
     }
-
-    /// Discards `left` bytes of body, reading as needed.
-    async fn skip(&mut self, mut left: u64) -> Result<(), ErrorKind> {
-        loop {
-            let take = left.min(self.filled as u64) as usize;
-            self.consume(take);
-            left -= take as u64;
-            if left == 0 {
-                return Ok(());
-            }
-            if self.fill_more().await? == 0 {
-                return Err(ErrorKind::Closed);
-            }
-        }
-    }
-
-    /// Waits for a CRLF-terminated line; returns its length without the CRLF.
-    async fn line(&mut self) -> Result<usize, ErrorKind> {
-        loop {
-            if let Some(i) = find_crlf(&self.buf[..self.filled]) {
-                return Ok(i);
-            }
-            if self.fill_more().await? == 0 {
-                return Err(ErrorKind::Closed);
-            }
-        }
-    }
-}
-
-enum Framing {
-    Length(u64),
-    Chunked,
-    UntilClose,
-}
-
-fn find_crlf(buf: &[u8]) -> Option<usize> {
-    buf.windows(2).position(|w| w == b"\r\n")
-}
-
-fn contains_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]

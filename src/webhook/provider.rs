@@ -113,17 +113,26 @@ const STOP_GRACE_NS: u64 = 2_000_000_000;
 /// queued or dropped in bulk, so the backlog, the offered count and the drops stay current.
 const BUSY_TICK_NS: u64 = 1_000_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Job {
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Job {
     intended: u64,
     index: u64,
     subscriber: u64,
     attempt: u32,
 }
 
-struct Local {
-    spec: Arc<DeliverySpec>,
-    wall: WallMap,
+/// A delivery counted as out, from [`Local::take_off`] to [`Local::land`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Flight {
+    /// Warm-up or measured.
+    pub phase: usize,
+    slot: usize,
+}
+
+/// A worker's state, shared by its pacer and its slots on the worker's one thread.
+pub(super) struct Local {
+    pub(super) spec: Arc<DeliverySpec>,
+    pub(super) wall: WallMap,
     warmup_end: u64,
     /// First attempts whose intended time has come, oldest first.
     ready: RefCell<VecDeque<Job>>,
@@ -159,7 +168,103 @@ struct Local {
 }
 
 impl Local {
-    fn phase(&self, job: &Job) -> usize {
+    pub(super) fn new(plan: &WorkerPlan) -> Self {
+        let spec = plan.spec.clone();
+        Self {
+            wall: plan.wall,
+            warmup_end: plan.start_mono + plan.warmup_ns,
+            ready: RefCell::new(VecDeque::with_capacity(1024)),
+            retry_ready: RefCell::new(VecDeque::with_capacity(64)),
+            ready_notify: Notify::new(),
+            idle_slots: Cell::new(0),
+            pacer_now: Cell::new(plan.start_mono),
+            retries: RefCell::new(BinaryHeap::with_capacity(256)),
+            pacer_wake: Notify::new(),
+            stats: RefCell::new(IntervalStats::default()),
+            in_flight: [Cell::new(0), Cell::new(0)],
+            in_flight_attempts: RefCell::new([[0; ATTEMPT_SLOTS]; 2]),
+            open_conns: Cell::new(0),
+            peak_conns: Cell::new(0),
+            done: Cell::new(false),
+            stopping: Cell::new(false),
+            max_end: matches!(plan.schedule.shape, Shape::Max)
+                .then_some(plan.start_mono + plan.schedule.total_ns),
+            max_seq: Cell::new(0),
+            worker: plan.worker,
+            workers: plan.workers,
+            subscribers: plan.schedule.subscribers,
+            rng: RefCell::new(SplitMix64::new(
+                spec.seed ^ plan.worker.wrapping_mul(0x5851_F42D),
+            )),
+            spec,
+        }
+    }
+
+    /// Slots with nothing to do, as the pacer sees them (it wakes sooner when one is idle).
+    pub(super) fn set_idle_slots(&self, n: usize) {
+        self.idle_slots.set(n);
+    }
+
+    /// Counts a delivery as out (by phase and by the attempt it is on, so a run cut short
+    /// still counts every delivery's attempts) until [`land`](Self::land).
+    pub(super) fn take_off(&self, job: &Job) -> Flight {
+        let phase = self.phase(job);
+        let slot = (job.attempt as usize + 1).min(ATTEMPT_SLOTS - 1);
+        self.in_flight[phase].set(self.in_flight[phase].get() + 1);
+        self.in_flight_attempts.borrow_mut()[phase][slot] += 1;
+        Flight { phase, slot }
+    }
+
+    pub(super) fn land(&self, flight: Flight) {
+        let Flight { phase, slot } = flight;
+        self.in_flight[phase].set(self.in_flight[phase].get() - 1);
+        self.in_flight_attempts.borrow_mut()[phase][slot] -= 1;
+    }
+
+    /// A connection was opened (for the open and peak counts).
+    pub(super) fn opened(&self) {
+        let open = self.open_conns.get() + 1;
+        self.open_conns.set(open);
+        self.peak_conns.set(self.peak_conns.get().max(open));
+    }
+
+    pub(super) fn closed(&self) {
+        self.open_conns.set(self.open_conns.get() - 1);
+    }
+
+    /// The next delivery a free slot should make: a due retry, then the oldest queued first
+    /// attempt that may still start, then (closed loop) a new one of its own.
+    pub(super) fn take_job(&self) -> Option<Job> {
+        if let Some(job) = self.retry_ready.borrow_mut().pop_front() {
+            return Some(job);
+        }
+        if let Some(job) = take_fresh(self, self.pacer_now.get()) {
+            return Some(job);
+        }
+        let end = self.max_end?;
+        let now = mono_ns();
+        if now >= end || self.stopping.get() {
+            return None;
+        }
+        let seq = self.max_seq.get();
+        self.max_seq.set(seq + 1);
+        let index = seq * self.workers + self.worker;
+        let job = Job {
+            intended: now,
+            index,
+            subscriber: index % self.subscribers,
+            attempt: 0,
+        };
+        self.bump(self.phase(&job), Counter::Offered, 1);
+        Some(job)
+    }
+
+    /// This interval's records.
+    pub(super) fn stats_mut(&self) -> std::cell::RefMut<'_, IntervalStats> {
+        self.stats.borrow_mut()
+    }
+
+    pub(super) fn phase(&self, job: &Job) -> usize {
         if job.intended < self.warmup_end {
             WARMUP
         } else {
@@ -173,43 +278,20 @@ impl Local {
 }
 
 /// Runs one worker on its own thread until its share of the schedule is done (or stopped).
+/// Plaintext fresh connections run on the worker's own epoll loop ([`super::fresh`]); the
+/// rest on a tokio runtime.
 pub fn spawn_worker(plan: WorkerPlan) -> std::io::Result<std::thread::JoinHandle<()>> {
+    if plan.spec.connection == ConnectionMode::Fresh && plan.spec.tls.is_none() {
+        return super::fresh::spawn_worker(plan);
+    }
     crate::local::spawn_local_thread(format!("webhook-{}", plan.worker), move || {
         worker_main(plan)
     })
 }
 
 async fn worker_main(plan: WorkerPlan) {
-    let spec = plan.spec.clone();
-    let local = Rc::new(Local {
-        spec: spec.clone(),
-        wall: plan.wall,
-        warmup_end: plan.start_mono + plan.warmup_ns,
-        ready: RefCell::new(VecDeque::with_capacity(1024)),
-        retry_ready: RefCell::new(VecDeque::with_capacity(64)),
-        ready_notify: Notify::new(),
-        idle_slots: Cell::new(0),
-        pacer_now: Cell::new(plan.start_mono),
-        retries: RefCell::new(BinaryHeap::with_capacity(256)),
-        pacer_wake: Notify::new(),
-        stats: RefCell::new(IntervalStats::default()),
-        in_flight: [Cell::new(0), Cell::new(0)],
-        in_flight_attempts: RefCell::new([[0; ATTEMPT_SLOTS]; 2]),
-        open_conns: Cell::new(0),
-        peak_conns: Cell::new(0),
-        done: Cell::new(false),
-        stopping: Cell::new(false),
-        max_end: matches!(plan.schedule.shape, Shape::Max)
-            .then_some(plan.start_mono + plan.schedule.total_ns),
-        max_seq: Cell::new(0),
-        worker: plan.worker,
-        workers: plan.workers,
-        subscribers: plan.schedule.subscribers,
-        rng: RefCell::new(SplitMix64::new(
-            spec.seed ^ plan.worker.wrapping_mul(0x5851_F42D),
-        )),
-    });
-    for _ in 0..spec.slots_per_worker {
+    let local = Rc::new(Local::new(&plan));
+    for _ in 0..local.spec.slots_per_worker {
         tokio::task::spawn_local(slot(local.clone()));
     }
     pacer(&local, &plan).await;
@@ -217,31 +299,73 @@ async fn worker_main(plan: WorkerPlan) {
 
 async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
     let mut timer = PreciseTimer::new().expect("timerfd");
-    let start = plan.start_mono;
-    let mut deliveries = plan
-        .schedule
-        .deliveries(plan.worker, plan.workers)
-        .peekable();
-    let mut interval = 0u64;
-    let mut next_flush = start + plan.interval_ns;
-    let mut deadline = start + plan.schedule.total_ns + local.spec.drain_ns;
-    let mut stopping = false;
+    let mut pacer = Pacer::new(plan);
     loop {
-        let now = mono_ns();
-        local.pacer_now.set(now);
-        while now >= next_flush {
-            flush(local, plan, interval, false);
-            interval += 1;
-            next_flush += plan.interval_ns;
+        let (pushed, next) = pacer.step(local, plan, mono_ns());
+        let wake = pushed.min(local.idle_slots.get());
+        local.idle_slots.set(local.idle_slots.get() - wake);
+        for _ in 0..wake {
+            local.ready_notify.notify_one();
         }
-        if !stopping && plan.stop.load(Ordering::Relaxed) {
-            stopping = true;
+        let Some(next) = next else { break };
+        tokio::select! {
+            r = timer.sleep_until(next) => r.expect("timerfd wait"),
+            _ = local.pacer_wake.notified() => {}
+        }
+    }
+    local.ready_notify.notify_waiters();
+    pacer.finish(local, plan);
+}
+
+/// The pacer's place in the schedule and in the run, between its wakes.
+pub(super) struct Pacer<'a> {
+    deliveries: std::iter::Peekable<Box<dyn Iterator<Item = crate::schedule::Delivery> + 'a>>,
+    start: u64,
+    interval: u64,
+    next_flush: u64,
+    deadline: u64,
+    stopping: bool,
+}
+
+impl<'a> Pacer<'a> {
+    pub(super) fn new(plan: &'a WorkerPlan) -> Self {
+        let start = plan.start_mono;
+        let deliveries: Box<dyn Iterator<Item = _>> =
+            Box::new(plan.schedule.deliveries(plan.worker, plan.workers));
+        Self {
+            deliveries: deliveries.peekable(),
+            start,
+            interval: 0,
+            next_flush: start + plan.interval_ns,
+            deadline: start + plan.schedule.total_ns + plan.spec.drain_ns,
+            stopping: false,
+        }
+    }
+
+    /// One wake at `now`: hands over finished intervals, notices a stop, queues what is due
+    /// (first attempts and retries) and ends the run at its deadline. Returns how many
+    /// deliveries it queued and when it wants to look again, or `None` once the worker's
+    /// share is done (then call [`finish`](Self::finish)).
+    pub(super) fn step(
+        &mut self,
+        local: &Local,
+        plan: &WorkerPlan,
+        now: u64,
+    ) -> (usize, Option<u64>) {
+        local.pacer_now.set(now);
+        while now >= self.next_flush {
+            flush(local, plan, self.interval, false);
+            self.interval += 1;
+            self.next_flush += plan.interval_ns;
+        }
+        if !self.stopping && plan.stop.load(Ordering::Relaxed) {
+            self.stopping = true;
             local.stopping.set(true);
-            deadline = deadline.min(now + STOP_GRACE_NS);
+            self.deadline = self.deadline.min(now + STOP_GRACE_NS);
         }
         let mut pushed = 0usize;
-        if !stopping {
-            pushed += queue_due(local, &mut deliveries, start, now);
+        if !self.stopping {
+            pushed += queue_due(local, &mut self.deliveries, self.start, now);
         }
         {
             let mut ready = local.retry_ready.borrow_mut();
@@ -252,29 +376,24 @@ async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
                 pushed += 1;
             }
         }
-        let wake = pushed.min(local.idle_slots.get());
-        local.idle_slots.set(local.idle_slots.get() - wake);
-        for _ in 0..wake {
-            local.ready_notify.notify_one();
-        }
         let closed_loop_on = local.max_end.is_some_and(|end| now < end);
-        let exhausted = stopping || (deliveries.peek().is_none() && !closed_loop_on);
+        let exhausted = self.stopping || (self.deliveries.peek().is_none() && !closed_loop_on);
         let idle = local.ready.borrow().is_empty()
             && local.retry_ready.borrow().is_empty()
             && local.retries.borrow().is_empty()
             && local.in_flight.iter().all(|c| c.get() == 0);
         if exhausted && idle {
-            break;
+            return (pushed, None);
         }
-        if now >= deadline {
+        if now >= self.deadline {
             abandon(local);
-            break;
+            return (pushed, None);
         }
-        let mut next = next_flush.min(deadline);
-        if let Some(d) = deliveries.peek() {
+        let mut next = self.next_flush.min(self.deadline);
+        if let Some(d) = self.deliveries.peek() {
             // With every slot busy, a delivery queued at its instant would only wait in the
             // queue: look again in a millisecond (or when a slot goes idle) instead.
-            let due = start + d.intended_ns;
+            let due = self.start + d.intended_ns;
             next = next.min(if local.idle_slots.get() > 0 {
                 due
             } else {
@@ -292,15 +411,14 @@ async fn pacer(local: &Rc<Local>, plan: &WorkerPlan) {
             next = next.min(now + 5_000_000);
         }
         // Never ready at once: the slots on this thread get their turn between wakes.
-        let next = next.max(mono_ns() + MIN_WAKE_GAP_NS);
-        tokio::select! {
-            r = timer.sleep_until(next) => r.expect("timerfd wait"),
-            _ = local.pacer_wake.notified() => {}
-        }
+        (pushed, Some(next.max(mono_ns() + MIN_WAKE_GAP_NS)))
     }
-    local.done.set(true);
-    local.ready_notify.notify_waiters();
-    flush(local, plan, interval, true);
+
+    /// The last hand-over, once [`step`](Self::step) has said the share is done.
+    pub(super) fn finish(&self, local: &Local, plan: &WorkerPlan) {
+        local.done.set(true);
+        flush(local, plan, self.interval, true);
+    }
 }
 
 /// Queues every delivery whose intended time has come. Open loop: one that cannot be queued
@@ -431,30 +549,11 @@ fn flush(local: &Local, plan: &WorkerPlan, interval: u64, last: bool) {
 
 async fn next_job(local: &Local) -> Option<Job> {
     loop {
-        if let Some(job) = local.retry_ready.borrow_mut().pop_front() {
-            return Some(job);
-        }
-        if let Some(job) = take_fresh(local, local.pacer_now.get()) {
+        if let Some(job) = local.take_job() {
             return Some(job);
         }
         if local.done.get() {
             return None;
-        }
-        if let Some(end) = local.max_end {
-            let now = mono_ns();
-            if now < end && !local.stopping.get() {
-                let seq = local.max_seq.get();
-                local.max_seq.set(seq + 1);
-                let index = seq * local.workers + local.worker;
-                let job = Job {
-                    intended: now,
-                    index,
-                    subscriber: index % local.subscribers,
-                    attempt: 0,
-                };
-                local.bump(local.phase(&job), Counter::Offered, 1);
-                return Some(job);
-            }
         }
         if local.idle_slots.get() == 0 {
             // The pacer may be on its busy tick: from now on a due delivery has a taker.
@@ -472,11 +571,7 @@ async fn slot(local: Rc<Local>) {
     let mut request = Vec::with_capacity(spec.payload_bytes + 1024);
     let mut timer = Box::pin(tokio::time::sleep(Duration::from_nanos(spec.timeout_ns)));
     while let Some(job) = next_job(&local).await {
-        let phase = local.phase(&job);
-        // Counted by the attempt it is on (1-based), in case the run ends while it is out.
-        let slot = (job.attempt as usize + 1).min(ATTEMPT_SLOTS - 1);
-        local.in_flight[phase].set(local.in_flight[phase].get() + 1);
-        local.in_flight_attempts.borrow_mut()[phase][slot] += 1;
+        let flight = local.take_off(&job);
         attempt(
             &local,
             &mut link,
@@ -484,16 +579,15 @@ async fn slot(local: Rc<Local>) {
             &mut request,
             &mut timer,
             job,
-            phase,
+            flight.phase,
         )
         .await;
-        local.in_flight[phase].set(local.in_flight[phase].get() - 1);
-        local.in_flight_attempts.borrow_mut()[phase][slot] -= 1;
+        local.land(flight);
     }
     link.close(&local);
 }
 
-fn build_request(
+pub(super) fn build_request(
     spec: &DeliverySpec,
     wall: &WallMap,
     payload: &mut Payload,
@@ -562,7 +656,7 @@ struct Link {
 impl Link {
     fn close(&mut self, local: &Local) {
         if let Some(c) = self.conn.take() {
-            local.open_conns.set(local.open_conns.get() - 1);
+            local.closed();
             self.spare_buf = Some(c.into_buf());
         }
     }
@@ -582,9 +676,7 @@ async fn exchange(
         };
         match started {
             Ok(c) => {
-                let open = local.open_conns.get() + 1;
-                local.open_conns.set(open);
-                local.peak_conns.set(local.peak_conns.get().max(open));
+                local.opened();
                 link.conn = Some(c);
             }
             Err(kind) => {
@@ -619,34 +711,23 @@ async fn attempt(
     job: Job,
     phase: usize,
 ) {
-    let spec = &*local.spec;
-    if spec.gone.is_gone(job.subscriber) {
-        // The endpoint answered 410 before: a provider has disabled it, so nothing is sent.
-        let mut stats = local.stats.borrow_mut();
-        let p = &mut stats.phases[phase];
-        p.bump(Counter::Abandoned, 1);
-        p.record_attempts(job.attempt, 1);
+    let Some(send_ns) = begin_attempt(local, &job, phase) else {
         return;
-    }
-    let send_ns = mono_ns();
-    {
-        let mut stats = local.stats.borrow_mut();
-        let p = &mut stats.phases[phase];
-        p.bump(Counter::Attempts, 1);
-        if job.attempt == 0 {
-            p.bump(Counter::Sent, 1);
-            record_ns(&mut p.lag, job.intended, send_ns);
-            if send_ns.saturating_sub(job.intended) > LATE_NS {
-                p.bump(Counter::LateSends, 1);
-            }
-        }
-    }
-    build_request(spec, &local.wall, payload, request, &job, phase, send_ns);
+    };
+    build_request(
+        &local.spec,
+        &local.wall,
+        payload,
+        request,
+        &job,
+        phase,
+        send_ns,
+    );
     // Deadlines only move later, so resetting the slot's one timer is an atomic store in tokio
     // (no timer-wheel insert and removal per attempt, as a fresh `timeout` would cost).
     timer
         .as_mut()
-        .reset(tokio::time::Instant::now() + Duration::from_nanos(spec.timeout_ns));
+        .reset(tokio::time::Instant::now() + Duration::from_nanos(local.spec.timeout_ns));
     let result = tokio::select! {
         biased;
         r = exchange(local, link, request, phase) => r,
@@ -658,31 +739,78 @@ async fn attempt(
         Some(c) => (c.take_connected(), c.take_handshake()),
         None => (None, None),
     };
-    if connected.is_some() || handshake.is_some() {
-        let mut stats = local.stats.borrow_mut();
-        let p = &mut stats.phases[phase];
-        if let Some((from, to)) = connected {
-            record_ns(&mut p.connect, from, to);
-            p.bump(Counter::Connects, 1);
-        }
-        if let Some(h) = handshake {
-            record_ns(&mut p.tls_handshake, h.from, h.to);
-            p.bump(
-                if h.resumed {
-                    Counter::TlsResumed
-                } else {
-                    Counter::TlsFull
-                },
-                1,
-            );
-        }
-    }
-
-    let keep =
-        matches!(result, Ok(r) if r.keep_alive) && spec.connection == ConnectionMode::KeepAlive;
+    record_setup(local, phase, connected, handshake);
+    let keep = matches!(result, Ok(r) if r.keep_alive)
+        && local.spec.connection == ConnectionMode::KeepAlive;
     if !keep {
         link.close(local);
     }
+    finish_attempt(local, job, phase, send_ns, done_ns, result);
+}
+
+/// Starts an attempt: counts it, and for a first attempt its lag behind the intended time.
+/// Returns the send instant, or `None` for an endpoint that answered 410 before (a provider
+/// has disabled it: nothing is sent, the delivery is abandoned).
+pub(super) fn begin_attempt(local: &Local, job: &Job, phase: usize) -> Option<u64> {
+    let mut stats = local.stats.borrow_mut();
+    let p = &mut stats.phases[phase];
+    if local.spec.gone.is_gone(job.subscriber) {
+        p.bump(Counter::Abandoned, 1);
+        p.record_attempts(job.attempt, 1);
+        return None;
+    }
+    let send_ns = mono_ns();
+    p.bump(Counter::Attempts, 1);
+    if job.attempt == 0 {
+        p.bump(Counter::Sent, 1);
+        record_ns(&mut p.lag, job.intended, send_ns);
+        if send_ns.saturating_sub(job.intended) > LATE_NS {
+            p.bump(Counter::LateSends, 1);
+        }
+    }
+    Some(send_ns)
+}
+
+/// Records a connection that came up during an attempt (from, to in monotonic ns) and its TLS
+/// handshake.
+pub(super) fn record_setup(
+    local: &Local,
+    phase: usize,
+    connected: Option<(u64, u64)>,
+    handshake: Option<crate::webhook::http::Handshake>,
+) {
+    if connected.is_none() && handshake.is_none() {
+        return;
+    }
+    let mut stats = local.stats.borrow_mut();
+    let p = &mut stats.phases[phase];
+    if let Some((from, to)) = connected {
+        record_ns(&mut p.connect, from, to);
+        p.bump(Counter::Connects, 1);
+    }
+    if let Some(h) = handshake {
+        record_ns(&mut p.tls_handshake, h.from, h.to);
+        p.bump(
+            if h.resumed {
+                Counter::TlsResumed
+            } else {
+                Counter::TlsFull
+            },
+            1,
+        );
+    }
+}
+
+/// Ends an attempt with what it got: delivered, abandoned (410), retried later or failed.
+pub(super) fn finish_attempt(
+    local: &Local,
+    job: Job,
+    phase: usize,
+    send_ns: u64,
+    done_ns: u64,
+    result: Result<Response, ErrorKind>,
+) {
+    let spec = &*local.spec;
     let attempts = job.attempt + 1;
     let (error, retry_after_s) = match result {
         Ok(r) if (200..300).contains(&r.status) => {

@@ -24,6 +24,26 @@ pub fn scenario(src: &str) -> Scenario {
     .unwrap_or_else(|p| panic!("bad test scenario: {p:#?}"))
 }
 
+/// The webhook scenario `src` once per connection mode: kept alive (on tokio) and fresh per
+/// attempt (on the worker's own epoll loop), so a test holds for both delivery engines.
+#[allow(dead_code)]
+pub fn per_connection_mode(src: &str) -> [(&'static str, Scenario); 2] {
+    assert!(
+        src.contains("[webhook]\n"),
+        "a [webhook] table to add the mode to"
+    );
+    ["keepalive", "fresh"].map(|mode| {
+        (
+            mode,
+            scenario(&src.replacen(
+                "[webhook]\n",
+                &format!("[webhook]\nconnection = \"{mode}\"\n"),
+                1,
+            )),
+        )
+    })
+}
+
 /// Runs with in-process targets into a temporary directory.
 pub async fn run_in_process(s: &Scenario) -> (RunReport, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
