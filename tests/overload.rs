@@ -71,7 +71,7 @@ fn assert_accounted(report: &RunReport, m: &ModelSummary) {
 #[tokio::test]
 async fn twenty_times_past_capacity_still_delivers_at_capacity_and_counts_the_rest() {
     let _one_at_a_time = SERIAL.lock().await;
-    // Both delivery engines: kept-alive connections on tokio, fresh ones on the epoll loop.
+    // Both ways of holding connections: pacing and dropping must not depend on which.
     for mode in ["keepalive", "fresh"] {
         past_capacity_on(mode).await;
     }

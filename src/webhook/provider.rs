@@ -278,11 +278,11 @@ impl Local {
 }
 
 /// Runs one worker on its own thread until its share of the schedule is done (or stopped).
-/// Plaintext fresh connections run on the worker's own epoll loop ([`super::fresh`]); the
-/// rest on a tokio runtime.
+/// Plaintext deliveries run on the worker's own epoll loop ([`super::plain`]); TLS ones on a
+/// tokio runtime (rustls through tokio-rustls).
 pub fn spawn_worker(plan: WorkerPlan) -> std::io::Result<std::thread::JoinHandle<()>> {
-    if plan.spec.connection == ConnectionMode::Fresh && plan.spec.tls.is_none() {
-        return super::fresh::spawn_worker(plan);
+    if plan.spec.tls.is_none() {
+        return super::plain::spawn_worker(plan);
     }
     crate::local::spawn_local_thread(format!("webhook-{}", plan.worker), move || {
         worker_main(plan)

@@ -1,7 +1,7 @@
 //! Reading an HTTP/1.1 response without doing the I/O: [`ResponseReader`] is fed what has
 //! arrived and says how much of it it used and whether the answer is complete. The tokio
-//! connection ([`super::http::Conn`]) and the hand-written fresh-connection loop
-//! ([`super::fresh`]) read their answers through it, so both frame and judge them alike.
+//! connection ([`super::http::Conn`], for TLS) and the plaintext epoll loop
+//! ([`super::plain`]) read their answers through it, so both frame and judge them alike.
 //!
 //! Bodies are framed by Content-Length, chunked encoding or the connection closing, and are
 //! discarded: only the status matters to a webhook provider. Informational answers (1xx) are

@@ -24,8 +24,8 @@ pub fn scenario(src: &str) -> Scenario {
     .unwrap_or_else(|p| panic!("bad test scenario: {p:#?}"))
 }
 
-/// The webhook scenario `src` once per connection mode: kept alive (on tokio) and fresh per
-/// attempt (on the worker's own epoll loop), so a test holds for both delivery engines.
+/// The webhook scenario `src` once per connection mode, kept alive and fresh per attempt:
+/// the epoll loop's two ways of holding a connection (src/webhook/plain.rs).
 #[allow(dead_code)]
 pub fn per_connection_mode(src: &str) -> [(&'static str, Scenario); 2] {
     assert!(

@@ -1,25 +1,29 @@
-//! Plaintext webhooks on a fresh connection per attempt, on a hand-written epoll loop.
+//! Plaintext webhooks on the worker's own epoll loop, kept-alive or fresh connections.
 //!
 //! A connection that carries one request spends most of its cost in the kernel (connect and
 //! close are three quarters of it on loopback), so what the generator adds around each
 //! connection decides how it compares with wrk. On tokio every socket is registered with the
 //! reactor (an allocation, `epoll_ctl` ADD, and DEL when dropped), set `TCP_NODELAY`, and
 //! woken through a task, a waker and a timer per attempt: about 2.9 us of user time per
-//! request against wrk's 1.3 (perf, 64 connections against nginx on 2 cores). Here the worker
-//! thread blocks in `epoll_pwait2` itself, on its own epoll set: a socket is added once with
-//! the events it still needs (edge-triggered), the request goes out right after `connect`
-//! (on loopback the handshake is over by then), and `close` takes it out of the set.
+//! fresh-connection request against wrk's 1.3 (perf, 64 connections against nginx on 2
+//! cores). Here the worker thread blocks in `epoll_pwait2` itself, on its own epoll set: a
+//! socket is added once, edge-triggered; a fresh one with only the events it still needs and
+//! its request written right after `connect` (on loopback the handshake is over by then), and
+//! `close` takes it out of the set. A kept-alive connection stays in the set between attempts;
+//! one the server hangs up while idle is closed at once, so the next attempt opens a new one
+//! instead of failing on it.
 //!
 //! Only the I/O is its own. Pacing, the queue, drops past `max_wait`, retries, the stop and
 //! the records are the provider's ([`Pacer`], [`Local`], [`begin_attempt`] and
-//! [`finish_attempt`]), and the answer is read by the same [`ResponseReader`] as on tokio, so
-//! both engines count and judge alike.
+//! [`finish_attempt`]), and the answer is read by the same [`ResponseReader`] as the TLS path
+//! on tokio, so both engines count and judge alike.
 
 use std::io;
 use std::os::fd::RawFd;
 
 use crate::clock::mono_ns;
 use crate::record::{Counter, ErrorKind};
+use crate::scenario::ConnectionMode;
 use crate::webhook::http::{Failure, READ_BUF};
 use crate::webhook::payload::Payload;
 use crate::webhook::provider::{
@@ -79,8 +83,14 @@ fn run(plan: WorkerPlan) {
         for ev in &events[..ready] {
             let (i, generation) = ((ev.u64 & 0xffff_ffff) as usize, ev.u64 >> 32);
             let slot = &mut slots[i];
-            if slot.flight.is_none() || slot.generation != generation {
+            if slot.fd < 0 || slot.generation != generation {
                 continue; // a socket this slot has closed since
+            }
+            if slot.flight.is_none() {
+                // A kept-alive connection between attempts: the server hung up (or sent
+                // something unasked). Close it; the next attempt opens a new one.
+                slot.close(&local);
+                continue;
             }
             if let Some(result) = slot.on_ready() {
                 slot.end(&local, result, mono_ns());
@@ -106,9 +116,12 @@ struct Slot {
     job: Job,
     send_ns: u64,
     deadline: u64,
-    /// When the TCP handshake started; once the first byte went out, when it was up.
+    /// When the TCP handshake started; once the first byte went out, when it was up (until
+    /// recorded).
     connect_from: u64,
     connected: Option<(u64, u64)>,
+    /// The connection is known to be up (a byte went out on it).
+    up: bool,
     written: usize,
     request: Vec<u8>,
     payload: Payload,
@@ -131,6 +144,7 @@ impl Slot {
             deadline: 0,
             connect_from: 0,
             connected: None,
+            up: false,
             written: 0,
             request: Vec::with_capacity(spec.payload_bytes + 1024),
             payload: Payload::new(spec.payload_bytes, spec.run_id),
@@ -141,7 +155,7 @@ impl Slot {
         }
     }
 
-    /// Starts `job`'s attempt on a new connection. Returns whether the slot is now busy: not
+    /// Starts `job`'s attempt, on the kept-alive connection or a new one. Returns whether the slot is now busy: not
     /// when the endpoint is gone (nothing to send) or the attempt failed at once (ended here).
     fn start(&mut self, local: &Local, epoll: &Epoll, job: Job) -> bool {
         let flight = local.take_off(&job);
@@ -162,12 +176,17 @@ impl Slot {
         self.job = job;
         self.send_ns = send_ns;
         self.deadline = send_ns + local.spec.timeout_ns;
-        self.connected = None;
         self.written = 0;
         self.filled = 0;
         self.bytes_in = 0;
         self.reader = ResponseReader::new();
-        match self.open(local, epoll) {
+        let opened = if self.fd >= 0 {
+            // Kept alive: in the epoll set already, for reading and writing.
+            self.write().map(|_| ())
+        } else {
+            self.open(local, epoll)
+        };
+        match opened {
             Ok(()) => true,
             Err(failure) => {
                 self.end(local, Err(failure), mono_ns());
@@ -194,7 +213,14 @@ impl Slot {
         }
         self.fd = fd;
         self.generation += 1;
+        self.up = false;
         local.opened();
+        let keep_alive = local.spec.connection == ConnectionMode::KeepAlive;
+        if keep_alive {
+            // Later requests on it go out at once too (Nagle would hold a small one behind an
+            // unacknowledged tail).
+            set_nodelay(fd);
+        }
         // SAFETY: `addr` is a valid socket address of `addr.len()` bytes.
         if unsafe { libc::connect(fd, addr.as_ptr().cast(), addr.len()) } < 0 {
             let e = io::Error::last_os_error();
@@ -206,11 +232,13 @@ impl Slot {
         // connection is unacknowledged yet). One that does not fit the send buffer at once
         // gets it, so its tail never waits for an acknowledgement.
         let sent = self.write()?;
-        if !sent {
+        if !sent && !keep_alive {
             set_nodelay(fd);
         }
         let mut interest = libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET;
-        if !sent {
+        if !sent || keep_alive {
+            // A kept-alive connection may need room for a later request: edge-triggered, it
+            // is told only when room comes back.
             interest |= libc::EPOLLOUT;
         }
         let key = (self.generation << 32) | self.index as u64;
@@ -238,13 +266,12 @@ impl Slot {
                 match e.raw_os_error() {
                     Some(libc::EAGAIN) => return Ok(false),
                     Some(libc::EINTR) => continue,
-                    _ if self.connected.is_none() => {
-                        return Err(Failure::Connect(ErrorKind::from_io(&e)))
-                    }
+                    _ if !self.up => return Err(Failure::Connect(ErrorKind::from_io(&e))),
                     _ => return Err(Failure::Exchange(ErrorKind::from_io(&e))),
                 }
             }
-            if self.connected.is_none() {
+            if !self.up {
+                self.up = true;
                 self.connected = Some((self.connect_from, mono_ns()));
             }
             self.written += n as usize;
@@ -277,18 +304,22 @@ impl Slot {
             self.filled += n as usize;
             self.bytes_in += n as u64;
             let full = self.filled == self.buf.len();
-            match self.reader.advance(&self.buf[..self.filled], n == 0, full) {
+            let (used, done) = match self.reader.advance(&self.buf[..self.filled], n == 0, full) {
+                Ok(step) => step,
                 Err(kind) => return failed(kind),
-                Ok((_, Some(response))) => return Some(Ok(response)),
-                Ok((used, None)) => {
-                    self.buf.copy_within(used..self.filled, 0);
-                    self.filled -= used;
-                }
+            };
+            // What is left after a complete answer was never asked for: `end` does not keep
+            // such a connection.
+            self.buf.copy_within(used..self.filled, 0);
+            self.filled -= used;
+            if let Some(response) = done {
+                return Some(Ok(response));
             }
         }
     }
 
-    /// Ends the attempt: records the connection and the outcome, closes the socket.
+    /// Ends the attempt: records the connection and the outcome; closes the socket unless it
+    /// is kept alive for the next.
     fn end(&mut self, local: &Local, result: Result<Response, Failure>, done_ns: u64) {
         let flight = self.flight.take().expect("an attempt is out");
         let phase = flight.phase;
@@ -303,7 +334,12 @@ impl Slot {
         }
         // Also when the answer then failed or timed out: the connection itself came up.
         record_setup(local, phase, self.connected.take(), None);
-        self.close(local);
+        let keep = matches!(result, Ok(r) if r.keep_alive)
+            && local.spec.connection == ConnectionMode::KeepAlive
+            && self.filled == 0;
+        if !keep {
+            self.close(local);
+        }
         let result = result.map_err(|(Failure::Connect(kind) | Failure::Exchange(kind))| kind);
         finish_attempt(local, self.job, phase, self.send_ns, done_ns, result);
         local.land(flight);
