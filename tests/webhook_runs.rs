@@ -427,3 +427,77 @@ async fn scenario_headers_reach_the_receiver_per_subscriber_and_secrets_stay_out
     let summary = std::fs::read_to_string(dir.path().join("out/summary.json")).unwrap();
     assert!(!summary.contains("acme-secret-tenant"));
 }
+
+/// A receiver that answers each request 204 (keep-alive, by HTTP/1.1's default) and then
+/// hangs up 5 ms later, as a server closing idle connections does. Returns its address and
+/// how many connections it accepted.
+fn hanging_up_receiver() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicU64::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            count.fetch_add(1, Ordering::Relaxed);
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Ok(n) = conn.read(&mut buf) else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                    let body: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    if got.len() >= end + 4 + body {
+                        break;
+                    }
+                }
+                let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\n\r\n");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_the_server_hangs_up_between_deliveries_is_replaced_not_failed() {
+    // One connection, a delivery every 50 ms, and a server that closes each connection 5 ms
+    // after answering: every delivery finds its connection gone. Noticed while idle, it is
+    // replaced before the next attempt, so nothing fails (there are no retries to hide it).
+    let (addr, accepted) = hanging_up_receiver();
+    let s = scenario(&format!(
+        r#"
+[workload]
+events_per_second = 20
+duration = "2s"
+[webhook]
+url = "http://{addr}/hooks/{{subscriber}}"
+signature = "none"
+pool = 1
+retry = {{ attempts = 1 }}
+"#
+    ));
+    let (report, _dir) = run_in_process(&s).await;
+    let m = webhook(&report);
+    assert_eq!((m.delivered, m.failed), (40, 0), "{:?}", m.errors);
+    assert_eq!(m.connections.opened, 40, "a new connection per delivery");
+    assert!(
+        accepted.load(std::sync::atomic::Ordering::Relaxed) >= 40,
+        "the server saw them"
+    );
+}
