@@ -1,6 +1,7 @@
-//! Thread-per-worker runtimes: every hot-path worker (webhook delivery, WebSocket fleet,
-//! controller) is one OS thread running a current-thread tokio runtime and a `LocalSet`, so its
-//! state is `Rc`/`RefCell` and nothing on the hot path is shared or locked.
+//! Thread-per-worker runtimes: every hot-path worker (WebSocket fleet, controller, TLS webhook
+//! delivery) is one OS thread running a current-thread tokio runtime and a `LocalSet`, so its
+//! state is `Rc`/`RefCell` and nothing on the hot path is shared or locked. Plaintext webhook
+//! workers are one OS thread too, on their own epoll loop (`webhook::plain`).
 
 use std::future::Future;
 

@@ -1,13 +1,16 @@
 //! Delivery workers: open-loop pacing, a connection pool, signing and retries.
 //!
-//! Each worker is one OS thread running a current-thread tokio runtime (wrk2's model: a thread
-//! owns its connections and its recorders; nothing is shared across threads but the stop flag and
-//! the report channel). Inside a worker:
+//! Each worker is one OS thread (wrk2's model: a thread owns its connections and its recorders;
+//! nothing is shared across threads but the stop flag and the report channel). Plaintext
+//! workers run their own epoll loop ([`super::plain`]); TLS workers a current-thread tokio
+//! runtime, with the pacer and the slots below as tasks. Both share this module's pacing,
+//! queue, attempt bookkeeping and records. Inside a worker:
 //!
 //! - the **pacer** walks the pure schedule and puts each delivery on the ready queue once its
 //!   intended time has come. It never waits for the target: if every connection is busy the
 //!   queue grows, and the wait shows up in the corrected latency. While a slot is idle it wakes
-//!   at each intended time (a timerfd, so within microseconds); while every slot is busy nobody
+//!   at each intended time (a timerfd, or the epoll loop's nanosecond timeout, so within
+//!   microseconds); while every slot is busy nobody
 //!   could take a delivery sooner, so it wakes once a millisecond and queues (or, past the
 //!   backlog, counts as dropped) the whole overdue span at once. Either way it sleeps at least
 //!   [`MIN_WAKE_GAP_NS`] between wakes, so a generator that is behind never spins through its
