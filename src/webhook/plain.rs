@@ -51,11 +51,23 @@ fn run(plan: WorkerPlan) {
     let mut free: Vec<usize> = (0..n).rev().collect();
     let mut pacer = Pacer::new(&plan);
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; n];
+    // The pacer runs when it asked to (its next intended time, a retry's, the next interval;
+    // once a millisecond while every slot is busy), not at every socket event: past capacity
+    // the overdue span is queued or dropped in bulk, as on tokio.
+    let mut pacer_due = 0;
+    let mut stepped_with_idle = false;
+    // The earliest attempt deadline (every attempt gets the same timeout, so a later start
+    // never moves it earlier than one already out).
+    let mut next_timeout = u64::MAX;
     loop {
-        let now = mono_ns();
-        local.set_idle_slots(free.len());
-        let (_, next) = pacer.step(&local, &plan, now);
-        let Some(mut wake) = next else { break };
+        let mut now = mono_ns();
+        if now >= pacer_due {
+            local.set_idle_slots(free.len());
+            stepped_with_idle = !free.is_empty();
+            let (_, next) = pacer.step(&local, &plan, now);
+            let Some(next) = next else { break };
+            pacer_due = next;
+        }
         let mut starts = 0;
         while starts < STARTS_PER_SLOT * n {
             let Some(&i) = free.last() else { break };
@@ -63,22 +75,38 @@ fn run(plan: WorkerPlan) {
             starts += 1;
             if slots[i].start(&local, &epoll, job) {
                 free.pop();
+                next_timeout = next_timeout.min(slots[i].deadline);
             }
         }
+        let mut wake = pacer_due;
         if starts == STARTS_PER_SLOT * n && !free.is_empty() {
             wake = now; // more to start: come straight back after the sockets
+        } else if !free.is_empty() && !stepped_with_idle {
+            // A slot went idle while the pacer thought them all busy (and so looks only once
+            // a millisecond): let it queue what is due for it now.
+            pacer_due = now;
+            wake = now;
         }
-        for (i, slot) in slots.iter_mut().enumerate() {
-            if slot.flight.is_none() {
-                continue;
-            }
-            if slot.deadline <= now {
-                slot.end(&local, Err(Failure::Exchange(ErrorKind::Timeout)), now);
-                free.push(i);
-            } else {
-                wake = wake.min(slot.deadline);
+        if let Some(due) = local.next_retry_due() {
+            pacer_due = pacer_due.min(due);
+            wake = wake.min(due);
+        }
+        if now >= next_timeout {
+            now = mono_ns();
+            next_timeout = u64::MAX;
+            for (i, slot) in slots.iter_mut().enumerate() {
+                if slot.flight.is_none() {
+                    continue;
+                }
+                if slot.deadline <= now {
+                    slot.end(&local, Err(Failure::Exchange(ErrorKind::Timeout)), now);
+                    free.push(i);
+                } else {
+                    next_timeout = next_timeout.min(slot.deadline);
+                }
             }
         }
+        wake = wake.min(next_timeout);
         let ready = epoll.wait(&mut events, wake.saturating_sub(mono_ns()));
         for ev in &events[..ready] {
             let (i, generation) = ((ev.u64 & 0xffff_ffff) as usize, ev.u64 >> 32);

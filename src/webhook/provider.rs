@@ -262,6 +262,11 @@ impl Local {
         Some(job)
     }
 
+    /// When the earliest waiting retry is due.
+    pub(super) fn next_retry_due(&self) -> Option<u64> {
+        self.retries.borrow().peek().map(|Reverse((due, _))| *due)
+    }
+
     /// This interval's records.
     pub(super) fn stats_mut(&self) -> std::cell::RefMut<'_, IntervalStats> {
         self.stats.borrow_mut()
