@@ -250,7 +250,7 @@ impl Slot {
             set_nodelay(fd);
         }
         // SAFETY: `addr` is a valid socket address of `addr.len()` bytes.
-        if unsafe { libc::connect(fd, addr.as_ptr().cast(), addr.len()) } < 0 {
+        if unsafe { sys::connect(fd, addr.as_ptr().cast(), addr.len()) } < 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EINPROGRESS) {
                 return Err(connect_failed(e));
@@ -282,7 +282,7 @@ impl Slot {
             let rest = &self.request[self.written..];
             // SAFETY: `rest` is valid for `rest.len()` bytes.
             let n = unsafe {
-                libc::send(
+                sys::send(
                     self.fd,
                     rest.as_ptr().cast(),
                     rest.len(),
@@ -320,7 +320,7 @@ impl Slot {
             let into = &mut self.buf[self.filled..];
             // SAFETY: `into` is valid for `into.len()` bytes, which is never 0 here (a full
             // buffer that the reader could not use is a bad answer, below).
-            let n = unsafe { libc::recv(self.fd, into.as_mut_ptr().cast(), into.len(), 0) };
+            let n = unsafe { sys::recv(self.fd, into.as_mut_ptr().cast(), into.len()) };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 match e.raw_os_error() {
@@ -377,7 +377,7 @@ impl Slot {
     fn close(&mut self, local: &Local) {
         if self.fd >= 0 {
             // SAFETY: the slot owns `fd` and forgets it here.
-            unsafe { libc::close(self.fd) };
+            unsafe { sys::close(self.fd) };
             self.fd = -1;
             local.closed();
         }
@@ -469,5 +469,58 @@ impl Drop for Epoll {
     fn drop(&mut self) {
         // SAFETY: owned since `new`.
         unsafe { libc::close(self.fd) };
+    }
+}
+
+/// The per-request system calls, made directly. glibc's `connect`, `send`, `recv` and
+/// `close` are thread-cancellation points, and each call switches asynchronous cancellation
+/// on and off around the system call: 1.6% of the generator's time at 180k requests/s (perf).
+/// Nothing here is ever cancelled. Each returns what the system call does (-1 and `errno` on
+/// failure), as the libc function would; integer arguments go as `long`, as the kernel takes
+/// them.
+mod sys {
+    use libc::{c_int, c_long, c_void, size_t, sockaddr, socklen_t, ssize_t};
+
+    /// # Safety
+    /// `addr` is valid for `len` bytes.
+    pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+        libc::syscall(libc::SYS_connect, fd as c_long, addr, len as c_long) as c_int
+    }
+
+    /// # Safety
+    /// `buf` is valid for `len` bytes.
+    pub unsafe fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
+        let none: *const sockaddr = std::ptr::null();
+        libc::syscall(
+            libc::SYS_sendto,
+            fd as c_long,
+            buf,
+            len,
+            flags as c_long,
+            none,
+            0 as c_long,
+        ) as ssize_t
+    }
+
+    /// # Safety
+    /// `buf` is valid for writing `len` bytes.
+    pub unsafe fn recv(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t {
+        let none: *mut sockaddr = std::ptr::null_mut();
+        let no_len: *mut socklen_t = std::ptr::null_mut();
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd as c_long,
+            buf,
+            len,
+            0 as c_long,
+            none,
+            no_len,
+        ) as ssize_t
+    }
+
+    /// # Safety
+    /// The caller owns `fd` and forgets it.
+    pub unsafe fn close(fd: c_int) -> c_int {
+        libc::syscall(libc::SYS_close, fd as c_long) as c_int
     }
 }
