@@ -429,9 +429,11 @@ async fn scenario_headers_reach_the_receiver_per_subscriber_and_secrets_stay_out
 }
 
 /// A receiver that answers each request 204 (keep-alive, by HTTP/1.1's default) and then
-/// hangs up 5 ms later, as a server closing idle connections does. Returns its address and
+/// hangs up `after` that, as a server closing idle connections does. Returns its address and
 /// how many connections it accepted.
-fn hanging_up_receiver() -> (
+fn hanging_up_receiver(
+    after: std::time::Duration,
+) -> (
     std::net::SocketAddr,
     std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) {
@@ -467,7 +469,7 @@ fn hanging_up_receiver() -> (
                     }
                 }
                 let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\n\r\n");
-                std::thread::sleep(std::time::Duration::from_millis(5));
+                std::thread::sleep(after);
             });
         }
     });
@@ -479,7 +481,7 @@ async fn a_kept_alive_connection_the_server_hangs_up_between_deliveries_is_repla
     // One connection, a delivery every 50 ms, and a server that closes each connection 5 ms
     // after answering: every delivery finds its connection gone. Noticed while idle, it is
     // replaced before the next attempt, so nothing fails (there are no retries to hide it).
-    let (addr, accepted) = hanging_up_receiver();
+    let (addr, accepted) = hanging_up_receiver(std::time::Duration::from_millis(5));
     let s = scenario(&format!(
         r#"
 [workload]
@@ -499,5 +501,49 @@ retry = {{ attempts = 1 }}
     assert!(
         accepted.load(std::sync::atomic::Ordering::Relaxed) >= 40,
         "the server saw them"
+    );
+}
+
+/// TCP sockets in TIME_WAIT from this host's side towards `port` on loopback (IPv4).
+fn time_waits_towards(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let remote = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[2] == remote && f[3] == "06"
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn fresh_connections_let_the_server_close_first_so_no_port_is_left_in_time_wait() {
+    // The server closes 0.5 ms after its answer. A client that closed first would keep each
+    // of its ports in TIME_WAIT for a minute (a remote receiver at a few thousand connections
+    // per second exhausts the ephemeral range that way); waiting for the server's close
+    // leaves the TIME_WAIT with the server.
+    let (addr, _) = hanging_up_receiver(std::time::Duration::from_micros(500));
+    let s = scenario(&format!(
+        r#"
+[workload]
+events_per_second = 100
+duration = "1s"
+[webhook]
+url = "http://{addr}/hooks/{{subscriber}}"
+signature = "none"
+connection = "fresh"
+pool = 4
+retry = {{ attempts = 1 }}
+"#
+    ));
+    let (report, _dir) = run_in_process(&s).await;
+    let m = webhook(&report);
+    assert_eq!((m.delivered, m.failed), (100, 0), "{:?}", m.errors);
+    let ours = time_waits_towards(addr.port());
+    assert!(
+        ours <= 10,
+        "{ours} of 100 connections closed by the generator first (TIME_WAIT on its ports)"
     );
 }

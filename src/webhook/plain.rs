@@ -9,7 +9,8 @@
 //! cores). Here the worker thread blocks in `epoll_pwait2` itself, on its own epoll set: a
 //! socket is added once, edge-triggered; a fresh one with only the events it still needs and
 //! its request written right after `connect` (on loopback the handshake is over by then), and
-//! `close` takes it out of the set. A kept-alive connection stays in the set between attempts;
+//! `close` takes it out of the set, after the server has closed its side (see [`LINGER_NS`]).
+//! A kept-alive connection stays in the set between attempts;
 //! one the server hangs up while idle is closed at once, so the next attempt opens a new one
 //! instead of failing on it.
 //!
@@ -42,6 +43,14 @@ pub fn spawn_worker(plan: WorkerPlan) -> io::Result<std::thread::JoinHandle<()>>
 /// Starts per turn of the loop, per slot: a target that refuses every connection at once
 /// must not keep the loop from its pacer (interval hand-overs, the stop).
 const STARTS_PER_SLOT: usize = 4;
+
+/// How long a fresh connection's slot waits for the server to close first after its answer.
+/// The server's close ends the exchange (RFC 9112 9.6), and then the TIME_WAIT state is the
+/// server's: a generator that closes first keeps every port it used in TIME_WAIT for a
+/// minute, which against a remote receiver (no `tcp_tw_reuse` off loopback) runs out of the
+/// 28k ephemeral ports within seconds at a few thousand connections per second. A server that
+/// has not closed by then is closed on.
+const LINGER_NS: u64 = 2_000_000;
 
 fn run(plan: WorkerPlan) {
     let local = Local::new(&plan);
@@ -95,12 +104,17 @@ fn run(plan: WorkerPlan) {
             now = mono_ns();
             next_timeout = u64::MAX;
             for (i, slot) in slots.iter_mut().enumerate() {
-                if slot.flight.is_none() {
+                if slot.flight.is_none() && !slot.lingering {
                     continue;
                 }
                 if slot.deadline <= now {
-                    slot.end(&local, Err(Failure::Exchange(ErrorKind::Timeout)), now);
-                    free.push(i);
+                    if slot.lingering {
+                        slot.lingering = false;
+                        slot.close(&local);
+                        free.push(i);
+                    } else if slot.end(&local, Err(Failure::Exchange(ErrorKind::Timeout)), now) {
+                        free.push(i);
+                    }
                 } else {
                     next_timeout = next_timeout.min(slot.deadline);
                 }
@@ -118,11 +132,21 @@ fn run(plan: WorkerPlan) {
                 // A kept-alive connection between attempts: the server hung up (or sent
                 // something unasked). Close it; the next attempt opens a new one.
                 slot.close(&local);
+                if std::mem::take(&mut slot.lingering) {
+                    free.push(i);
+                }
                 continue;
             }
+            // Reported with the events as they stood: a close after this report is an event
+            // of its own.
+            slot.eof |= ev.events & libc::EPOLLRDHUP as u32 != 0;
             if let Some(result) = slot.on_ready() {
-                slot.end(&local, result, mono_ns());
-                free.push(i);
+                let now = mono_ns();
+                if slot.end(&local, result, now) {
+                    free.push(i);
+                } else {
+                    next_timeout = next_timeout.min(slot.deadline);
+                }
             }
         }
     }
@@ -150,6 +174,11 @@ struct Slot {
     connected: Option<(u64, u64)>,
     /// The connection is known to be up (a byte went out on it).
     up: bool,
+    /// The peer has closed its side (a read returned 0).
+    eof: bool,
+    /// The answer is in, the attempt ended; the slot waits for the server's close (until
+    /// `deadline`) before closing its side.
+    lingering: bool,
     written: usize,
     request: Vec<u8>,
     payload: Payload,
@@ -173,6 +202,8 @@ impl Slot {
             connect_from: 0,
             connected: None,
             up: false,
+            eof: false,
+            lingering: false,
             written: 0,
             request: Vec::with_capacity(spec.payload_bytes + 1024),
             payload: Payload::new(spec.payload_bytes, spec.run_id),
@@ -207,6 +238,7 @@ impl Slot {
         self.written = 0;
         self.filled = 0;
         self.bytes_in = 0;
+        self.eof = false;
         self.reader = ResponseReader::new();
         let opened = if self.fd >= 0 {
             // Kept alive: in the epoll set already, for reading and writing.
@@ -217,6 +249,7 @@ impl Slot {
         match opened {
             Ok(()) => true,
             Err(failure) => {
+                // Failed: never lingers, so the slot is free.
                 self.end(local, Err(failure), mono_ns());
                 false
             }
@@ -331,6 +364,7 @@ impl Slot {
             }
             self.filled += n as usize;
             self.bytes_in += n as u64;
+            self.eof |= n == 0;
             let full = self.filled == self.buf.len();
             let (used, done) = match self.reader.advance(&self.buf[..self.filled], n == 0, full) {
                 Ok(step) => step,
@@ -348,7 +382,8 @@ impl Slot {
 
     /// Ends the attempt: records the connection and the outcome; closes the socket unless it
     /// is kept alive for the next.
-    fn end(&mut self, local: &Local, result: Result<Response, Failure>, done_ns: u64) {
+    /// Returns whether the slot is free now (else it lingers for the server's close).
+    fn end(&mut self, local: &Local, result: Result<Response, Failure>, done_ns: u64) -> bool {
         let flight = self.flight.take().expect("an attempt is out");
         let phase = flight.phase;
         {
@@ -365,12 +400,17 @@ impl Slot {
         let keep = matches!(result, Ok(r) if r.keep_alive)
             && local.spec.connection == ConnectionMode::KeepAlive
             && self.filled == 0;
-        if !keep {
+        let linger = !keep && result.is_ok() && !self.eof;
+        if linger {
+            self.lingering = true;
+            self.deadline = done_ns + LINGER_NS;
+        } else if !keep {
             self.close(local);
         }
         let result = result.map_err(|(Failure::Connect(kind) | Failure::Exchange(kind))| kind);
         finish_attempt(local, self.job, phase, self.send_ns, done_ns, result);
         local.land(flight);
+        !linger
     }
 
     /// Closes the socket, which also takes it out of the epoll set.
