@@ -635,9 +635,11 @@ fn an_interrupted_websocket_run_reports_its_send_rate_over_the_time_it_ran() {
     let sent_per_s = summary["models"][0]["saturation"]["sent_per_s"]
         .as_f64()
         .unwrap();
-    // Over the seconds it ran, not the 60 s it was scheduled for (that would read ~10/s).
+    // Over the seconds it ran, not the 60 s it was scheduled for (that would read ~10/s). A
+    // run stopped a second or two in may read above 200/s: the events intended during the
+    // connection ramp go out together after it (CI saw 273/s).
     assert!(
-        (120.0..=260.0).contains(&sent_per_s),
+        (120.0..=400.0).contains(&sent_per_s),
         "sent per second: {sent_per_s}"
     );
 }
